@@ -1,0 +1,42 @@
+"""``dimensionx`` command line: one subcommand per stage, each registered by its stage package."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .directors import cli as directors_cli
+from .errors import DimensionXError
+
+STAGES = (directors_cli,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dimensionx",
+        description="Create 3D and 4D scenes from a single image with decoupled video diffusion.",
+    )
+    parser.add_argument("--version", action="version", version=f"dimensionx {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for stage in STAGES:
+        stage.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except DimensionXError as exc:
+        print(f"dimensionx {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dimensionx {args.command}: interrupted; no partial output was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

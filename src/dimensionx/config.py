@@ -1,0 +1,74 @@
+"""Stage configs: one dataclass per stage, loadable from YAML (``configs/``) or a JSON sidecar.
+
+Precedence, lowest first: the dataclass defaults, the ``--config`` file, the CLI flags.
+A JSON sidecar written by a stage holds its settings under ``"config"``, so passing the
+sidecar back as ``--config`` reproduces the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import DimensionXError
+
+T = TypeVar("T")
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> T:
+    """Builds a ``cls`` instance from its defaults, an optional YAML/JSON file and overrides.
+
+    Overrides whose value is ``None`` are ignored, so unset CLI flags do not mask the file.
+    """
+    layers = [OmegaConf.structured(cls)]
+    if path is not None:
+        layers.append(_read_file(cls, Path(path)))
+    if overrides:
+        layers.append(OmegaConf.create({k: v for k, v in overrides.items() if v is not None}))
+    try:
+        merged = OmegaConf.merge(*layers)
+    except OmegaConfBaseException as exc:
+        known = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise DimensionXError(
+            f"invalid setting for {cls.__name__}{f' in {path}' if path else ''}: {exc.msg if hasattr(exc, 'msg') else exc}. "
+            f"Known settings: {known}."
+        ) from None
+    return OmegaConf.to_object(merged)
+
+
+def _read_file(cls: type, path: Path):
+    if not path.is_file():
+        raise DimensionXError(f"config file {path} does not exist: pass a YAML file from configs/ or a JSON sidecar")
+    try:
+        data = OmegaConf.load(path)
+    except Exception as exc:  # YAML and JSON parse errors have many types
+        raise DimensionXError(f"config file {path} is not valid YAML/JSON: {exc}") from None
+    if "config" in data and isinstance(data["config"], Mapping):
+        data = data["config"]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data.keys()) - names)
+    if unknown:
+        raise DimensionXError(
+            f"config file {path} has settings that {cls.__name__} does not know: {', '.join(map(str, unknown))}. "
+            f"Known settings: {', '.join(sorted(names))}."
+        )
+    return data
+
+
+def config_to_dict(config: Any) -> dict:
+    """Plain-JSON view of a stage config (paths as strings)."""
+    return json_ready(dataclasses.asdict(config))
+
+
+def json_ready(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,255 @@
+"""Camera-controlled video: CogVideoX-5B-I2V with S-/T-Director LoRAs fused in.
+
+``generate_video`` is the whole stage, top to bottom:
+
+1. check every input (image, motion, files, output path) before any model loads;
+2. resolve the base model and the director LoRA files;
+3. load the diffusers pipeline with the original sampler (DPM, trailing timesteps);
+4. fuse the directors into the transformer and check every tensor landed;
+5. fit the photo to the model's size;
+6. denoise (50 steps, guidance 6, dynamic CFG by default) from a seeded CPU generator;
+7. decode and write the mp4 and its JSON sidecar atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import config_to_dict
+from ..errors import DimensionXError
+from ..media import check_writable, write_json, write_video
+from ..models import DEFAULT_MODEL, ResolvedModel, resolve_model
+from .image import FITS, fit_image, load_image
+from .lora import LoraFile, fuse_directors, read_lora, restore_weights, snapshot_weights
+from .registry import get_director
+from .weights import find_director_file
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+@dataclasses.dataclass
+class VideoConfig:
+    """Every knob of ``dimensionx video``; defaults are the original DimensionX settings."""
+
+    image: str | None = None  # input photo (any format Pillow opens)
+    prompt: str = ""  # caption of the photo; a VLM caption works best
+    motion: str | None = None  # "orbit_left", "orbit_left:0.7,z_zoom_in:0.3", or "none" for the base model
+    lora: str | None = None  # a LoRA file: replaces --motion's file, or alone is an unnamed director
+    lora_dir: str | None = None  # folder searched for director files by name
+    lora_scale: float | None = None  # multiplier of B @ A; None means 1 / rank (1/256 for official files)
+    model: str = DEFAULT_MODEL  # hub id, local diffusers folder, or "tiny"
+    steps: int = 50  # denoising steps
+    guidance: float = 6.0  # classifier-free guidance scale
+    dynamic_cfg: bool = True  # cosine-scheduled guidance, as the original
+    frames: int = 49  # output frames; 4k + 1
+    fps: int = 8  # frames per second of the mp4
+    seed: int = 42  # seed of the initial noise (CPU generator: same on every device)
+    fit: str = "crop"  # "crop" (centre crop) or "pad" (letterbox) to the model's aspect
+    out: str | None = None  # output mp4; default outputs/<image>_<motion>.mp4
+    overwrite: bool = False  # replace an existing output
+    batch: str | None = None  # file of lines `image@@prompt[@@motion]`, one video each
+    device: str = "auto"  # "auto", "cuda", "cuda:1", "cpu"
+    dtype: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32"
+
+
+@dataclasses.dataclass
+class DirectorChoice:
+    name: str  # registry name, or "custom:<file stem>" for an unnamed --lora
+    weight: float
+    lora: LoraFile
+
+
+def parse_motion(motion: str) -> list[tuple[str, float]]:
+    """``"orbit_left:0.7,z_zoom_in:0.3"`` -> ``[("orbit_left", 0.7), ("z_zoom_in", 0.3)]``."""
+    parts = []
+    for item in motion.split(","):
+        name, _, weight = item.strip().partition(":")
+        try:
+            parts.append((name.strip(), float(weight) if weight else 1.0))
+        except ValueError:
+            raise DimensionXError(f"--motion {motion!r}: weight {weight!r} of {name} is not a number (write name:0.5)") from None
+    return parts
+
+
+def resolve_directors(config: VideoConfig, tiny: bool) -> list[DirectorChoice]:
+    """The LoRA files the config asks for, read and validated (no model needed)."""
+    if config.motion is None and config.lora is None:
+        raise DimensionXError("no director chosen: pass --motion NAME (see `dimensionx motions`), --lora FILE, or --motion none for the base model")
+    if config.motion in (None, "none"):
+        if config.lora is None:
+            return []
+        return [DirectorChoice(f"custom:{Path(config.lora).stem}", 1.0, read_lora(config.lora))]
+    wanted = parse_motion(config.motion)
+    if config.lora is not None and len(wanted) != 1:
+        raise DimensionXError("--lora replaces the file of one director: with several --motion entries, put the files in a folder and pass --lora-dir")
+    choices = []
+    for name, weight in wanted:
+        director = get_director(name)
+        path = config.lora or find_director_file(director, config.lora_dir, tiny=tiny)
+        choices.append(DirectorChoice(name, weight, read_lora(path)))
+    return choices
+
+
+def check_inputs(config: VideoConfig) -> None:
+    if config.image is None:
+        raise DimensionXError("no input image: pass IMAGE (or --batch FILE)")
+    if config.frames < 1 or (config.frames - 1) % 4:
+        raise DimensionXError(f"--frames {config.frames}: CogVideoX makes 4k+1 frames (the VAE packs 4 frames in one latent): use e.g. 49")
+    if config.steps < 1:
+        raise DimensionXError(f"--steps {config.steps}: use at least 1 (50 is the original setting)")
+    if config.fps <= 0:
+        raise DimensionXError(f"--fps {config.fps}: frames per second must be positive")
+    if config.fit not in FITS:
+        raise DimensionXError(f"--fit {config.fit!r} is unknown: use one of {', '.join(FITS)}")
+    if config.dtype != "auto" and config.dtype not in DTYPES:
+        raise DimensionXError(f"--dtype {config.dtype!r} is unknown: use auto, {', '.join(DTYPES)}")
+    out = output_path(config)
+    check_writable(out, config.overwrite)
+    check_writable(out.with_suffix(".json"), config.overwrite)
+
+
+def output_path(config: VideoConfig) -> Path:
+    if config.out:
+        return Path(config.out)
+    motion = (config.motion or "custom").replace(":", "").replace(",", "+")
+    return Path("outputs") / f"{Path(config.image).stem}_{motion}.mp4"
+
+
+def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DimensionXError(f"--device {device} but this machine has no CUDA GPU visible to PyTorch: use --device cpu (slow; --model tiny for a smoke run)")
+    resolved = torch.device(device)
+    if dtype == "auto":
+        return resolved, torch.bfloat16 if resolved.type == "cuda" else torch.float32
+    return resolved, DTYPES[dtype]
+
+
+class DirectorVideoGenerator:
+    """A loaded pipeline that renders videos with a set of fused directors; reused across a batch."""
+
+    def __init__(self, model: ResolvedModel, device: torch.device, dtype: torch.dtype):
+        from diffusers import CogVideoXDPMScheduler, CogVideoXImageToVideoPipeline
+
+        self.model, self.device, self.dtype = model, device, dtype
+        start = time.perf_counter()
+        try:
+            self.pipe = CogVideoXImageToVideoPipeline.from_pretrained(model.path, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise DimensionXError(f"--model {model.id} ({model.path}) could not be loaded as CogVideoX image-to-video: {exc}") from None
+        self.pipe.scheduler = CogVideoXDPMScheduler.from_config(self.pipe.scheduler.config, timestep_spacing="trailing")
+        self.pipe.to(device)
+        self.load_seconds = time.perf_counter() - start
+        self.directors: list[DirectorChoice] = []
+        self.multipliers: list[float] = []
+        self._original: dict[str, torch.Tensor] = {}
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) in pixels that the transformer was built for."""
+        config, stride = self.pipe.transformer.config, self.pipe.vae_scale_factor_spatial
+        return config.sample_height * stride, config.sample_width * stride
+
+    def set_directors(self, directors: list[DirectorChoice], scale: float | None) -> float:
+        """Fuses ``directors`` (undoing any earlier set exactly); returns seconds spent."""
+        start = time.perf_counter()
+        key = [(d.lora.sha256, d.weight) for d in directors]
+        if key == [(d.lora.sha256, d.weight) for d in self.directors] and self.directors:
+            return 0.0
+        restore_weights(self.pipe.transformer, self._original)
+        self._original = snapshot_weights(self.pipe.transformer, [d.lora for d in directors])
+        self.multipliers = fuse_directors(self.pipe, [(d.lora, d.weight) for d in directors], scale) if directors else []
+        self.directors = directors
+        return time.perf_counter() - start
+
+    @torch.no_grad()
+    def __call__(self, image, prompt: str, config: VideoConfig) -> tuple[np.ndarray, dict]:
+        """Returns ([T, H, W, 3] uint8 frames, seconds per phase)."""
+        height, width = self.size
+        start = time.perf_counter()
+        latents = self.pipe(
+            image=image,
+            prompt=prompt,
+            height=height,
+            width=width,
+            num_frames=config.frames,
+            num_inference_steps=config.steps,
+            guidance_scale=config.guidance,
+            use_dynamic_cfg=config.dynamic_cfg,
+            generator=torch.Generator("cpu").manual_seed(config.seed),
+            output_type="latent",
+        ).frames  # [1, F_latent, C, H/8, W/8]
+        denoise = time.perf_counter() - start
+        video = self.pipe.decode_latents(latents)  # [1, 3, T, H, W] in [-1, 1]
+        frames = self.pipe.video_processor.postprocess_video(video, output_type="np")[0]  # [T, H, W, 3] in [0, 1]
+        decode = time.perf_counter() - start - denoise
+        return (np.clip(frames * 255.0, 0, 255) + 0.5).astype(np.uint8), {"denoise": denoise, "decode": decode}
+
+
+def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None = None) -> Path:
+    """Renders one video per ``config``; writes ``out`` (mp4) and its JSON sidecar. Returns the mp4 path."""
+    # 1. Check inputs before anything heavy.
+    check_inputs(config)
+    photo = load_image(config.image)
+    # 2. Resolve the model and the directors' files.
+    model = generator.model if generator else resolve_model(config.model)
+    directors = resolve_directors(config, tiny=model.tiny)
+    # 3. Load the pipeline.
+    if generator is None:
+        device, dtype = resolve_device(config.device, config.dtype)
+        generator = DirectorVideoGenerator(model, device, dtype)
+    # 4. Fuse the directors.
+    fuse_seconds = generator.set_directors(directors, config.lora_scale)
+    # 5. Fit the photo to the model.
+    height, width = generator.size
+    image = fit_image(photo, width, height, config.fit)
+    # 6-7. Denoise and decode.
+    frames, seconds = generator(image, config.prompt, config)
+    # 8. Write the video and its sidecar.
+    out = output_path(config)
+    write_video(frames, out, config.fps)
+    write_json(_sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds}), out.with_suffix(".json"))
+    logger.info("wrote %s (%d frames, %dx%d) and %s", out, len(frames), width, height, out.with_suffix(".json").name)
+    return out
+
+
+def _sidecar(config: VideoConfig, generator: DirectorVideoGenerator, frames: np.ndarray, seconds: dict) -> dict:
+    import diffusers
+    import peft
+    import transformers
+
+    from .. import __version__
+
+    pipe = generator.pipe
+    return {
+        "config": config_to_dict(config),
+        "model": {"id": generator.model.id, "model_path": str(generator.model.path)},
+        "directors": [
+            {"name": d.name, "weight": d.weight, "multiplier": m, "rank": d.lora.rank,
+             "file": str(d.lora.path.resolve()), "sha256": d.lora.sha256}
+            for d, m in zip(generator.directors, generator.multipliers)
+        ],
+        "scheduler": {"class": type(pipe.scheduler).__name__, **{k: v for k, v in pipe.scheduler.config.items() if not k.startswith("_")}},
+        "video": {"frames": int(frames.shape[0]), "height": int(frames.shape[1]), "width": int(frames.shape[2]), "fps": config.fps},
+        "device": {"type": generator.device.type, "name": _device_name(generator.device), "dtype": str(generator.dtype).removeprefix("torch.")},
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "versions": {"dimensionx": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
+                     "transformers": transformers.__version__, "peft": peft.__version__},
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return platform.processor() or platform.machine()

@@ -1,0 +1,47 @@
+"""The input photo: opened with Pillow, EXIF orientation applied, alpha flattened, fitted to the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DimensionXError
+
+MIN_SIDE_PX = 64
+FITS = ("crop", "pad")
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Opens ``path`` as an RGB image, upright, transparent areas on white. Checked, not yet resized."""
+    path = Path(path)
+    if not path.is_file():
+        raise DimensionXError(f"input image {path} does not exist: pass the path of a photo (png, jpg, webp, ...)")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DimensionXError(f"input image {path} cannot be read as an image ({exc.__class__.__name__}): pass a png, jpg or webp file") from None
+    if min(image.size) < MIN_SIDE_PX:
+        raise DimensionXError(
+            f"input image {path} is {image.width}x{image.height} px; the smallest side must be at least {MIN_SIDE_PX} px: pass a larger photo"
+        )
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def fit_image(image: Image.Image, width: int, height: int, fit: str = "crop") -> Image.Image:
+    """Resizes to ``width`` x ``height`` px keeping the aspect ratio.
+
+    ``crop`` fills the frame and cuts the overflow evenly from both sides (centre crop);
+    ``pad`` fits the whole photo inside and fills the borders with black.
+    """
+    if fit == "crop":
+        return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
+    if fit == "pad":
+        return ImageOps.pad(image, (width, height), method=Image.Resampling.LANCZOS, color=(0, 0, 0))
+    raise DimensionXError(f"--fit {fit!r} is unknown: use one of {', '.join(FITS)}")

@@ -1,0 +1,63 @@
+"""Resolving ``--model`` to a local diffusers folder: a hub id, a folder, or ``tiny``.
+
+Weights are downloaded on first use. When they are not cached and the hub cannot be
+reached, the error names the exact download command and the ``--model DIR`` alternative.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..errors import DimensionXError
+
+DEFAULT_MODEL = "THUDM/CogVideoX-5b-I2V"
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedModel:
+    id: str  # what the user asked for: a hub id, a folder or "tiny"
+    path: Path  # local diffusers folder holding model_index.json
+    tiny: bool = False
+
+
+def resolve_model(model: str) -> ResolvedModel:
+    if model == "tiny":
+        from .tiny import ensure_tiny_model
+
+        return ResolvedModel("tiny", ensure_tiny_model(), tiny=True)
+    folder = Path(model).expanduser()
+    if folder.exists():
+        if not (folder / "model_index.json").is_file():
+            raise DimensionXError(
+                f"--model {model} is a folder without model_index.json, so it is not a diffusers pipeline: "
+                f"pass a folder saved by `save_pretrained` (e.g. from `hf download {DEFAULT_MODEL} --local-dir DIR`)"
+            )
+        return ResolvedModel(model, folder.resolve())
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise DimensionXError(
+            f"--model {model} is neither an existing folder nor a hub id of the form owner/name "
+            f"(default {DEFAULT_MODEL}; `--model tiny` runs the tiny random model on a CPU)"
+        )
+    return ResolvedModel(model, download_snapshot(model, what="weights"))
+
+
+def download_snapshot(repo_id: str, what: str, allow_patterns: list[str] | None = None) -> Path:
+    """Local folder of ``repo_id``: from the hub cache, else downloaded (with a progress bar)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=allow_patterns))
+    except LocalEntryNotFoundError:
+        pass
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=allow_patterns))
+    except Exception as exc:  # offline, DNS, HTTP, gated repo: all end the same way for the user
+        raise DimensionXError(
+            f"{what} for {repo_id} are not in the local Hugging Face cache and could not be downloaded "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]}). On a machine with internet run "
+            f"`hf download {repo_id} --local-dir DIR` and pass the folder instead"
+            + (" (--model DIR)" if what == "weights" else " (--lora-dir DIR)")
+            + ", or set HF_HOME to a cache that holds it."
+        ) from None

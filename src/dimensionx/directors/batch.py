@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import DimensionXError
 from ..models import resolve_model
+from .modes import check_mode
 from .generate import DirectorVideoGenerator, VideoConfig, generate_video, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ def generate_batch(config: VideoConfig) -> list[BatchResult]:
     lines = [(n, t.strip()) for n, t in enumerate(batch.read_text().splitlines(), 1) if t.strip() and not t.lstrip().startswith("#")]
     if not lines:
         raise DimensionXError(f"--batch {batch} has no lines of the form `image@@prompt[@@motion]`")
+    check_mode(config.mode)
     device, dtype = resolve_device(config.device, config.dtype)
-    generator = DirectorVideoGenerator(resolve_model(config.model), device, dtype)
+    generator = DirectorVideoGenerator(resolve_model(config.model), device, dtype, config.mode)
     results = []
     for number, text in lines:
         try:

@@ -35,6 +35,7 @@ def register(commands) -> None:
     video.add_argument("--batch", help="file of `image@@prompt[@@motion]` lines, one video each")
     video.add_argument("--device", help="auto, cuda, cuda:N or cpu")
     video.add_argument("--dtype", help="auto, bf16, fp16 or fp32")
+    video.add_argument("--mode", help="exact (default), fast (FP8 + step cache) or lowmem (offload); CPU runs eager")
     video.add_argument("--config", help="YAML preset (configs/) or a JSON sidecar to reproduce")
     video.set_defaults(run=run_video)
 

@@ -26,6 +26,7 @@ from ..errors import DimensionXError
 from ..media import check_writable, write_json, write_video
 from ..models import DEFAULT_MODEL, ResolvedModel, resolve_model
 from .image import FITS, fit_image, load_image
+from .modes import apply_mode, check_mode
 from .lora import LoraFile, fuse_directors, read_lora, restore_weights, snapshot_weights
 from .registry import get_director
 from .weights import find_director_file
@@ -58,6 +59,7 @@ class VideoConfig:
     batch: str | None = None  # file of lines `image@@prompt[@@motion]`, one video each
     device: str = "auto"  # "auto", "cuda", "cuda:1", "cpu"
     dtype: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32"
+    mode: str = "exact"  # "exact", "fast" (FP8 + step cache) or "lowmem" (offload); see modes.py
 
 
 @dataclasses.dataclass
@@ -111,6 +113,7 @@ def check_inputs(config: VideoConfig) -> None:
         raise DimensionXError(f"--fit {config.fit!r} is unknown: use one of {', '.join(FITS)}")
     if config.dtype != "auto" and config.dtype not in DTYPES:
         raise DimensionXError(f"--dtype {config.dtype!r} is unknown: use auto, {', '.join(DTYPES)}")
+    check_mode(config.mode)
     out = output_path(config)
     check_writable(out, config.overwrite)
     check_writable(out.with_suffix(".json"), config.overwrite)
@@ -137,7 +140,7 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
 class DirectorVideoGenerator:
     """A loaded pipeline that renders videos with a set of fused directors; reused across a batch."""
 
-    def __init__(self, model: ResolvedModel, device: torch.device, dtype: torch.dtype):
+    def __init__(self, model: ResolvedModel, device: torch.device, dtype: torch.dtype, mode: str = "exact"):
         from diffusers import CogVideoXDPMScheduler, CogVideoXImageToVideoPipeline
 
         self.model, self.device, self.dtype = model, device, dtype
@@ -147,7 +150,8 @@ class DirectorVideoGenerator:
         except (OSError, ValueError) as exc:
             raise DimensionXError(f"--model {model.id} ({model.path}) could not be loaded as CogVideoX image-to-video: {exc}") from None
         self.pipe.scheduler = CogVideoXDPMScheduler.from_config(self.pipe.scheduler.config, timestep_spacing="trailing")
-        self.pipe.to(device)
+        self.mode = mode
+        self.mode_notes = apply_mode(self.pipe, mode, device)
         self.load_seconds = time.perf_counter() - start
         self.directors: list[DirectorChoice] = []
         self.multipliers: list[float] = []
@@ -206,7 +210,7 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     # 3. Load the pipeline.
     if generator is None:
         device, dtype = resolve_device(config.device, config.dtype)
-        generator = DirectorVideoGenerator(model, device, dtype)
+        generator = DirectorVideoGenerator(model, device, dtype, config.mode)
     # 4. Fuse the directors.
     fuse_seconds = generator.set_directors(directors, config.lora_scale)
     # 5. Fit the photo to the model.
@@ -241,6 +245,7 @@ def _sidecar(config: VideoConfig, generator: DirectorVideoGenerator, frames: np.
         "scheduler": {"class": type(pipe.scheduler).__name__, **{k: v for k, v in pipe.scheduler.config.items() if not k.startswith("_")}},
         "video": {"frames": int(frames.shape[0]), "height": int(frames.shape[1]), "width": int(frames.shape[2]), "fps": config.fps},
         "device": {"type": generator.device.type, "name": _device_name(generator.device), "dtype": str(generator.dtype).removeprefix("torch.")},
+        "mode": {"name": generator.mode, "notes": generator.mode_notes},
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "versions": {"dimensionx": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
                      "transformers": transformers.__version__, "peft": peft.__version__},

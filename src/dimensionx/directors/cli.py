@@ -36,6 +36,7 @@ def register(commands) -> None:
     video.add_argument("--device", help="auto, cuda, cuda:N or cpu")
     video.add_argument("--dtype", help="auto, bf16, fp16 or fp32")
     video.add_argument("--mode", help="exact (default), fast (FP8 + step cache) or lowmem (offload); CPU runs eager")
+    video.add_argument("--gpus", type=int, help="2 = CFG-parallel over two GPUs (torchrun underneath; CPU processes with --device cpu)")
     video.add_argument("--config", help="YAML preset (configs/) or a JSON sidecar to reproduce")
     video.set_defaults(run=run_video)
 
@@ -54,7 +55,11 @@ def run_video(args: argparse.Namespace) -> int:
     from .batch import generate_batch
     from .generate import generate_video
 
+    from .parallel import is_distributed, launch
+
     config = video_config(args)
+    if config.gpus > 1 and not is_distributed():
+        return launch(args.argv, config.gpus)
     if config.batch:
         results = generate_batch(config)
         return 1 if any(r.error for r in results) else 0

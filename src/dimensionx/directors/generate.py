@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ..media import check_writable, write_json, write_video
 from ..models import DEFAULT_MODEL, ResolvedModel, resolve_model
 from .image import FITS, fit_image, load_image
 from .modes import apply_mode, check_mode
+from .parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
 from .lora import LoraFile, fuse_directors, read_lora, restore_weights, snapshot_weights
 from .registry import get_director
 from .weights import find_director_file
@@ -60,6 +62,7 @@ class VideoConfig:
     device: str = "auto"  # "auto", "cuda", "cuda:1", "cpu"
     dtype: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32"
     mode: str = "exact"  # "exact", "fast" (FP8 + step cache) or "lowmem" (offload); see modes.py
+    gpus: int = 1  # 2 = CFG-parallel: the two guidance branches run on two GPUs (or CPU processes)
 
 
 @dataclasses.dataclass
@@ -127,6 +130,9 @@ def output_path(config: VideoConfig) -> Path:
 
 
 def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    if is_distributed():
+        resolved = init_process(device)
+        return resolved, DTYPES.get(dtype, torch.bfloat16 if resolved.type == "cuda" else torch.float32)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -152,6 +158,8 @@ class DirectorVideoGenerator:
         self.pipe.scheduler = CogVideoXDPMScheduler.from_config(self.pipe.scheduler.config, timestep_spacing="trailing")
         self.mode = mode
         self.mode_notes = apply_mode(self.pipe, mode, device)
+        if is_distributed():
+            enable_cfg_parallel(self.pipe.transformer)
         self.load_seconds = time.perf_counter() - start
         self.directors: list[DirectorChoice] = []
         self.multipliers: list[float] = []
@@ -176,8 +184,8 @@ class DirectorVideoGenerator:
         return time.perf_counter() - start
 
     @torch.no_grad()
-    def __call__(self, image, prompt: str, config: VideoConfig) -> tuple[np.ndarray, dict]:
-        """Returns ([T, H, W, 3] uint8 frames, seconds per phase)."""
+    def __call__(self, image, prompt: str, config: VideoConfig, decode: bool = True) -> tuple[np.ndarray | None, dict]:
+        """Returns ([T, H, W, 3] uint8 frames, or None without ``decode``; seconds per phase)."""
         height, width = self.size
         start = time.perf_counter()
         latents = self.pipe(
@@ -193,6 +201,8 @@ class DirectorVideoGenerator:
             output_type="latent",
         ).frames  # [1, F_latent, C, H/8, W/8]
         denoise = time.perf_counter() - start
+        if not decode:
+            return None, {"denoise": denoise}
         video = self.pipe.decode_latents(latents)  # [1, 3, T, H, W] in [-1, 1]
         frames = self.pipe.video_processor.postprocess_video(video, output_type="np")[0]  # [T, H, W, 3] in [0, 1]
         decode = time.perf_counter() - start - denoise
@@ -216,10 +226,12 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     # 5. Fit the photo to the model.
     height, width = generator.size
     image = fit_image(photo, width, height, config.fit)
-    # 6-7. Denoise and decode.
-    frames, seconds = generator(image, config.prompt, config)
-    # 8. Write the video and its sidecar.
+    # 6-7. Denoise and decode (with --gpus 2, the first process decodes and writes).
+    frames, seconds = generator(image, config.prompt, config, decode=is_main_process())
     out = output_path(config)
+    if frames is None:
+        return out
+    # 8. Write the video and its sidecar.
     write_video(frames, out, config.fps)
     write_json(_sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds}), out.with_suffix(".json"))
     logger.info("wrote %s (%d frames, %dx%d) and %s", out, len(frames), width, height, out.with_suffix(".json").name)
@@ -246,6 +258,7 @@ def _sidecar(config: VideoConfig, generator: DirectorVideoGenerator, frames: np.
         "video": {"frames": int(frames.shape[0]), "height": int(frames.shape[1]), "width": int(frames.shape[2]), "fps": config.fps},
         "device": {"type": generator.device.type, "name": _device_name(generator.device), "dtype": str(generator.dtype).removeprefix("torch.")},
         "mode": {"name": generator.mode, "notes": generator.mode_notes},
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "versions": {"dimensionx": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
                      "transformers": transformers.__version__, "peft": peft.__version__},

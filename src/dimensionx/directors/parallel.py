@@ -1,0 +1,93 @@
+"""CFG-parallel generation over several processes (``dimensionx video --gpus 2``).
+
+With classifier-free guidance the transformer sees a batch of two per step: the
+unconditional and the conditional branch. Here each process runs ONE branch and the two
+predictions are all-gathered after every step, so every process holds the same latents
+and steps the scheduler identically (the noise comes from the same seeded CPU generator).
+It is added as a diffusers hook on the transformer; the pipeline is untouched.
+
+diffusers' context parallelism (``enable_parallelism``) would split the sequence instead,
+but CogVideoX declares no ``_cp_plan`` in diffusers 0.42, so it is not offered here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import torch
+import torch.distributed as dist
+from diffusers.hooks import HookRegistry, ModelHook
+
+from ..errors import DimensionXError
+
+logger = logging.getLogger(__name__)
+
+HOOK_NAME = "dimensionx_cfg_parallel"
+_BATCHED = ("hidden_states", "encoder_hidden_states", "timestep", "timestep_cond")
+
+
+class CFGParallelHook(ModelHook):
+    """Runs batch element ``rank`` of a CFG batch and all-gathers the outputs."""
+
+    def pre_forward(self, module, *args, **kwargs):
+        world, rank = dist.get_world_size(), dist.get_rank()
+        self._split = kwargs["hidden_states"].shape[0] == world
+        if self._split:
+            for name in _BATCHED:
+                value = kwargs.get(name)
+                if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == world:
+                    kwargs[name] = value[rank : rank + 1]
+        return args, kwargs
+
+    def post_forward(self, module, output):
+        if not self._split:
+            return output
+        sample = output[0] if isinstance(output, tuple) else output.sample  # [1, F, C, H, W]
+        parts = [torch.empty_like(sample) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, sample.contiguous())
+        gathered = torch.cat(parts, dim=0)  # [world, F, C, H, W], in rank order = CFG order
+        if isinstance(output, tuple):
+            return (gathered, *output[1:])
+        output.sample = gathered
+        return output
+
+
+def enable_cfg_parallel(transformer: torch.nn.Module) -> None:
+    HookRegistry.check_if_exists_or_initialize(transformer).register_hook(CFGParallelHook(), HOOK_NAME)
+
+
+def is_distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_process(device: str) -> torch.device:
+    """Joins the process group started by :func:`launch`; returns this process's device."""
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda and torch.cuda.device_count() < int(os.environ["WORLD_SIZE"]):
+        raise DimensionXError(
+            f"--gpus {os.environ['WORLD_SIZE']} but only {torch.cuda.device_count()} CUDA GPU(s) are visible: lower --gpus"
+        )
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if not use_cuda:
+        return torch.device("cpu")
+    local = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    torch.cuda.set_device(local)
+    return local
+
+
+def is_main_process() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def launch(argv: list[str], processes: int) -> int:
+    """Re-runs ``dimensionx`` with ``argv`` under torchrun, one process per GPU."""
+    if processes not in (1, 2):
+        raise DimensionXError(f"--gpus {processes}: CFG-parallel splits the two guidance branches, so use --gpus 2 (or 1)")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", "dimensionx.cli", *argv]
+    logger.info("launching %d processes: %s", processes, " ".join(command))
+    return subprocess.run(command, check=False).returncode

@@ -169,6 +169,10 @@ def test_batch_keeps_going_past_a_bad_line(photo, tmp_path, caplog):
     written = sorted(p.name for p in out_dir.glob("*.mp4"))
     assert written == ["0001_photo_orbit_left.mp4", "0003_photo_time.mp4"]
     assert "batch line 2 skipped: input image missing.png does not exist" in caplog.text
+    # Swapping orbit_left for time inside the batch restores the base weights exactly.
+    single = tmp_path / "single_time.mp4"
+    assert video(photo, *FAST, "--prompt", "same photo, relative path", "--motion", "time", "--out", single) == 0
+    assert np.array_equal(frames_of(out_dir / "0003_photo_time.mp4"), frames_of(single))
 
 
 def test_console_script_and_motions_listing():

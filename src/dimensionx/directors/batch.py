@@ -48,7 +48,7 @@ def generate_batch(config: VideoConfig) -> list[BatchResult]:
         raise DimensionXError(f"--batch {batch} has no lines of the form `image@@prompt[@@motion]`")
     check_mode(config.mode)
     device, dtype = resolve_device(config.device, config.dtype)
-    generator = DirectorVideoGenerator(resolve_model(config.model), device, dtype, config.mode)
+    generator = DirectorVideoGenerator(resolve_model(config.model), device, dtype, config.mode, reusable=True)
     results = []
     for number, text in lines:
         try:

@@ -146,7 +146,10 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
 class DirectorVideoGenerator:
     """A loaded pipeline that renders videos with a set of fused directors; reused across a batch."""
 
-    def __init__(self, model: ResolvedModel, device: torch.device, dtype: torch.dtype, mode: str = "exact"):
+    def __init__(self, model: ResolvedModel, device: torch.device, dtype: torch.dtype, mode: str = "exact",
+                 reusable: bool = False):
+        """``reusable`` keeps CPU copies of the weights directors change, so a later
+        ``set_directors`` can swap them exactly (batch runs); a single video skips that copy."""
         from diffusers import CogVideoXDPMScheduler, CogVideoXImageToVideoPipeline
 
         self.model, self.device, self.dtype = model, device, dtype
@@ -163,6 +166,8 @@ class DirectorVideoGenerator:
         self.load_seconds = time.perf_counter() - start
         self.directors: list[DirectorChoice] = []
         self.multipliers: list[float] = []
+        self.scale: float | None = None
+        self.reusable = reusable
         self._original: dict[str, torch.Tensor] = {}
 
     @property
@@ -174,11 +179,14 @@ class DirectorVideoGenerator:
     def set_directors(self, directors: list[DirectorChoice], scale: float | None) -> float:
         """Fuses ``directors`` (undoing any earlier set exactly); returns seconds spent."""
         start = time.perf_counter()
-        key = [(d.lora.sha256, d.weight) for d in directors]
-        if key == [(d.lora.sha256, d.weight) for d in self.directors] and self.directors:
+        if _fusion_key(directors, scale) == _fusion_key(self.directors, self.scale):
             return 0.0
+        if self.directors and not self.reusable:
+            raise RuntimeError("directors are fused for good: build the generator with reusable=True to swap them")
         restore_weights(self.pipe.transformer, self._original)
-        self._original = snapshot_weights(self.pipe.transformer, [d.lora for d in directors])
+        if self.reusable:
+            self._original = snapshot_weights(self.pipe.transformer, [d.lora for d in directors])
+        self.scale = scale
         self.multipliers = fuse_directors(self.pipe, [(d.lora, d.weight) for d in directors], scale) if directors else []
         self.directors = directors
         return time.perf_counter() - start
@@ -207,6 +215,10 @@ class DirectorVideoGenerator:
         frames = self.pipe.video_processor.postprocess_video(video, output_type="np")[0]  # [T, H, W, 3] in [0, 1]
         decode = time.perf_counter() - start - denoise
         return (np.clip(frames * 255.0, 0, 255) + 0.5).astype(np.uint8), {"denoise": denoise, "decode": decode}
+
+
+def _fusion_key(directors: list[DirectorChoice], scale: float | None) -> list:
+    return [(d.lora.sha256, d.weight) for d in directors] + [scale]
 
 
 def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None = None) -> Path:

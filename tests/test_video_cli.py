@@ -194,3 +194,24 @@ def test_inference_py_keeps_the_original_flags(photo, tmp_path, tiny_model_dir):
     )
     assert read_frames(out)[0].shape == (9, 64, 96, 3)
     assert json.loads(out.with_suffix(".json").read_text())["directors"][0]["file"] == str(lora.resolve())
+
+
+def test_local_model_folder_and_hub_cache_lookup(photo, tmp_path, tiny_model_dir, monkeypatch):
+    """`--model DIR` loads through the same from_pretrained path; directors are found in the HF cache layout."""
+    cache = tmp_path / "hf"
+    snapshot = cache / "models--ShuoChen20--DimensionX_4_orbit_camera_lora" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (cache / "models--ShuoChen20--DimensionX_4_orbit_camera_lora" / "refs").mkdir()
+    (cache / "models--ShuoChen20--DimensionX_4_orbit_camera_lora" / "refs" / "main").write_text("0" * 40)
+    write_lora(tiny_model_dir, snapshot / "orbit_up_lora_weights.safetensors", False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+
+    out = tmp_path / "local.mp4"
+    assert video(photo, "--model", tiny_model_dir, "--motion", "orbit_up", "--steps", "2", "--frames", "5", "--out", out) == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert Path(sidecar["model"]["model_path"]) == tiny_model_dir.resolve()
+    assert Path(sidecar["directors"][0]["file"]).parent == snapshot.resolve()
+    assert video(photo, "--model", tmp_path, "--motion", "orbit_up", "--out", tmp_path / "y.mp4") == 2

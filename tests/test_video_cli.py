@@ -142,9 +142,13 @@ def test_unknown_motion_suggests_names(photo, tmp_path, capsys):
 
 
 def test_missing_weights_offline_names_the_download_command(photo, tmp_path, capsys):
-    assert video(photo, "--model", "THUDM/CogVideoX-5b-I2V", "--motion", "orbit_left", "--out", tmp_path / "x.mp4") == 2
+    assert video(photo, "--motion", "orbit_left", "--out", tmp_path / "x.mp4") == 2
+    err = capsys.readouterr().err
+    assert "hf download ShuoChen20/DimensionX_4_orbit_camera_lora" in err and "--lora-dir DIR" in err
+    assert video(photo, "--model", "THUDM/CogVideoX-5b-I2V", "--motion", "none", "--out", tmp_path / "x.mp4") == 2
     err = capsys.readouterr().err
     assert "hf download THUDM/CogVideoX-5b-I2V" in err and "--model DIR" in err
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def test_bad_frame_count_and_yaml_preset(photo, tmp_path, capsys):

@@ -3,7 +3,7 @@
 ``generate_video`` is the whole stage, top to bottom:
 
 1. check every input (image, motion, files, output path) before any model loads;
-2. resolve the base model and the director LoRA files;
+2. resolve the director LoRA files, then the base model (downloaded on first use);
 3. load the diffusers pipeline with the original sampler (DPM, trailing timesteps);
 4. fuse the directors into the transformer and check every tensor landed;
 5. fit the photo to the model's size;
@@ -27,7 +27,7 @@ from ..errors import DimensionXError
 from ..media import check_writable, write_json, write_video
 from ..models import DEFAULT_MODEL, ResolvedModel, resolve_model
 from .image import FITS, fit_image, load_image
-from .modes import apply_mode, check_mode
+from .modes import apply_mode, check_mode, weights_editable
 from .parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
 from .lora import LoraFile, fuse_directors, read_lora, restore_weights, snapshot_weights
 from .registry import get_director
@@ -183,11 +183,12 @@ class DirectorVideoGenerator:
             return 0.0
         if self.directors and not self.reusable:
             raise RuntimeError("directors are fused for good: build the generator with reusable=True to swap them")
-        restore_weights(self.pipe.transformer, self._original)
-        if self.reusable:
-            self._original = snapshot_weights(self.pipe.transformer, [d.lora for d in directors])
+        with weights_editable(self.pipe):  # fast mode: FP8 weights back to bf16 while fusing
+            restore_weights(self.pipe.transformer, self._original)
+            if self.reusable:
+                self._original = snapshot_weights(self.pipe.transformer, [d.lora for d in directors])
+            self.multipliers = fuse_directors(self.pipe, [(d.lora, d.weight) for d in directors], scale) if directors else []
         self.scale = scale
-        self.multipliers = fuse_directors(self.pipe, [(d.lora, d.weight) for d in directors], scale) if directors else []
         self.directors = directors
         return time.perf_counter() - start
 
@@ -226,9 +227,9 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     # 1. Check inputs before anything heavy.
     check_inputs(config)
     photo = load_image(config.image)
-    # 2. Resolve the model and the directors' files.
+    # 2. Resolve the directors' files (small), then the base model (large, maybe downloaded).
+    directors = resolve_directors(config, tiny=(generator.model.tiny if generator else config.model == "tiny"))
     model = generator.model if generator else resolve_model(config.model)
-    directors = resolve_directors(config, tiny=model.tiny)
     # 3. Load the pipeline.
     if generator is None:
         device, dtype = resolve_device(config.device, config.dtype)

@@ -39,7 +39,7 @@ def resolve_model(model: str) -> ResolvedModel:
             f"--model {model} is neither an existing folder nor a hub id of the form owner/name "
             f"(default {DEFAULT_MODEL}; `--model tiny` runs the tiny random model on a CPU)"
         )
-    return ResolvedModel(model, download_snapshot(model, what="weights"))
+    return ResolvedModel(model, download_snapshot(model, what="model weights"))
 
 
 def download_snapshot(repo_id: str, what: str, allow_patterns: list[str] | None = None) -> Path:
@@ -55,9 +55,9 @@ def download_snapshot(repo_id: str, what: str, allow_patterns: list[str] | None 
         return Path(snapshot_download(repo_id, allow_patterns=allow_patterns))
     except Exception as exc:  # offline, DNS, HTTP, gated repo: all end the same way for the user
         raise DimensionXError(
-            f"{what} for {repo_id} are not in the local Hugging Face cache and could not be downloaded "
+            f"{what} ({repo_id}) not found in the local Hugging Face cache and could not be downloaded "
             f"({type(exc).__name__}: {str(exc).splitlines()[0]}). On a machine with internet run "
             f"`hf download {repo_id} --local-dir DIR` and pass the folder instead"
-            + (" (--model DIR)" if what == "weights" else " (--lora-dir DIR)")
+            + (" (--model DIR)" if what == "model weights" else " (--lora-dir DIR)")
             + ", or set HF_HOME to a cache that holds it."
         ) from None

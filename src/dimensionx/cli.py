@@ -9,8 +9,9 @@ import sys
 from . import __version__
 from .directors import cli as directors_cli
 from .errors import DimensionXError
+from .recon import cli as recon_cli
 
-STAGES = (directors_cli,)
+STAGES = (directors_cli, recon_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Photo + camera motion -> camera-controlled video -> 3D Gaussian scene, in one command.
+#   bash pipeline.sh IMAGE MOTION [dimensionx scene3d flags]
+#   bash pipeline.sh photo.jpg orbit_left                      # -> outputs/photo_orbit_left/
+#   bash pipeline.sh photo.jpg orbit_left --model tiny --out scenes/test --iterations 50
+# A thin wrapper over `dimensionx scene3d` (see docs/recon.md); flags given here win.
+set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: bash pipeline.sh IMAGE MOTION [dimensionx scene3d flags]" >&2
+  exit 2
+fi
+image=$1
+motion=$2
+shift 2
+name="$(basename "${image%.*}")_${motion//[^A-Za-z0-9_]/_}"
+exec "${PYTHON:-python3}" -m dimensionx.cli scene3d "$image" --motion "$motion" --out "outputs/$name" "$@"

@@ -1,0 +1,165 @@
+"""Cameras of a reconstruction and the file formats other tools read them from.
+
+Convention inside the stage (the one of COLMAP and gsplat): world-to-camera matrices with
+OpenCV camera axes (x right, y down, z forward), pinhole intrinsics in pixels with the centre
+of the top-left pixel at (0.5, 0.5). ``transforms.json`` (nerfstudio / instant-ngp) stores
+camera-to-world matrices with OpenGL axes (x right, y up, z backward); the world frame is the
+SfM one in both files, so ``sparse/0`` and ``transforms.json`` describe the same cameras.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pycolmap
+from scipy.interpolate import make_interp_spline
+from scipy.ndimage import gaussian_filter1d
+from scipy.spatial.transform import Rotation, Slerp
+
+from ..errors import DimensionXError
+
+OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # flips the camera's y and z axes
+
+
+@dataclass
+class Cameras:
+    names: list[str]  # image file name of each camera, in frame order
+    frame_ids: np.ndarray  # [C] index of each camera's frame in the sampled frames
+    viewmats: np.ndarray  # [C, 4, 4] world-to-camera, OpenCV axes
+    Ks: np.ndarray  # [C, 3, 3] intrinsics, pixels
+    width: int  # px
+    height: int  # px
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def centers(self) -> np.ndarray:
+        """[C, 3] camera positions in world units."""
+        R, t = self.viewmats[:, :3, :3], self.viewmats[:, :3, 3]
+        return -np.einsum("cji,cj->ci", R, t)
+
+    def subset(self, ids: np.ndarray) -> "Cameras":
+        return Cameras([self.names[i] for i in ids], self.frame_ids[ids], self.viewmats[ids], self.Ks[ids],
+                       self.width, self.height)
+
+
+def cameras_from_reconstruction(rec: pycolmap.Reconstruction, names: list[str]) -> Cameras:
+    """The registered images of ``rec``, in the order of ``names`` (the sampled frames)."""
+    by_name = {image.name: image for image in rec.images.values() if image.has_pose}
+    frame_ids = np.array([i for i, name in enumerate(names) if name in by_name], dtype=np.int64)
+    images = [by_name[names[i]] for i in frame_ids]
+    viewmats = np.stack([_homogeneous(image.cam_from_world().matrix()) for image in images])
+    Ks = np.stack([image.camera.calibration_matrix() for image in images])
+    camera = images[0].camera
+    return Cameras([names[i] for i in frame_ids], frame_ids, viewmats, Ks, camera.width, camera.height)
+
+
+def _homogeneous(m34: np.ndarray) -> np.ndarray:
+    return np.vstack([m34, [0.0, 0.0, 0.0, 1.0]])
+
+
+def reconstruction_from_cameras(cameras: Cameras, points: np.ndarray, colors: np.ndarray) -> pycolmap.Reconstruction:
+    """A COLMAP model of ``cameras`` (one PINHOLE camera each) and ``points`` [P, 3] / ``colors`` [P, 3] uint8.
+
+    The points carry no tracks: they are where the splats start, not triangulated features.
+    """
+    rec = pycolmap.Reconstruction()
+    for i, (name, K, viewmat) in enumerate(zip(cameras.names, cameras.Ks, cameras.viewmats), start=1):
+        camera = pycolmap.Camera(camera_id=i, model="PINHOLE", width=cameras.width, height=cameras.height,
+                                 params=[K[0, 0], K[1, 1], K[0, 2], K[1, 2]])
+        rec.add_camera_with_trivial_rig(camera)
+        pose = pycolmap.Rigid3d(pycolmap.Rotation3d(viewmat[:3, :3]), viewmat[:3, 3])
+        rec.add_image_with_trivial_frame(pycolmap.Image(image_id=i, name=name, camera_id=i), pose)
+    for xyz, rgb in zip(points, colors):
+        rec.add_point3D(xyz.astype(np.float64), pycolmap.Track(), rgb.astype(np.uint8))
+    return rec
+
+
+def set_poses(rec: pycolmap.Reconstruction, cameras: Cameras) -> None:
+    """Moves the images of ``rec`` named in ``cameras`` to its poses (after camera refinement)."""
+    by_name = {image.name: image for image in rec.images.values()}
+    for name, viewmat in zip(cameras.names, cameras.viewmats):
+        pose = pycolmap.Rigid3d(pycolmap.Rotation3d(viewmat[:3, :3]), viewmat[:3, 3])
+        rec.frames[by_name[name].frame_id].rig_from_world = pose
+
+
+def transforms_from_cameras(cameras: Cameras, image_dir: str = "images") -> dict:
+    """nerfstudio ``transforms.json``: per-frame intrinsics and OpenGL camera-to-world matrices."""
+    frames = []
+    for name, K, viewmat in zip(cameras.names, cameras.Ks, cameras.viewmats):
+        c2w = np.linalg.inv(viewmat) @ OPENGL_FROM_OPENCV
+        frames.append({
+            "file_path": f"{image_dir}/{name}",
+            "fl_x": float(K[0, 0]), "fl_y": float(K[1, 1]), "cx": float(K[0, 2]), "cy": float(K[1, 2]),
+            "w": cameras.width, "h": cameras.height,
+            "transform_matrix": c2w.tolist(),
+        })
+    return {"camera_model": "OPENCV", "frames": frames}
+
+
+def cameras_from_transforms(path: str | Path, names: list[str]) -> Cameras:
+    """Reads a nerfstudio / instant-ngp ``transforms.json`` whose frames are the sampled frames, in order.
+
+    Intrinsics may sit at the top level or per frame (``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h``,
+    or ``camera_angle_x``).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        frames = data["frames"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DimensionXError(
+            f"--cameras {path} is not a readable transforms.json ({exc!r}): pass a nerfstudio-style file "
+            "with a 'frames' list of {'transform_matrix', 'fl_x', ...}"
+        ) from None
+    if len(frames) != len(names):
+        raise DimensionXError(
+            f"--cameras {path} has {len(frames)} frames but {len(names)} frames were sampled from the video: "
+            f"give one camera per frame and pass --frames {len(frames)} (and --shot if the video has cuts)"
+        )
+    Ks, viewmats = [], []
+    size = None
+    for k, frame in enumerate(frames):
+        fields = {**data, **frame}
+        try:
+            w, h = int(fields["w"]), int(fields["h"])
+            fx = float(fields["fl_x"]) if "fl_x" in fields else 0.5 * w / np.tan(0.5 * float(fields["camera_angle_x"]))
+            fy = float(fields.get("fl_y", fx))
+            cx, cy = float(fields.get("cx", w / 2)), float(fields.get("cy", h / 2))
+            c2w = np.asarray(frame["transform_matrix"], dtype=np.float64).reshape(4, 4)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DimensionXError(
+                f"--cameras {path}: frame {k} lacks a usable {exc} (needs transform_matrix, w, h and fl_x or "
+                "camera_angle_x): fix the file or drop --cameras to estimate cameras with SfM"
+            ) from None
+        size = size or (w, h)
+        Ks.append(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]]))
+        viewmats.append(np.linalg.inv(c2w @ OPENGL_FROM_OPENCV))
+    return Cameras(list(names), np.arange(len(names)), np.stack(viewmats), np.stack(Ks), *size)
+
+
+def scale_intrinsics(cameras: Cameras, width: int, height: int) -> Cameras:
+    """The same cameras for images of ``width`` x ``height`` px (e.g. after downscaling the frames)."""
+    s = np.diag([width / cameras.width, height / cameras.height, 1.0])
+    return Cameras(cameras.names, cameras.frame_ids, cameras.viewmats, s @ cameras.Ks, width, height)
+
+
+def smooth_path(cameras: Cameras, n_frames: int, sigma: float) -> np.ndarray:
+    """[n_frames, 4, 4] world-to-camera matrices along a smoothed path through ``cameras`` in frame order.
+
+    Centres are Gaussian-smoothed (``sigma`` in cameras) and spline-interpolated; rotations are
+    slerped between the cameras.
+    """
+    centers = gaussian_filter1d(cameras.centers(), sigma, axis=0, mode="nearest") if sigma > 0 else cameras.centers()
+    c2w_rot = Rotation.from_matrix(np.transpose(cameras.viewmats[:, :3, :3], (0, 2, 1)))
+    knots = np.arange(len(cameras), dtype=np.float64)
+    t = np.linspace(0.0, knots[-1], n_frames)
+    path_centers = make_interp_spline(knots, centers, k=min(3, len(cameras) - 1))(t)  # [T, 3]
+    path_rot = Slerp(knots, c2w_rot)(t).as_matrix()  # [T, 3, 3] camera-to-world
+    viewmats = np.tile(np.eye(4), (n_frames, 1, 1))
+    viewmats[:, :3, :3] = np.transpose(path_rot, (0, 2, 1))
+    viewmats[:, :3, 3] = -np.einsum("tij,tj->ti", viewmats[:, :3, :3], path_centers)
+    return viewmats

@@ -1,0 +1,87 @@
+"""``dimensionx recon VIDEO`` and ``dimensionx scene3d IMAGE``: flags override ``ReconConfig`` (and ``--config``)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+from pathlib import Path
+
+from ..config import load_config
+from ..media import check_writable
+from .config import ReconConfig
+from .pipeline import reconstruct
+
+
+def register(commands) -> None:
+    recon = commands.add_parser(
+        "recon", help="video or frame folder -> cameras (SfM) -> 3D Gaussian scene",
+        description="Reconstruct a 3D Gaussian scene from a video: pycolmap cameras, gsplat splats, "
+                    "files for SuperSplat / nerfstudio / COLMAP. Settings: configs/recon.yaml.")
+    recon.add_argument("video", help="a video file (mp4, ...) or a folder of frames")
+    add_recon_flags(recon)
+    recon.set_defaults(run=run_recon)
+
+    scene3d = commands.add_parser(
+        "scene3d", help="image -> camera-controlled video -> 3D Gaussian scene, in one go",
+        description="Generate an orbit-like video of IMAGE (dimensionx video), then reconstruct it (dimensionx recon). "
+                    "The video and its JSON sidecar are kept in the scene folder.")
+    scene3d.add_argument("image", help="input image")
+    scene3d.add_argument("--motion", required=True, help="camera motion of the video, e.g. orbit_left")
+    scene3d.add_argument("--prompt", help="text prompt of the video")
+    scene3d.add_argument("--model", help='video model: a folder or hub id, or "tiny" (random weights, for tests)')
+    scene3d.add_argument("--steps", type=int, help="video denoising steps")
+    scene3d.add_argument("--video-frames", type=int, help="frames of the generated video")
+    add_recon_flags(scene3d)
+    scene3d.set_defaults(run=run_scene3d)
+
+
+def add_recon_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output scene folder (written atomically)")
+    parser.add_argument("--config", help="YAML/JSON ReconConfig (e.g. configs/recon.yaml); flags override it")
+    parser.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out folder")
+    parser.add_argument("--frames", type=int, help="frames sampled uniformly from the shot (default 64)")
+    parser.add_argument("--max-size", dest="max_size", type=int, help="px, longest image side (default 720; 0 keeps)")
+    parser.add_argument("--shot", type=int, help="shot of a montage to reconstruct, 0-based (default: the longest)")
+    parser.add_argument("--cameras", help="transforms.json with one camera per sampled frame: skips SfM")
+    parser.add_argument("--iterations", type=int, help="training iterations (default 7000 on CUDA, 300 on CPU)")
+    parser.add_argument("--sh-degree", dest="sh_degree", type=int, help="spherical harmonics degree, 0-3 (default 3)")
+    parser.add_argument("--holdout", type=int, help="hold out every K-th frame for evaluation (default 8; 0: none)")
+    parser.add_argument("--refine-cameras", dest="refine_cameras", action="store_true", default=None,
+                        help="optimise the training cameras' poses with the splats")
+    parser.add_argument("--densify", action=argparse.BooleanOptionalAction, default=None,
+                        help="gsplat DefaultStrategy densification (default on)")
+    parser.add_argument("--orbit-frames", dest="orbit_frames", type=int, help="frames of renders/orbit.mp4 (0: none)")
+    parser.add_argument("--device", help="auto (default), cuda or cpu")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar while training (default on)")
+
+
+RECON_FIELDS = {f.name for f in dataclasses.fields(ReconConfig)}
+
+
+def recon_config(args: argparse.Namespace, video: str) -> ReconConfig:
+    overrides = {k: v for k, v in vars(args).items() if k in RECON_FIELDS}
+    return load_config(ReconConfig, args.config, {**overrides, "video": video})
+
+
+def run_recon(args: argparse.Namespace) -> int:
+    reconstruct(recon_config(args, args.video))
+    return 0
+
+
+def run_scene3d(args: argparse.Namespace) -> int:
+    from ..directors.generate import VideoConfig, generate_video
+
+    config = recon_config(args, video="")
+    check_writable(Path(config.out), config.overwrite)  # before minutes of video generation
+    Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
+        video = generate_video(load_config(VideoConfig, None, {
+            "image": args.image, "motion": args.motion, "prompt": args.prompt, "model": args.model,
+            "steps": args.steps, "frames": args.video_frames, "seed": args.seed,
+            "out": str(Path(tmp) / "video.mp4"), "overwrite": True,
+        }))
+        reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
+    return 0

@@ -1,0 +1,28 @@
+"""Image quality of held-out frames: PSNR and SSIM (pytorch-msssim, 11 px Gaussian window, sigma 1.5).
+
+LPIPS is not computed: it needs a network's pretrained weights (the ``lpips`` package's
+AlexNet/VGG), which this project does not download; metrics.json says so.
+"""
+
+from __future__ import annotations
+
+import torch
+from pytorch_msssim import ssim as _ssim
+
+LPIPS_NOTE = "LPIPS not computed: it needs pretrained AlexNet/VGG weights that this project does not download"
+
+
+def psnr(image: torch.Tensor, target: torch.Tensor) -> float:
+    """dB between [..., H, W, 3] images in [0, 1]."""
+    mse = torch.mean((image.clamp(0, 1) - target) ** 2).clamp_min(1e-10)
+    return float(-10.0 * torch.log10(mse))
+
+
+def ssim(image: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean SSIM between [C, H, W, 3] images in [0, 1]."""
+    return float(ssim_loss_term(image.clamp(0, 1), target))
+
+
+def ssim_loss_term(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Differentiable mean SSIM of [C, H, W, 3] images in [0, 1] (the training loss uses 1 - this)."""
+    return _ssim(image.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2), data_range=1.0, size_average=True)

@@ -1,0 +1,185 @@
+"""Video -> cameras -> 3D Gaussians -> files, top to bottom: ``reconstruct(ReconConfig(...))``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import config_to_dict
+from ..errors import DimensionXError
+from ..media import atomic_dir, write_json, write_video
+from .cameras import (
+    Cameras,
+    cameras_from_transforms,
+    reconstruction_from_cameras,
+    scale_intrinsics,
+    set_poses,
+    smooth_path,
+    transforms_from_cameras,
+)
+from .config import ReconConfig
+from .export import write_ply, write_splat
+from .frames import load_footage
+from .gaussians import init_splats, random_points
+from .metrics import LPIPS_NOTE
+from .sfm import run_sfm
+from .train import Runner, Scene, scene_scale, split_holdout
+
+log = logging.getLogger(__name__)
+
+
+def reconstruct(config: ReconConfig, attach: Sequence[Path] = ()) -> Path:
+    """Builds the scene folder ``config.out`` from ``config.video``; ``attach`` files are copied into it."""
+    # 0. check inputs and pick the device
+    check_inputs(config)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    seconds: dict[str, float] = {}
+    with atomic_dir(config.out, config.overwrite) as out:
+        # 1. frames: one shot, sampled and downscaled, saved as the images the cameras refer to
+        with stage("frames", seconds, device):
+            footage = load_footage(config)
+            names = save_images(footage.images, out / "images")
+
+        # 2. cameras: SfM, or the given transforms.json
+        with stage("sfm", seconds, device):
+            if config.cameras:
+                cameras = scale_intrinsics(cameras_from_transforms(config.cameras, names), *image_size(footage.images))
+                points, colors = random_points(*camera_box(cameras), config.random_init_points, config.seed)
+                rec = reconstruction_from_cameras(cameras, points, colors)
+                models_found, reprojection_error = None, None
+            else:
+                sfm = run_sfm(footage.images, names, out / "images", config)
+                cameras, points, colors, rec = sfm.cameras, sfm.points, sfm.colors, sfm.reconstruction
+                models_found, reprojection_error = sfm.models_found, sfm.reprojection_error_px
+
+        # 3. splats: fit 3D Gaussians to the training frames
+        with stage("train", seconds, device):
+            train_ids, holdout_ids = split_holdout(len(cameras), config.holdout)
+            scene = Scene(
+                images=torch.as_tensor(footage.images[cameras.frame_ids], device=device).float() / 255.0,
+                viewmats=torch.as_tensor(cameras.viewmats, dtype=torch.float32, device=device),
+                Ks=torch.as_tensor(cameras.Ks, dtype=torch.float32, device=device),
+                train_ids=train_ids, holdout_ids=holdout_ids,
+            )
+            splats = init_splats(points, colors, config.sh_degree, config.init_opacity, config.init_scale)
+            runner = Runner(config, splats, scene, scene_scale(cameras.viewmats), device)
+            runner.train()
+
+        # 4. evaluation on the held-out frames
+        with stage("eval", seconds, device):
+            quality, side_by_side = runner.eval()
+            (out / "renders" / "holdout").mkdir(parents=True)
+            for i, image in zip(holdout_ids, side_by_side):
+                Image.fromarray(image).save(out / "renders" / "holdout" / cameras.names[i])
+
+        # 5. files other tools open
+        with stage("export", seconds, device):
+            trained = Cameras(cameras.names, cameras.frame_ids, runner.viewmats(), cameras.Ks, cameras.width,
+                              cameras.height)
+            write_ply(runner.splats, out / "point_cloud.ply")
+            write_splat(runner.splats, out / "scene.splat")
+            set_poses(rec, trained)
+            (out / "sparse" / "0").mkdir(parents=True)
+            rec.write_text(str(out / "sparse" / "0"))
+            write_json(transforms_from_cameras(trained), out / "transforms.json")
+            if config.orbit_frames > 0:
+                path = smooth_path(trained.subset(np.array(train_ids)), config.orbit_frames, config.orbit_smoothing)
+                write_video(runner.render_traj(path, cameras.Ks[0]), out / "renders" / "orbit.mp4", config.orbit_fps)
+        for extra in attach:
+            shutil.copy2(extra, out / Path(extra).name)
+
+        seconds["total"] = sum(seconds.values())
+        write_json({
+            "frames_total": footage.frames_total,
+            "frames_used": len(names),
+            "frames_registered": len(cameras),
+            "models_found": models_found,
+            "reprojection_error_px": reprojection_error,
+            "shots_found": len(footage.shots),
+            "shot": footage.shot,
+            "shot_frames": [footage.shots[footage.shot].start, footage.shots[footage.shot].stop - 1],
+            "holdout_frames": [cameras.names[i] for i in holdout_ids],
+            "psnr": quality["psnr"],
+            "ssim": quality["ssim"],
+            "lpips": None,
+            "lpips_note": LPIPS_NOTE,
+            "n_gaussians": runner.n_gaussians(),
+            "iterations": runner.iterations,
+            "final_loss": runner.losses[-1] if runner.losses else None,
+            "seconds": {k: round(v, 3) for k, v in seconds.items()},
+            "device": device_name(device),
+            "config": config_to_dict(config),
+        }, out / "metrics.json")
+    log.info("scene written to %s (PSNR %s dB on %d held-out frames, %d Gaussians, %.1f s)", config.out,
+             f"{quality['psnr']:.2f}" if quality["psnr"] is not None else "n/a", len(holdout_ids),
+             runner.n_gaussians(), seconds["total"])
+    return Path(config.out)
+
+
+def check_inputs(config: ReconConfig) -> None:
+    if not config.video:
+        raise DimensionXError("no input video: pass a video file or a folder of frames")
+    if not config.out:
+        raise DimensionXError("no output folder: pass --out DIR")
+    if not 0 <= config.sh_degree <= 3:
+        raise DimensionXError(f"--sh-degree {config.sh_degree} is not supported: gsplat renders SH degrees 0 to 3")
+    if config.holdout < 0 or config.holdout == 1:
+        raise DimensionXError(f"--holdout {config.holdout} is invalid: pass K >= 2 to hold out every K-th frame, or 0")
+    if config.cameras and not Path(config.cameras).is_file():
+        raise DimensionXError(f"--cameras {config.cameras} does not exist: pass a transforms.json, or drop --cameras")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cuda", "cpu"):
+        raise DimensionXError(f"--device {name} is unknown: pass auto, cuda or cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DimensionXError("--device cuda was asked for but torch sees no CUDA GPU: pass --device cpu (slow) or auto")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu (pure-torch reference renderer)"
+
+
+@contextlib.contextmanager
+def stage(name: str, seconds: dict[str, float], device: torch.device) -> Iterator[None]:
+    """Times a stage in wall-clock seconds, waiting for the GPU's queued work at its end."""
+    start = time.perf_counter()
+    yield
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds[name] = time.perf_counter() - start
+
+
+def save_images(images: np.ndarray, folder: Path) -> list[str]:
+    """Writes [T, H, W, 3] uint8 frames as ``frame_00000.png``...; returns their names."""
+    folder.mkdir(parents=True)
+    names = [f"frame_{i:05d}.png" for i in range(len(images))]
+    for name, image in zip(names, images):
+        Image.fromarray(image).save(folder / name, compress_level=1)
+    return names
+
+
+def image_size(images: np.ndarray) -> tuple[int, int]:
+    """(width, height) px of [T, H, W, 3] frames."""
+    return images.shape[2], images.shape[1]
+
+
+def camera_box(cameras: Cameras) -> tuple[np.ndarray, np.ndarray]:
+    """A box around the cameras (1.5x their extent, at least 1 unit) to seed splats without SfM points."""
+    centers = cameras.centers()
+    middle, half = centers.mean(axis=0), np.maximum(0.75 * (centers.max(axis=0) - centers.min(axis=0)), 0.5)
+    return middle - half, middle + half

@@ -1,0 +1,219 @@
+"""Fitting 3D Gaussians to frames with known cameras: one runner with ``train()``, ``eval()``, ``render_traj()``.
+
+As in gsplat's trainer: one Adam per parameter, the means' learning rate scaled by the scene
+size and decayed 100x, SH degree raised every ``sh_degree_interval`` iterations, gsplat's
+``DefaultStrategy`` (clone / split / prune / opacity reset) for densification. The strategy
+only reads the ``info`` dict of the renderer, so it runs unchanged with the CPU reference
+renderer too; the short CPU schedule (300 iterations) simply ends before ``refine_start_iter``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import DimensionXError
+from .config import ReconConfig, resolve_iterations
+from .metrics import psnr, ssim, ssim_loss_term
+from .render import rasterize
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY = 50  # iterations between progress-bar updates and non-finite-loss checks
+
+
+@dataclass
+class Scene:
+    """Frames and cameras on the training device."""
+
+    images: torch.Tensor  # [C, H, W, 3] float in [0, 1]
+    viewmats: torch.Tensor  # [C, 4, 4] world-to-camera
+    Ks: torch.Tensor  # [C, 3, 3] px
+    train_ids: list[int]  # cameras trained on
+    holdout_ids: list[int]  # cameras only evaluated
+
+    @property
+    def width(self) -> int:
+        return self.images.shape[2]
+
+    @property
+    def height(self) -> int:
+        return self.images.shape[1]
+
+
+def split_holdout(n: int, every: int) -> tuple[list[int], list[int]]:
+    """Every ``every``-th camera (0, every, 2 every, ...) is held out; ``every`` = 0 holds none out."""
+    holdout = list(range(0, n, every)) if every > 0 else []
+    train = [i for i in range(n) if i not in set(holdout)]
+    if len(train) < 2:
+        raise DimensionXError(
+            f"--holdout {every} leaves {len(train)} of {n} registered frames to train on: "
+            "pass a larger --holdout (or 0 to evaluate on no frame), or use more --frames"
+        )
+    return train, holdout
+
+
+def scene_scale(viewmats: np.ndarray) -> float:
+    """1.1x the largest distance of a camera from the cameras' centroid (gsplat's trainer), world units."""
+    centers = -np.einsum("cji,cj->ci", viewmats[:, :3, :3], viewmats[:, :3, 3])
+    spread = float(np.linalg.norm(centers - centers.mean(axis=0), axis=1).max())
+    return 1.1 * spread if spread > 0 else 1.0
+
+
+class Runner:
+    def __init__(self, config: ReconConfig, splats: torch.nn.ParameterDict, scene: Scene, scale: float,
+                 device: torch.device):
+        self.config = config
+        self.device = device
+        self.scene = scene
+        self.scale = scale
+        self.iterations = resolve_iterations(config, device.type)
+        self.splats = splats.to(device)
+        self.background = torch.tensor(config.background, dtype=torch.float32, device=device)
+        lrs = {"means": config.lr_means * scale, "scales": config.lr_scales, "quats": config.lr_quats,
+               "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN}
+        self.optimizers = {
+            name: torch.optim.Adam([{"params": self.splats[name], "lr": lr, "name": name}], eps=1e-15)
+            for name, lr in lrs.items()
+        }
+        self.means_decay = torch.optim.lr_scheduler.ExponentialLR(
+            self.optimizers["means"], gamma=0.01 ** (1.0 / max(1, self.iterations)))
+        self.strategy, self.strategy_state = self._make_strategy()
+        # A pose correction (rotation vector, translation) per training camera, applied camera-to-world.
+        self.pose_deltas = torch.nn.Parameter(torch.zeros(len(scene.train_ids), 6, device=device))
+        self.pose_optimizer = torch.optim.Adam([self.pose_deltas], lr=config.pose_lr, weight_decay=config.pose_reg)
+        self.losses: list[float] = []
+
+    def _make_strategy(self):
+        if not self.config.densify:
+            return None, None
+        from gsplat.strategy import DefaultStrategy
+
+        c = self.config
+        strategy = DefaultStrategy(prune_opa=c.prune_opa, grow_grad2d=c.grow_grad2d, grow_scale3d=c.grow_scale3d,
+                                   refine_start_iter=c.refine_start_iter, refine_stop_iter=c.refine_stop_iter,
+                                   reset_every=c.reset_every, refine_every=c.refine_every)
+        strategy.check_sanity(self.splats, self.optimizers)
+        return strategy, strategy.initialize_state(scene_scale=self.scale)
+
+    def render(self, viewmats: torch.Tensor, Ks: torch.Tensor, sh_degree: int):
+        """[C, 4, 4], [C, 3, 3] -> colours [C, H, W, 3], alphas [C, H, W, 1], info."""
+        s = self.splats
+        return rasterize(s["means"], s["quats"], torch.exp(s["scales"]), torch.sigmoid(s["opacities"]),
+                         torch.cat([s["sh0"], s["shN"]], dim=1), viewmats, Ks, self.scene.width,
+                         self.scene.height, sh_degree, self.background)
+
+    def train_viewmat(self, slot: int) -> torch.Tensor:
+        """[1, 4, 4] world-to-camera of training camera ``slot``, with its pose correction if refining."""
+        viewmat = self.scene.viewmats[self.scene.train_ids[slot]][None]
+        if not self.config.refine_cameras:
+            return viewmat
+        twist = torch.zeros(4, 4, device=self.device)
+        w, t = self.pose_deltas[slot, :3], self.pose_deltas[slot, 3:]
+        zero = torch.zeros((), device=self.device)
+        twist[:3, :3] = torch.stack([zero, -w[2], w[1], w[2], zero, -w[0], -w[1], w[0], zero]).reshape(3, 3)
+        twist[:3, 3] = t
+        correction = torch.linalg.matrix_exp(twist)  # camera-to-world correction, SE(3)
+        return torch.linalg.inv(correction)[None] @ viewmat
+
+    def train(self) -> None:
+        """Runs ``self.iterations`` steps of loss = (1 - l) L1 + l (1 - SSIM) on one training frame each."""
+        c = self.config
+        generator = torch.Generator().manual_seed(c.seed)
+        order = torch.randperm(len(self.scene.train_ids), generator=generator)
+        bad_steps = torch.zeros((), device=self.device)  # non-finite losses since the last check
+        running = torch.zeros((), device=self.device)
+        bar = tqdm(range(self.iterations), desc="gaussians", disable=not c.progress, unit="it")
+        for step in bar:
+            slot = int(order[step % len(order)])
+            if step % len(order) == len(order) - 1:
+                order = torch.randperm(len(order), generator=generator)
+            gt = self.scene.images[self.scene.train_ids[slot]][None]  # [1, H, W, 3]
+            sh_degree = min(step // c.sh_degree_interval, c.sh_degree)
+            colors, _, info = self.render(self.train_viewmat(slot), self.scene.Ks[self.scene.train_ids[slot]][None],
+                                          sh_degree)
+            if self.strategy is not None:
+                self.strategy.step_pre_backward(self.splats, self.optimizers, self.strategy_state, step, info)
+            loss = (1 - c.ssim_lambda) * (colors - gt).abs().mean() + c.ssim_lambda * (1 - ssim_loss_term(colors, gt))
+            loss.backward()
+            finite = torch.isfinite(loss)
+            bad_steps += ~finite
+            running += torch.where(finite, loss.detach(), torch.zeros_like(running))
+            self._drop_non_finite(finite, info)
+            for optimizer in self.optimizers.values():
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            if c.refine_cameras:
+                self.pose_optimizer.step()
+                self.pose_optimizer.zero_grad(set_to_none=True)
+            self.means_decay.step()
+            if self.strategy is not None:
+                self.strategy.step_post_backward(self.splats, self.optimizers, self.strategy_state, step, info,
+                                                 packed=False)
+            if (step + 1) % LOG_EVERY == 0 or step + 1 == self.iterations:
+                self._check(bad_steps, step)
+                self.losses.append(float(running) / max(1, (step % LOG_EVERY) + 1))
+                bar.set_postfix(loss=f"{self.losses[-1]:.4f}", splats=len(self.splats["means"]))
+                running.zero_()
+                bad_steps.zero_()
+
+    def _drop_non_finite(self, finite: torch.Tensor, info: dict) -> None:
+        """Zeroes every gradient of a step whose loss was NaN or infinite (no GPU sync)."""
+        grads = [p.grad for p in self.splats.values()] + [self.pose_deltas.grad]
+        if self.strategy is not None:  # it reads the image-plane gradients
+            grads.append(info["means2d"].grad)
+        for grad in grads:
+            if grad is not None:
+                grad.copy_(torch.where(finite, grad, torch.zeros_like(grad)))
+
+    def _check(self, bad_steps: torch.Tensor, step: int) -> None:
+        bad = int(bad_steps)
+        if bad >= self.config.max_nan_steps:
+            raise DimensionXError(
+                f"training diverged: {bad} of the last {LOG_EVERY} losses were NaN or infinite (iteration {step + 1}). "
+                "Causes: cameras far off (check sparse/0 with the COLMAP GUI) or learning rates too high: "
+                "lower --lr-means / --lr-scales in a --config file, or drop --refine-cameras"
+            )
+        if len(self.splats["means"]) == 0:
+            raise DimensionXError(
+                f"every Gaussian was pruned by iteration {step + 1}: lower prune_opa, or pass --no-densify"
+            )
+
+    @torch.no_grad()
+    def eval(self) -> tuple[dict, list[np.ndarray]]:
+        """PSNR / SSIM on the held-out frames, and [H, 2W, 3] uint8 images (render | ground truth) of each."""
+        ids = self.scene.holdout_ids
+        if not ids:
+            return {"psnr": None, "ssim": None}, []
+        renders = torch.cat([self.render(self.scene.viewmats[i][None], self.scene.Ks[i][None], self.config.sh_degree)[0]
+                             for i in ids]).clamp(0, 1)  # [V, H, W, 3]
+        targets = self.scene.images[ids]
+        metrics = {"psnr": float(np.mean([psnr(r, t) for r, t in zip(renders, targets)])),
+                   "ssim": ssim(renders, targets)}
+        side_by_side = torch.cat([renders, targets], dim=2)  # [V, H, 2W, 3]
+        return metrics, list((side_by_side * 255).round().byte().cpu().numpy())
+
+    @torch.no_grad()
+    def render_traj(self, viewmats: np.ndarray, K: np.ndarray) -> np.ndarray:
+        """[T, 4, 4] world-to-camera and one [3, 3] K -> [T, H, W, 3] uint8 frames."""
+        frames = []
+        Ks = torch.as_tensor(K, dtype=torch.float32, device=self.device)[None]
+        for viewmat in torch.as_tensor(viewmats, dtype=torch.float32, device=self.device):
+            colors = self.render(viewmat[None], Ks, self.config.sh_degree)[0]
+            frames.append((colors[0].clamp(0, 1) * 255).round().byte().cpu().numpy())
+        return np.stack(frames)
+
+    @torch.no_grad()
+    def viewmats(self) -> np.ndarray:
+        """[C, 4, 4] world-to-camera of every camera, training ones with their refinement applied."""
+        out = self.scene.viewmats.clone()
+        for slot, i in enumerate(self.scene.train_ids):
+            out[i] = self.train_viewmat(slot)[0]
+        return out.cpu().double().numpy()
+
+    def n_gaussians(self) -> int:
+        return len(self.splats["means"])

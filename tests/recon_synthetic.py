@@ -1,0 +1,101 @@
+"""A synthetic splat scene with known cameras, rendered by the reference renderer (test helper).
+
+The scene is a cloud of small, randomly coloured and oriented Gaussians in a 2-unit cube, in
+front of a large textured backdrop of more Gaussians: it gives SIFT many distinct blobs and
+corners to match. Cameras sit on an arc around the origin, looking at it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dimensionx.media import write_video
+from dimensionx.recon.cameras import OPENGL_FROM_OPENCV
+from dimensionx.recon.gaussians import rgb_to_sh
+from dimensionx.recon.render import reference_rasterization
+
+
+def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, -1.0, 0.0])) -> np.ndarray:
+    """[4, 4] world-to-camera, OpenCV axes (z towards ``target``, y along -``up``... i.e. image-down)."""
+    forward = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    R = np.stack([right, down, forward])
+    viewmat = np.eye(4)
+    viewmat[:3, :3] = R
+    viewmat[:3, 3] = -R @ eye
+    return viewmat
+
+
+def arc_cameras(n: int, degrees: float, radius: float = 4.0, height: float = -1.0) -> np.ndarray:
+    """[n, 4, 4] cameras on a horizontal arc of ``degrees`` around the origin (y is down)."""
+    angles = np.radians(np.linspace(-degrees / 2, degrees / 2, n))
+    return np.stack([look_at(np.array([radius * np.sin(a), height, -radius * np.cos(a)])) for a in angles])
+
+
+def intrinsics(width: int, height: int, fov_degrees: float = 60.0) -> np.ndarray:
+    f = 0.5 * width / np.tan(np.radians(fov_degrees) / 2)
+    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
+
+
+def splat_scene(n: int = 1500, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Gaussians: a cloud in [-1, 1]^3 and a backdrop wall at z = 2.5 (behind the origin from the cameras)."""
+    g = torch.Generator().manual_seed(seed)
+    n_wall = n // 2
+    cloud = torch.rand(n - n_wall, 3, generator=g) * 2 - 1
+    wall = torch.cat([torch.rand(n_wall, 2, generator=g) * 6 - 3, torch.full((n_wall, 1), 2.5)], dim=1)
+    means = torch.cat([cloud, wall])
+    sh = torch.zeros(n, 16, 3)
+    sh[:, 0] = rgb_to_sh(torch.rand(n, 3, generator=g))
+    return {
+        "means": means,
+        "quats": torch.randn(n, 4, generator=g),
+        "scales": torch.cat([torch.rand(n - n_wall, 3, generator=g) * 0.06 + 0.01,
+                             torch.rand(n_wall, 3, generator=g) * 0.15 + 0.03]),
+        "opacities": torch.rand(n, generator=g) * 0.5 + 0.5,
+        "sh": sh,
+    }
+
+
+def render_views(scene: dict[str, torch.Tensor], viewmats: np.ndarray, K: np.ndarray, width: int, height: int) -> np.ndarray:
+    """[C, H, W, 3] uint8 renders of ``scene`` on a grey background."""
+    Ks = torch.as_tensor(K, dtype=torch.float32).expand(len(viewmats), 3, 3)
+    with torch.no_grad():
+        images, _, _ = reference_rasterization(
+            scene["means"], scene["quats"], scene["scales"], scene["opacities"], scene["sh"],
+            torch.as_tensor(viewmats, dtype=torch.float32), Ks, width, height, sh_degree=0,
+            backgrounds=torch.full((len(viewmats), 3), 0.5))
+    return (images.clamp(0, 1) * 255).round().byte().numpy()
+
+
+def write_orbit_video(path: Path, n: int = 16, degrees: float = 60.0, width: int = 256, height: int = 192) -> tuple[np.ndarray, np.ndarray]:
+    """Writes an mp4 of the synthetic scene seen along an arc; returns its (viewmats [n, 4, 4], K [3, 3])."""
+    viewmats, K = arc_cameras(n, degrees), intrinsics(width, height)
+    write_video(render_views(splat_scene(), viewmats, K, width, height), path, fps=8)
+    return viewmats, K
+
+
+def transforms_json(viewmats: np.ndarray, K: np.ndarray, width: int, height: int) -> dict:
+    """nerfstudio transforms.json of known cameras (OpenGL camera-to-world)."""
+    return {
+        "fl_x": K[0, 0], "fl_y": K[1, 1], "cx": K[0, 2], "cy": K[1, 2], "w": width, "h": height,
+        "frames": [{"file_path": f"images/{i}.png", "transform_matrix": (np.linalg.inv(v) @ OPENGL_FROM_OPENCV).tolist()}
+                   for i, v in enumerate(viewmats)],
+    }
+
+
+def umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, R, t) minimising |s R source + t - target|^2 over [N, 3] point pairs (Umeyama 1991)."""
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    xs, xt = source - mu_s, target - mu_t
+    U, D, Vt = np.linalg.svd(xt.T @ xs / len(source))
+    S = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        S[2, 2] = -1
+    R = U @ S @ Vt
+    s = np.trace(np.diag(D) @ S) / xs.var(0).sum()
+    return s, R, mu_t - s * R @ mu_s

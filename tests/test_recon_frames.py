@@ -1,0 +1,67 @@
+"""Frames for reconstruction: uniform sampling, downscaling, hard cuts in a montage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import shared_file
+from dimensionx.errors import DimensionXError
+from dimensionx.media import read_frames
+from dimensionx.recon.config import ReconConfig
+from dimensionx.recon.frames import choose_shot, downscale, find_cuts, sample_ids, split_shots
+
+# Where the montage of camera motions jumps back from its input view to the far end of the next
+# motion: frame t-1 is (nearly) the input photo, frame t a view far from it.
+MONTAGE_SHOT_STARTS = [4, 28, 53, 77, 102, 126, 151, 175, 200, 224, 249, 273]
+
+
+def panning_clip(seed: int, n: int = 20) -> np.ndarray:
+    """[n, 48, 64, 3]: a window sliding 2 px a frame over a smooth random texture."""
+    rng = np.random.default_rng(seed)
+    texture = np.kron(rng.integers(0, 256, (12, 40, 3)), np.ones((4, 4, 1))).astype(np.uint8)  # [48, 160, 3]
+    return np.stack([texture[:, 2 * t : 2 * t + 64] for t in range(n)])
+
+
+def test_uniform_sampling_spreads_frames_over_the_shot():
+    assert sample_ids(range(0, 145), 49).tolist() == list(range(0, 145, 3))  # the benchmark's 49 of 145
+    assert sample_ids(range(10, 15), 64).tolist() == [10, 11, 12, 13, 14]  # fewer frames than asked: all
+    with pytest.raises(DimensionXError, match="--frames 2 is too few"):
+        sample_ids(range(10), 2)
+
+
+def test_downscale_keeps_aspect_and_only_shrinks():
+    frames = np.zeros((2, 320, 480, 3), np.uint8)
+    assert downscale(frames, 240).shape == (2, 160, 240, 3)
+    assert downscale(frames, 720).shape == frames.shape and downscale(frames, 0).shape == frames.shape
+
+
+def test_cuts_between_two_clips_are_found_and_the_longest_shot_is_chosen():
+    video = np.concatenate([panning_clip(0, 12), panning_clip(1, 20)])
+    cuts = find_cuts(video, ReconConfig())
+    assert cuts == [12]
+    shots = split_shots(len(video), cuts)
+    assert shots == [range(0, 12), range(12, 32)]
+    assert choose_shot(shots, None, "montage.mp4") == 1
+    assert choose_shot(shots, 0, "montage.mp4") == 0
+    with pytest.raises(DimensionXError, match=r"--shot 5 does not exist: montage.mp4 has 2 shot\(s\)"):
+        choose_shot(shots, 5, "montage.mp4")
+
+
+def test_a_continuous_clip_has_no_cut():
+    assert find_cuts(panning_clip(0, 30), ReconConfig()) == []
+
+
+@pytest.mark.slow
+def test_real_montage_is_split_at_its_cuts_and_the_orbit_is_not():
+    montage, _ = read_frames(shared_file("videos/camera_montage_plate_1280x854.mp4"))
+    cuts = find_cuts(montage, ReconConfig())
+    assert set(MONTAGE_SHOT_STARTS) <= set(cuts)
+    # The generated clips also jump once inside each motion (its background changes shape
+    # abruptly), 15 frames after each start; nothing else is split.
+    assert set(cuts) - set(MONTAGE_SHOT_STARTS) == {t + 15 for t in MONTAGE_SHOT_STARTS}
+    shots = split_shots(len(montage), cuts)
+    assert min(len(s) for s in shots[1:]) >= 8
+
+    orbit, _ = read_frames(shared_file("videos/orbit360_landscape_145f_480x320.mp4"))
+    assert find_cuts(orbit, ReconConfig()) == []

@@ -77,7 +77,8 @@ class Runner:
         lrs = {"means": config.lr_means * scale, "scales": config.lr_scales, "quats": config.lr_quats,
                "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN}
         self.optimizers = {
-            name: torch.optim.Adam([{"params": self.splats[name], "lr": lr, "name": name}], eps=1e-15)
+            name: torch.optim.Adam([{"params": self.splats[name], "lr": lr, "name": name}], eps=1e-15,
+                                   fused=device.type == "cuda")
             for name, lr in lrs.items()
         }
         self.means_decay = torch.optim.lr_scheduler.ExponentialLR(

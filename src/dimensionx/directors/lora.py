@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -116,7 +117,9 @@ def fuse_directors(pipe, loras: list[tuple[LoraFile, float]], scale: float | Non
     names = [f"director_{i}" for i in range(len(loras))]
     for name, (lora, _) in zip(names, loras):
         state = {_PREFIX + k: v for k, v in lora.tensors.items()}
-        pipe.load_lora_weights(state, adapter_name=name)
+        with warnings.catch_warnings():  # peft warns on every adapter after the first; several are the point here
+            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+            pipe.load_lora_weights(state, adapter_name=name)
         _check_loaded(pipe.transformer, lora, name)
     multipliers = [weight * (scale if scale is not None else 1.0 / lora.rank) for lora, weight in loras]
     pipe.set_adapters(names, multipliers)

@@ -59,6 +59,7 @@ class ModeConfig:
     cache_interval: int = 5  # fast: steps from one full transformer pass to the next
     cache_warmup_steps: int = 3  # fast: first steps always computed in full
     offload_blocks_per_group: int = 1  # lowmem: transformer blocks streamed to the GPU together
+    vae_tile: tuple[int, int] = (240, 360)  # lowmem: (height, width) in pixels; larger frames decode in overlapping tiles
 
     def __post_init__(self):
         if self.cache_interval < 1 or self.cache_warmup_steps < 0 or self.offload_blocks_per_group < 1:
@@ -118,17 +119,25 @@ def weights_editable(pipe):
 
 
 def _stream_text_encoder(text_encoder, device: torch.device) -> list[str]:
-    """T5 stays in pinned CPU memory; its layers stream to the GPU, one ahead, only while it encodes.
-
-    diffusers group offloading on the encoder stack: T5's top-level ``shared`` embedding is the
-    stack's ``embed_tokens`` under a second name and is never called itself.
-    """
+    """T5 stays in pinned CPU memory; its layers stream to the GPU, one ahead, only while it encodes."""
     if text_encoder is None:
         return []
     text_encoder.to("cpu")
-    apply_group_offloading(getattr(text_encoder, "encoder", text_encoder), onload_device=device, offload_type="leaf_level",
-                           use_stream=True)
+    apply_group_offloading(text_encoder, onload_device=device, offload_type="leaf_level", use_stream=True)
+    _GROUP_OFFLOADING_LOG.addFilter(_TIED_T5_EMBEDDING)
     return ["T5 encoder: in CPU memory, streamed to the GPU layer by layer while it encodes"]
+
+
+class _TiedT5EmbeddingFilter(logging.Filter):
+    """Drops diffusers' warning that T5's ``shared`` embedding never ran: the encoder reads the
+    same weights through its ``embed_tokens`` layer, so nothing is missing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "unexecuted_layers=['shared']" not in record.getMessage()
+
+
+_GROUP_OFFLOADING_LOG = logging.getLogger("diffusers.hooks.group_offloading")
+_TIED_T5_EMBEDDING = _TiedT5EmbeddingFilter()
 
 
 def _apply_lowmem(pipe, device: torch.device, config: ModeConfig) -> list[str]:
@@ -136,25 +145,40 @@ def _apply_lowmem(pipe, device: torch.device, config: ModeConfig) -> list[str]:
     pipe.transformer.enable_group_offload(onload_device=device, offload_type="block_level",
                                           num_blocks_per_group=config.offload_blocks_per_group, use_stream=True)
     pipe.vae.to(device)
-    pipe.vae.enable_tiling()
-    return [f"transformer: in CPU memory, streamed to the GPU {config.offload_blocks_per_group} block(s) ahead", "VAE: tiled decode"]
+    height, width = config.vae_tile
+    pipe.vae.enable_tiling(tile_sample_min_height=height, tile_sample_min_width=width)
+    return [f"transformer: in CPU memory, streamed to the GPU {config.offload_blocks_per_group} block(s) ahead",
+            f"VAE: decoded in overlapping {height}x{width} px tiles"]
 
 
 def _compile_blocks(transformer, config: ModeConfig) -> list[str]:
     """Regional compilation: each block's forward is compiled (one graph serves all 42 blocks).
 
-    Hooks (step cache, offloading) stay outside the compiled code, wrapped around it.
+    Hooks (step cache, offloading) stay outside the compiled code, wrapped around it. Inductor
+    writes its artifacts to ``_compile_cache``, which a second process reads back: it starts warm.
     """
-    cache = config.compile_cache or os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(_default_compile_cache())
+    cache = _compile_cache(config)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     for block in transformer.transformer_blocks:
         block.forward = torch.compile(block.forward)
     return [f"torch.compile per transformer block (artifacts cached in {cache})"]
 
 
-def _default_compile_cache() -> Path:
+def _compile_cache(config: ModeConfig) -> str:
+    """``config.compile_cache``, else a TORCHINDUCTOR_CACHE_DIR the user set, else ``$DIMENSIONX_CACHE/inductor``.
+
+    torch itself sets TORCHINDUCTOR_CACHE_DIR to its default in /tmp once Inductor is imported;
+    that value is not taken for the user's, /tmp being emptied at reboot.
+    """
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    if config.compile_cache:
+        return config.compile_cache
+    user = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if user and os.path.abspath(user) != os.path.abspath(default_cache_dir()):
+        return user
     root = Path(os.environ.get("DIMENSIONX_CACHE", Path.home() / ".cache" / "dimensionx"))
-    return root / "inductor"
+    return str(root / "inductor")
 
 
 def _enable_step_cache(transformer, config: ModeConfig) -> list[str]:

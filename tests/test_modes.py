@@ -1,0 +1,97 @@
+"""`--mode exact|fast|lowmem` on a CPU: eager with a notice, recorded in the sidecar; the pieces that run anywhere.
+
+The modes' speed is measured on a GPU by benchmarks/bench_video.py, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from diffusers import CogVideoXImageToVideoPipeline
+from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
+
+from dimensionx.cli import main
+from dimensionx.directors.attention import CogVideoXSDPAProcessor
+from dimensionx.directors.modes import MODES, ModeConfig, _compile_cache, _enable_step_cache, apply_mode
+from dimensionx.errors import DimensionXError
+
+FAST = ["--model", "tiny", "--steps", "2", "--frames", "9", "--prompt", "a red barn", "--motion", "orbit_left"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_runs_eager_on_cpu_with_a_notice_and_is_recorded(mode, photo, tmp_path, caplog):
+    out = tmp_path / f"{mode}.mp4"
+    with caplog.at_level(logging.INFO, logger="dimensionx.directors.modes"):
+        assert main(["video", str(photo), *FAST, "--mode", mode, "--out", str(out)]) == 0
+
+    notices = [r.getMessage() for r in caplog.records if r.name == "dimensionx.directors.modes"]
+    assert notices == [f"--mode {mode} needs a CUDA GPU for its kernels; running plain eager on cpu"]
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["config"]["mode"] == mode
+    assert sidecar["mode"] == {"name": mode, "notes": [f"{mode} -> eager on cpu"]}
+    assert out.is_file()
+
+
+def test_unknown_mode_is_a_clear_error(photo, tmp_path, capsys):
+    assert main(["video", str(photo), *FAST, "--mode", "turbo", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "--mode 'turbo' is unknown: use one of exact, fast, lowmem" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_mode_config_rejects_impossible_knobs():
+    with pytest.raises(DimensionXError, match="cache_interval=0"):
+        ModeConfig(cache_interval=0)
+    with pytest.raises(DimensionXError, match="offload_blocks_per_group=0"):
+        ModeConfig(offload_blocks_per_group=0)
+
+
+def test_apply_mode_on_cpu_leaves_the_pipeline_stock(tiny_model_dir):
+    pipe = CogVideoXImageToVideoPipeline.from_pretrained(tiny_model_dir)
+    assert apply_mode(pipe, "fast", torch.device("cpu")) == ["fast -> eager on cpu"]
+    assert all(type(p) is CogVideoXAttnProcessor2_0 for p in pipe.transformer.attn_processors.values())
+    assert not pipe.transformer.is_cache_enabled
+
+
+def test_sdpa_processor_computes_what_the_stock_processor_does(tiny_model_dir):
+    pipe = CogVideoXImageToVideoPipeline.from_pretrained(tiny_model_dir)
+    transformer, config = pipe.transformer, pipe.transformer.config
+    generator = torch.Generator().manual_seed(0)
+    inputs = dict(
+        hidden_states=torch.randn(2, 3, config.in_channels, config.sample_height, config.sample_width, generator=generator),
+        encoder_hidden_states=torch.randn(2, 226, config.text_embed_dim, generator=generator),
+        timestep=torch.tensor([999, 500]),
+        image_rotary_emb=pipe._prepare_rotary_positional_embeddings(64, 96, 3, torch.device("cpu")),
+    )
+    with torch.no_grad():
+        stock = transformer(**inputs).sample
+        transformer.set_attn_processor(CogVideoXSDPAProcessor())
+        ours = transformer(**inputs).sample
+    torch.testing.assert_close(ours, stock, rtol=1e-5, atol=1e-6)
+
+
+def test_step_cache_runs_the_transformer_on_the_documented_steps(tiny_model_dir, photo):
+    """Warm-up 3, interval 5: full passes on steps 0, 1, 2, 4, 9 of 12; the others are forecast."""
+    from PIL import Image
+
+    pipe = CogVideoXImageToVideoPipeline.from_pretrained(tiny_model_dir)
+    _enable_step_cache(pipe.transformer, ModeConfig(cache_interval=5, cache_warmup_steps=3))
+    calls, full = [], []
+    pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(len(calls)))
+    pipe.transformer.transformer_blocks[0].attn1.register_forward_pre_hook(lambda module, args: full.append(calls[-1]))
+    pipe(image=Image.open(photo).convert("RGB"), prompt="a barn", height=64, width=96, num_frames=9,
+         num_inference_steps=12, generator=torch.Generator().manual_seed(0), output_type="latent")
+    assert len(calls) == 12 and full == [0, 1, 2, 4, 9]
+
+
+def test_compile_cache_persists_outside_tmp_unless_the_user_chose_one(monkeypatch, tmp_path):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("DIMENSIONX_CACHE", str(tmp_path))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what torch sets by itself
+    assert _compile_cache(ModeConfig()) == str(tmp_path / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert _compile_cache(ModeConfig()) == str(tmp_path / "mine")
+    assert _compile_cache(ModeConfig(compile_cache="/data/inductor")) == "/data/inductor"

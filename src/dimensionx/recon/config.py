@@ -34,6 +34,7 @@ class ReconConfig:
     loop_candidates: int = 3  # far-apart frames matched per frame by thumbnail similarity (loop closure)
     loop_min_gap: int = 0  # frames; 0 means 2 * match_overlap. Loop pairs are at least this far apart
     min_registered_fraction: float = 0.5  # fewer registered frames than this fraction is an error
+    ba_global_ratio: float = 1.4  # global bundle adjustment when the model grew by this factor (COLMAP: 1.1)
 
     # ---- 3D Gaussians (gsplat)
     iterations: int | None = None  # None: 7000 on CUDA, 300 on CPU

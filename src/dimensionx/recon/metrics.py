@@ -20,9 +20,18 @@ def psnr(image: torch.Tensor, target: torch.Tensor) -> float:
 
 def ssim(image: torch.Tensor, target: torch.Tensor) -> float:
     """Mean SSIM between [C, H, W, 3] images in [0, 1]."""
-    return float(ssim_loss_term(image.clamp(0, 1), target))
+    return float(ssim_loss_term(image.clamp(0, 1), target, ssim_window(image.device)))
 
 
-def ssim_loss_term(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def ssim_window(device: torch.device, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """[3, 1, 1, size] normalised Gaussian (sigma in px), made once on ``device``: pytorch-msssim
+    would otherwise build it on the CPU and copy it to the GPU at every call, a sync per step."""
+    x = torch.arange(size, dtype=torch.float32, device=device) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return (g / g.sum()).reshape(1, 1, 1, size).repeat(3, 1, 1, 1)
+
+
+def ssim_loss_term(image: torch.Tensor, target: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     """Differentiable mean SSIM of [C, H, W, 3] images in [0, 1] (the training loss uses 1 - this)."""
-    return _ssim(image.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2), data_range=1.0, size_average=True)
+    return _ssim(image.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2), data_range=1.0, size_average=True,
+                 win=window)

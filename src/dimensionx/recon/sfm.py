@@ -99,6 +99,7 @@ def map_incrementally(database: Path, image_dir: Path, out: Path, config: ReconC
     options = pycolmap.IncrementalPipelineOptions()
     options.min_model_size = 3  # a short clip is still worth a model; the fraction check judges it
     options.random_seed = config.seed
+    options.ba_global_frames_ratio = options.ba_global_points_ratio = config.ba_global_ratio
     return pycolmap.incremental_mapping(database, image_dir, out, options)
 
 

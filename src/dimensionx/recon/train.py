@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..errors import DimensionXError
 from .config import ReconConfig, resolve_iterations
-from .metrics import psnr, ssim, ssim_loss_term
+from .metrics import psnr, ssim, ssim_loss_term, ssim_window
 from .render import rasterize
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class Runner:
         self.iterations = resolve_iterations(config, device.type)
         self.splats = splats.to(device)
         self.background = torch.tensor(config.background, dtype=torch.float32, device=device)
+        self.ssim_window = ssim_window(device)
         lrs = {"means": config.lr_means * scale, "scales": config.lr_scales, "quats": config.lr_quats,
                "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN}
         self.optimizers = {
@@ -139,12 +140,12 @@ class Runner:
                                           sh_degree)
             if self.strategy is not None:
                 self.strategy.step_pre_backward(self.splats, self.optimizers, self.strategy_state, step, info)
-            loss = (1 - c.ssim_lambda) * (colors - gt).abs().mean() + c.ssim_lambda * (1 - ssim_loss_term(colors, gt))
+            loss = (1 - c.ssim_lambda) * (colors - gt).abs().mean() + c.ssim_lambda * (1 - ssim_loss_term(colors, gt, self.ssim_window))
             loss.backward()
             finite = torch.isfinite(loss)
             bad_steps += ~finite
             running += torch.where(finite, loss.detach(), torch.zeros_like(running))
-            self._drop_non_finite(finite, info)
+            self._drop_non_finite(info)
             for optimizer in self.optimizers.values():
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -162,14 +163,14 @@ class Runner:
                 running.zero_()
                 bad_steps.zero_()
 
-    def _drop_non_finite(self, finite: torch.Tensor, info: dict) -> None:
-        """Zeroes every gradient of a step whose loss was NaN or infinite (no GPU sync)."""
+    def _drop_non_finite(self, info: dict) -> None:
+        """Replaces NaN / infinite gradient entries by 0 (no GPU sync): a NaN loss then moves nothing."""
         grads = [p.grad for p in self.splats.values()] + [self.pose_deltas.grad]
         if self.strategy is not None:  # it reads the image-plane gradients
             grads.append(info["means2d"].grad)
         for grad in grads:
             if grad is not None:
-                grad.copy_(torch.where(finite, grad, torch.zeros_like(grad)))
+                grad.nan_to_num_(0.0, 0.0, 0.0)
 
     def _check(self, bad_steps: torch.Tensor, step: int) -> None:
         bad = int(bad_steps)

@@ -3,9 +3,10 @@
 diffusers' ``set_attention_backend`` does not reach CogVideoX: its blocks call
 ``CogVideoXAttnProcessor2_0``, which calls ``F.scaled_dot_product_attention`` and lets PyTorch
 pick the kernel. :class:`CogVideoXSDPAProcessor` is that processor with the kernel chosen:
-cuDNN's fused attention first (about 420 TFLOP/s on an H100 at CogVideoX-5B's shape, 48 heads
-of 64 over 17 776 tokens, against 314 for PyTorch's flash kernel), then flash, memory-efficient
-and the plain maths, so an input a kernel refuses (a CPU tensor, an odd head size) still runs.
+cuDNN's fused attention first (425 TFLOP/s on an H100 at CogVideoX-5B's shape, 2 x 48 heads of
+64 over 17 776 tokens, against 323 for flash and 138 for memory-efficient; PyTorch 2.11 picks
+cuDNN there by itself, other versions pick flash), then flash, memory-efficient and the plain
+maths, so an input a kernel refuses (a CPU tensor, an odd head size) still runs.
 It computes the same function as the stock processor; only the kernel's rounding differs.
 """
 

@@ -13,8 +13,9 @@ piece is a diffusers hook, processor or config, the pipeline's code is untouched
   transformer blocks) and the TaylorSeer step cache (see :data:`ModeConfig.cache_interval`).
   Approximate: measure it against ``exact`` before trusting it for your data.
 - ``lowmem``: the transformer and T5 stream block by block from CPU memory (diffusers group
-  offloading on a side CUDA stream) and the VAE decodes in spatial tiles. Peak GPU memory about
-  5 GiB instead of 26; eager, so slower than ``exact``. Tiling blends tile seams: not bit-exact.
+  offloading on a side CUDA stream) and the VAE decodes in spatial tiles. Peak GPU memory 7 GiB
+  with T5 (46 for stock diffusers, measured on an H100); eager, so slower than stock. Tiling
+  blends tile seams: not bit-exact.
 
 On a CPU every mode is plain eager execution, announced by one log line.
 
@@ -46,7 +47,7 @@ FP8_HOOK = "dimensionx_fp8"
 class ModeConfig:
     """Knobs of the modes; the defaults are the measured ones (docs/speed.md)."""
 
-    compile: bool = True  # exact, fast: torch.compile each transformer block (first call compiles, ~1 min cold)
+    compile: bool = True  # exact, fast: torch.compile each transformer block (first call: +15 s cold, +5 s warm on an H100)
     compile_cache: str | None = None  # Inductor cache folder; None: $TORCHINDUCTOR_CACHE_DIR, else $DIMENSIONX_CACHE/inductor
     # fast: TaylorSeer (Liu et al., ICCV 2025) runs the transformer fully on the first
     # `cache_warmup_steps` steps and then on every `cache_interval`-th step, and forecasts the

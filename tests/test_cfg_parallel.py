@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import numpy as np
 import torch
@@ -39,10 +38,10 @@ class Recorder(torch.nn.Module):
         return (hidden_states * 2 + encoder_hidden_states.mean() + timestep.view(-1, 1),)
 
 
-def _worker(rank: int, port: int, results) -> None:
+def _worker(rank: int, store: str, results) -> None:
     from dimensionx.directors.parallel import enable_cfg_parallel
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     module = Recorder()
     enable_cfg_parallel(module)
     hidden = torch.arange(8.0).view(2, 4)  # [uncond, cond]
@@ -52,12 +51,9 @@ def _worker(rank: int, port: int, results) -> None:
     dist.destroy_process_group()
 
 
-def test_each_process_runs_one_branch_and_gathers_both():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_each_process_runs_one_branch_and_gathers_both(tmp_path):
     results = mp.Manager().dict()
-    mp.spawn(_worker, args=(port, results), nprocs=2, join=True)
+    mp.spawn(_worker, args=(str(tmp_path / "store"), results), nprocs=2, join=True)
     expected = torch.arange(8.0).view(2, 4) * 2 + 1 + 5
     for rank in (0, 1):
         batches, out = results[rank]

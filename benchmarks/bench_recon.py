@@ -4,9 +4,10 @@
     python benchmarks/bench_recon.py --video FRAMES_DIR    # the same clip as a folder of frames
 
 For each size (the clip's own 480x320, and upscaled to 720x480): 49 of its 145 frames, 7000
-iterations, every 8th frame held out. Reports seconds per stage, held-out PSNR / SSIM, the
-number of Gaussians and peak GPU memory; the one-time gsplat CUDA build and a short warm-up
-run (CUDA context, kernel caches) are timed apart. Writes benchmarks/results/recon_<device>.json.
+iterations, every 8th frame held out; then 480x320 again with ``--short-iterations`` to show
+the time / quality trade-off. Reports seconds per stage, held-out PSNR / SSIM, the number of
+Gaussians and peak GPU memory; the one-time gsplat CUDA build and a short warm-up run (CUDA
+context, kernel caches) are timed apart. Writes benchmarks/results/recon_<device>.json.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dimensionx.config import load_config
 from dimensionx.media import read_frames
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.pipeline import reconstruct
@@ -38,6 +40,8 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=SHARED_ORBIT, help="the orbit as a video or a frame folder")
     parser.add_argument("--frames", type=int, default=49)
     parser.add_argument("--iterations", type=int, default=7000)
+    parser.add_argument("--short-iterations", type=int, default=3500, help="a last 480x320 run this long (0: none)")
+    parser.add_argument("--config", type=Path, help="ReconConfig YAML for every run (e.g. loss_cuda_graph: false)")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--work", type=Path, help="keep the scenes in this folder (default: a temporary one)")
     args = parser.parse_args()
@@ -50,11 +54,15 @@ def main() -> None:
     runs = []
     with contextlib.nullcontext(args.work) if args.work else tempfile.TemporaryDirectory(prefix="bench-") as work:
         work = Path(work)
-        warmup = run(frames[:16], work / "warmup", ReconConfig(frames=16, iterations=200, orbit_frames=0))
-        for width, height in SIZES:
-            config = ReconConfig(frames=args.frames, iterations=args.iterations, max_size=max(width, height),
-                                 orbit_frames=orbit_frames)
-            runs.append({"size": f"{width}x{height}", **run(resize(frames, width, height), work / f"{width}x{height}", config)})
+        warmup = run(frames[:16], work / "warmup", settings(args.config, frames=16, iterations=200, orbit_frames=0))
+        plan = [(size, args.iterations) for size in SIZES]
+        plan += [(SIZES[0], args.short_iterations)] if args.short_iterations else []
+        for (width, height), iterations in plan:
+            config = settings(args.config, frames=args.frames, iterations=iterations, max_size=max(width, height),
+                              orbit_frames=orbit_frames)
+            name = f"{width}x{height}_{iterations}"
+            runs.append({"size": f"{width}x{height}", "iterations": iterations,
+                         **run(resize(frames, width, height), work / name, config)})
             print(json.dumps(runs[-1], indent=2), flush=True)
 
     device = torch.cuda.get_device_name()
@@ -62,7 +70,7 @@ def main() -> None:
         "device": device,
         "input": f"{args.video.name}: {len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}",
         "frames_sampled": args.frames,
-        "iterations": args.iterations,
+        "config_file": str(args.config) if args.config else None,
         "gsplat_build_seconds": build_seconds,
         "warmup_run_seconds": warmup["seconds"]["total"],
         "orbit_video": "rendered (120 frames)" if orbit_frames else "skipped: no mp4 encoder (PyAV) on this machine",
@@ -75,6 +83,10 @@ def main() -> None:
     path = args.results / f"recon_{re.sub(r'[^a-z0-9]+', '-', device.lower()).strip('-')}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def settings(path: Path | None, **overrides) -> ReconConfig:
+    return load_config(ReconConfig, path, overrides)
 
 
 def time_gsplat_build() -> float:

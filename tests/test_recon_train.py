@@ -9,6 +9,8 @@ import torch
 from dimensionx.errors import DimensionXError
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.gaussians import init_splats, nearest_neighbour_scales
+from dimensionx.recon.loss import LossAndGradient, photometric_loss
+from dimensionx.recon.metrics import ssim_window
 from dimensionx.recon.train import Runner, Scene, scene_scale, split_holdout
 from recon_synthetic import arc_cameras, intrinsics, render_views, splat_scene
 
@@ -76,3 +78,26 @@ def test_holdout_split_and_its_error():
 def test_initial_scales_are_nearest_neighbour_distances():
     grid = np.stack(np.meshgrid(*[np.arange(4.0)] * 3), -1).reshape(-1, 3) * 0.5  # 0.5-unit lattice
     assert np.allclose(nearest_neighbour_scales(grid), 0.5)
+
+
+def loss_and_gradient_matches_autograd(device: torch.device) -> None:
+    g = torch.Generator().manual_seed(0)
+    loss_fn = LossAndGradient((1, 24, 32, 3), 0.2, device)
+    for _ in range(2):  # a second call must see the new images (the CUDA graph reads fixed buffers)
+        image, target = (torch.rand(1, 24, 32, 3, generator=g).to(device) for _ in range(2))
+        loss, gradient = loss_fn(image, target)
+        reference = image.clone().requires_grad_()
+        expected = photometric_loss(reference, target, 0.2, ssim_window(device))
+        expected.backward()
+        torch.testing.assert_close(loss, expected.detach())
+        torch.testing.assert_close(gradient, reference.grad)
+
+
+def test_loss_gradient_is_the_autograd_gradient():
+    loss_and_gradient_matches_autograd(torch.device("cpu"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the loss is a CUDA graph there)")
+def test_loss_cuda_graph_matches_autograd():
+    loss_and_gradient_matches_autograd(torch.device("cuda"))

@@ -52,6 +52,7 @@ class ReconConfig:
     lr_opacities: float = 5e-2
     lr_sh0: float = 2.5e-3
     lr_shN: float = 2.5e-3 / 20
+    loss_cuda_graph: bool = True  # on CUDA, replay the loss and its gradient as one captured CUDA graph
     max_nan_steps: int = 10  # NaN or infinite losses within 50 iterations that stop the run with an error
 
     # ---- densification (gsplat DefaultStrategy, also with the CPU reference renderer)

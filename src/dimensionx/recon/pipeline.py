@@ -79,7 +79,7 @@ def reconstruct(config: ReconConfig, attach: Sequence[Path] = ()) -> Path:
             quality, side_by_side = runner.eval()
             (out / "renders" / "holdout").mkdir(parents=True)
             for i, image in zip(holdout_ids, side_by_side):
-                Image.fromarray(image).save(out / "renders" / "holdout" / cameras.names[i])
+                Image.fromarray(image).save(out / "renders" / "holdout" / cameras.names[i], compress_level=1)
 
         # 5. files other tools open
         with stage("export", seconds, device):

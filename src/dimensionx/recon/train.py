@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from ..errors import DimensionXError
 from .config import ReconConfig, resolve_iterations
-from .metrics import psnr, ssim, ssim_loss_term, ssim_window
+from .loss import LossAndGradient
+from .metrics import psnr, ssim
 from .render import rasterize
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ class Runner:
         self.iterations = resolve_iterations(config, device.type)
         self.splats = splats.to(device)
         self.background = torch.tensor(config.background, dtype=torch.float32, device=device)
-        self.ssim_window = ssim_window(device)
+        self.loss = LossAndGradient((1, scene.height, scene.width, 3), config.ssim_lambda, device,
+                                    cuda_graph=config.loss_cuda_graph)
         lrs = {"means": config.lr_means * scale, "scales": config.lr_scales, "quats": config.lr_quats,
                "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN}
         self.optimizers = {
@@ -140,8 +142,8 @@ class Runner:
                                           sh_degree)
             if self.strategy is not None:
                 self.strategy.step_pre_backward(self.splats, self.optimizers, self.strategy_state, step, info)
-            loss = (1 - c.ssim_lambda) * (colors - gt).abs().mean() + c.ssim_lambda * (1 - ssim_loss_term(colors, gt, self.ssim_window))
-            loss.backward()
+            loss, gradient = self.loss(colors.detach(), gt)
+            colors.backward(gradient)
             finite = torch.isfinite(loss)
             bad_steps += ~finite
             running += torch.where(finite, loss.detach(), torch.zeros_like(running))

@@ -18,8 +18,8 @@ from dimensionx.recon.gaussians import rgb_to_sh
 from dimensionx.recon.render import reference_rasterization
 
 
-def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, -1.0, 0.0])) -> np.ndarray:
-    """[4, 4] world-to-camera, OpenCV axes (z towards ``target``, y along -``up``... i.e. image-down)."""
+def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, -1.0, 0.0])):
+    """[4, 4] world-to-camera, OpenCV axes: z towards ``target``, image-down along -``up``."""
     forward = (target - eye) / np.linalg.norm(target - eye)
     right = np.cross(forward, up)
     right /= np.linalg.norm(right)
@@ -61,7 +61,7 @@ def splat_scene(n: int = 1500, seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
-def render_views(scene: dict[str, torch.Tensor], viewmats: np.ndarray, K: np.ndarray, width: int, height: int) -> np.ndarray:
+def render_views(scene: dict[str, torch.Tensor], viewmats: np.ndarray, K: np.ndarray, width: int, height: int):
     """[C, H, W, 3] uint8 renders of ``scene`` on a grey background."""
     Ks = torch.as_tensor(K, dtype=torch.float32).expand(len(viewmats), 3, 3)
     with torch.no_grad():
@@ -72,7 +72,7 @@ def render_views(scene: dict[str, torch.Tensor], viewmats: np.ndarray, K: np.nda
     return (images.clamp(0, 1) * 255).round().byte().numpy()
 
 
-def write_orbit_video(path: Path, n: int = 16, degrees: float = 60.0, width: int = 256, height: int = 192) -> tuple[np.ndarray, np.ndarray]:
+def write_orbit_video(path: Path, n: int = 16, degrees: float = 60.0, width: int = 256, height: int = 192):
     """Writes an mp4 of the synthetic scene seen along an arc; returns its (viewmats [n, 4, 4], K [3, 3])."""
     viewmats, K = arc_cameras(n, degrees), intrinsics(width, height)
     write_video(render_views(splat_scene(), viewmats, K, width, height), path, fps=8)

@@ -28,18 +28,17 @@ class Footage:
     frames_total: int  # frames in the input video
     shots: list[range]  # every shot found in the input, in frame indices
     shot: int  # index into ``shots`` of the reconstructed shot
-    fps: float | None
 
 
 def load_footage(config: ReconConfig) -> Footage:
     """Reads ``config.video``, keeps one shot, samples ``config.frames`` frames and downscales them."""
-    video, fps = read_frames(config.video)  # [T, H, W, 3]
+    video, _ = read_frames(config.video)  # [T, H, W, 3]
     if len(video) < 3:
         raise DimensionXError(f"{config.video} has {len(video)} frame(s): reconstruction needs at least 3 views")
     shots = split_shots(len(video), find_cuts(video, config))
     shot = choose_shot(shots, config.shot, config.video)
     ids = sample_ids(shots[shot], config.frames)
-    return Footage(downscale(video[ids], config.max_size), ids, len(video), shots, shot, fps)
+    return Footage(downscale(video[ids], config.max_size), ids, len(video), shots, shot)
 
 
 def thumbnails(video: np.ndarray, px: int = THUMBNAIL_PX) -> torch.Tensor:

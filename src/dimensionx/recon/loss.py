@@ -13,7 +13,12 @@ import torch
 from .metrics import ssim_loss_term, ssim_window
 
 
-def photometric_loss(image: torch.Tensor, target: torch.Tensor, ssim_lambda: float, window: torch.Tensor) -> torch.Tensor:
+def photometric_loss(
+    image: torch.Tensor,  # [1, H, W, 3] in [0, 1]
+    target: torch.Tensor,  # [1, H, W, 3] in [0, 1]
+    ssim_lambda: float,
+    window: torch.Tensor,  # [3, 1, 1, 11] SSIM Gaussian window
+) -> torch.Tensor:
     """Scalar loss of [1, H, W, 3] images in [0, 1]."""
     l1 = (image - target).abs().mean()
     return (1 - ssim_lambda) * l1 + ssim_lambda * (1 - ssim_loss_term(image, target, window))

@@ -144,7 +144,8 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cuda", "cpu"):
         raise DimensionXError(f"--device {name} is unknown: pass auto, cuda or cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise DimensionXError("--device cuda was asked for but torch sees no CUDA GPU: pass --device cpu (slow) or auto")
+        raise DimensionXError(
+            "--device cuda was asked for but torch sees no CUDA GPU: pass --device cpu (slow) or auto")
     return torch.device(name)
 
 

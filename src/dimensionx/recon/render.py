@@ -149,7 +149,7 @@ def project(
     with torch.no_grad():
         opacity = opacities.expand_as(z)
         extend = torch.sqrt(2.0 * torch.log((opacity / ALPHA_MIN).clamp_min(1.0))).clamp_max(EXTEND_SIGMA)
-        radii = torch.stack([torch.ceil(extend * a.clamp_min(0).sqrt()), torch.ceil(extend * c.clamp_min(0).sqrt())], -1)
+        radii = torch.ceil(extend[..., None] * torch.stack([a, c], dim=-1).clamp_min(0).sqrt())  # [C, N, 2] px
         visible = (
             (z >= NEAR_PLANE) & (z <= FAR_PLANE) & (det > 0) & (opacity >= ALPHA_MIN)
             & ((radii[..., 0] > 0) | (radii[..., 1] > 0))
@@ -204,8 +204,7 @@ def composite(
     ids = torch.nonzero((radii > 0).any(dim=-1)).squeeze(1)
     ids = ids[torch.argsort(depths.detach()[ids])]  # [M] visible, front to back
     table = tile_table(means2d.detach()[ids], radii[ids], tiles_x, tiles_y)  # [T, K] indices into ids, M = pad
-    pad = lambda x: torch.cat([x[ids], torch.zeros_like(x[:1])])  # noqa: E731 - one row appended: the pad
-    means2d, conics, opacities, rgb = pad(means2d), pad(conics), pad(opacities), pad(rgb)
+    means2d, conics, opacities, rgb = (padded(x, ids) for x in (means2d, conics, opacities, rgb))
     grid = torch.arange(TILE_PX, device=rgb.device)
     ys, xs = torch.meshgrid(grid, grid, indexing="ij")
     offsets = torch.stack([xs, ys], -1).reshape(-1, 2).to(rgb) + 0.5  # [P, 2] pixel centres within a tile
@@ -216,10 +215,17 @@ def composite(
     colors, alphas = [], []
     for start in range(0, len(table), batch):
         g = table[start : start + batch]  # [t, K]
-        color, alpha = composite_tiles(means2d[g], conics[g], opacities[g], rgb[g], origins[start : start + batch] + offsets)
+        pixels = origins[start : start + batch] + offsets  # [t, P, 2]
+        color, alpha = composite_tiles(means2d[g], conics[g], opacities[g], rgb[g], pixels)
         colors.append(color)
         alphas.append(alpha)
-    return untile(torch.cat(colors), tiles_x, tiles_y, width, height), untile(torch.cat(alphas), tiles_x, tiles_y, width, height)
+    image = untile(torch.cat(colors), tiles_x, tiles_y, width, height)
+    return image, untile(torch.cat(alphas), tiles_x, tiles_y, width, height)
+
+
+def padded(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """[N, ...] -> [M + 1, ...]: the rows ``ids``, then a row of zeros (the transparent pad Gaussian)."""
+    return torch.cat([values[ids], torch.zeros_like(values[:1])])
 
 
 @torch.no_grad()
@@ -242,8 +248,14 @@ def tile_table(means2d: torch.Tensor, radii: torch.Tensor, tiles_x: int, tiles_y
     return table
 
 
-def composite_tiles(means2d, conics, opacities, rgb, pixels):
-    """Gaussians [t, K, ...] front to back over pixel centres [t, P, 2]: ([t, P, 3], [t, P, 1])."""
+def composite_tiles(
+    means2d: torch.Tensor,  # [t, K, 2] px, each tile's Gaussians front to back
+    conics: torch.Tensor,  # [t, K, 3]
+    opacities: torch.Tensor,  # [t, K]
+    rgb: torch.Tensor,  # [t, K, 3]
+    pixels: torch.Tensor,  # [t, P, 2] px, pixel centres of each tile
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colours [t, P, 3] and alphas [t, P, 1] of ``t`` tiles."""
     dx = means2d[:, None, :, 0] - pixels[..., 0, None]  # [t, P, K]
     dy = means2d[:, None, :, 1] - pixels[..., 1, None]
     a, b, c = (conics[:, None, :, i] for i in range(3))  # [t, 1, K]

@@ -94,7 +94,9 @@ def match_pairs(database: Path, names: list[str], pairs: list[tuple[int, int]], 
     pycolmap.match_image_pairs(database, pairing_options=pairing, device=pycolmap.Device.cpu)
 
 
-def map_incrementally(database: Path, image_dir: Path, out: Path, config: ReconConfig) -> dict[int, pycolmap.Reconstruction]:
+def map_incrementally(
+    database: Path, image_dir: Path, out: Path, config: ReconConfig
+) -> dict[int, pycolmap.Reconstruction]:
     out.mkdir()
     options = pycolmap.IncrementalPipelineOptions()
     options.min_model_size = 3  # a short clip is still worth a model; the fraction check judges it

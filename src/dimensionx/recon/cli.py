@@ -10,7 +10,6 @@ from pathlib import Path
 from ..config import load_config
 from ..media import check_writable
 from .config import ReconConfig
-from .pipeline import reconstruct
 
 
 def register(commands) -> None:
@@ -67,12 +66,15 @@ def recon_config(args: argparse.Namespace, video: str) -> ReconConfig:
 
 
 def run_recon(args: argparse.Namespace) -> int:
+    from .pipeline import reconstruct  # pycolmap, scipy, torch: only when the command runs
+
     reconstruct(recon_config(args, args.video))
     return 0
 
 
 def run_scene3d(args: argparse.Namespace) -> int:
     from ..directors.generate import VideoConfig, generate_video
+    from .pipeline import reconstruct
 
     config = recon_config(args, video="")
     check_writable(Path(config.out), config.overwrite)  # before minutes of video generation

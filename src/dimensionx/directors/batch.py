@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import DimensionXError
 from ..models import resolve_model
 from .modes import check_mode
-from .generate import DirectorVideoGenerator, VideoConfig, generate_video, resolve_device
+from .generate import DirectorVideoGenerator, VideoConfig, generate_video, motion_label, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ def generate_batch(config: VideoConfig) -> list[BatchResult]:
     for number, text in lines:
         try:
             image, prompt, motion = parse_batch_line(text, number, batch.parent, config.motion)
-            label = (motion or "custom").replace(":", "").replace(",", "+")
-            out = out_dir / f"{number:04d}_{Path(image).stem}_{label}.mp4"
+            out = out_dir / f"{number:04d}_{Path(image).stem}_{motion_label(motion)}.mp4"
             line_config = dataclasses.replace(config, image=image, prompt=prompt, motion=motion, batch=None, out=str(out))
             results.append(BatchResult(number, generate_video(line_config, generator)))
         except DimensionXError as exc:

@@ -125,8 +125,12 @@ def check_inputs(config: VideoConfig) -> None:
 def output_path(config: VideoConfig) -> Path:
     if config.out:
         return Path(config.out)
-    motion = (config.motion or "custom").replace(":", "").replace(",", "+")
-    return Path("outputs") / f"{Path(config.image).stem}_{motion}.mp4"
+    return Path("outputs") / f"{Path(config.image).stem}_{motion_label(config.motion)}.mp4"
+
+
+def motion_label(motion: str | None) -> str:
+    """File-name form of ``--motion``: ``orbit_left:0.7,z_zoom_in:0.3`` -> ``orbit_left0.7+z_zoom_in0.3``."""
+    return (motion or "custom").replace(":", "").replace(",", "+")
 
 
 def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:

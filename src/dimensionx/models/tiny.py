@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ..media import atomic_dir
+
 TINY_SEED = 0
 # Latent grid 8 x 12 at VAE stride 8 -> 64 x 96 pixel frames; 49 frames -> 13 latent frames.
 TINY_SAMPLE_HEIGHT = 8
@@ -35,10 +37,12 @@ def ensure_tiny_model() -> Path:
     root = tiny_cache_dir()
     model_dir = root / "CogVideoX-tiny-I2V"
     if not (model_dir / "model_index.json").is_file():
-        _save_atomically(build_tiny_pipeline(), model_dir)
+        with atomic_dir(model_dir, overwrite=True) as tmp:
+            build_tiny_pipeline().save_pretrained(tmp)
     lora_dir = root / "loras"
     if not lora_dir.is_dir():
-        _write_tiny_loras(model_dir, lora_dir)
+        with atomic_dir(lora_dir) as tmp:
+            _write_tiny_loras(model_dir, tmp)
     return model_dir
 
 
@@ -107,21 +111,6 @@ def _build_tiny_tokenizer():
     return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
-def _save_atomically(pipe, model_dir: Path) -> None:
-    import shutil
-    import tempfile
-
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny.", dir=model_dir.parent))
-    try:
-        pipe.save_pretrained(tmp)
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        os.replace(tmp, model_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _write_tiny_loras(model_dir: Path, lora_dir: Path) -> None:
     """One random rank-4 LoRA per director, in the official (SAT-exporter, unprefixed) format."""
     from diffusers import CogVideoXTransformer3DModel
@@ -130,8 +119,6 @@ def _write_tiny_loras(model_dir: Path, lora_dir: Path) -> None:
     from ..directors.registry import DIRECTORS
 
     transformer = CogVideoXTransformer3DModel.from_pretrained(model_dir, subfolder="transformer")
-    tmp = lora_dir.with_name(lora_dir.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
     for index, director in enumerate(DIRECTORS.values()):
         generator = torch.Generator().manual_seed(1000 + index)
         tensors = {}
@@ -140,5 +127,4 @@ def _write_tiny_loras(model_dir: Path, lora_dir: Path) -> None:
                 out_features, in_features = module.weight.shape
                 tensors[f"{name}.lora_A.weight"] = torch.randn(TINY_LORA_RANK, in_features, generator=generator) * 0.5
                 tensors[f"{name}.lora_B.weight"] = torch.randn(out_features, TINY_LORA_RANK, generator=generator) * 0.5
-        save_lora(tensors, tmp / director.filename)
-    os.replace(tmp, lora_dir)
+        save_lora(tensors, lora_dir / director.filename)

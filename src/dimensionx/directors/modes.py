@@ -36,6 +36,7 @@ from diffusers.hooks import HookRegistry, ModelHook, TaylorSeerCacheConfig, appl
 
 from ..errors import DimensionXError
 from .attention import use_fastest_attention
+from .noise import prefetch_step_noise
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ def apply_mode(pipe, mode: str, device: torch.device, config: ModeConfig | None 
         pipe.to(device)
         return [f"{mode} -> eager on {device.type}"]
     use_fastest_attention(pipe.transformer)
-    notes = ["attention: SDPA, cuDNN kernel first"]
+    prefetch_step_noise(pipe.scheduler)
+    notes = ["attention: SDPA, cuDNN kernel first", "scheduler noise: drawn ahead on a CPU thread (same numbers)"]
     notes += _stream_text_encoder(pipe.text_encoder, device)
     if mode == "lowmem":
         return notes + _apply_lowmem(pipe, device, config)
@@ -96,6 +98,7 @@ def apply_mode(pipe, mode: str, device: torch.device, config: ModeConfig | None 
         notes += _enable_fp8(pipe.transformer, device)
     if config.compile:
         notes += _compile_blocks(pipe.transformer, config)
+        notes += _compile_vae_norms(pipe.vae)
     if mode == "fast":
         notes += _enable_step_cache(pipe.transformer, config)
     return notes
@@ -163,6 +166,19 @@ def _compile_blocks(transformer, config: ModeConfig) -> list[str]:
     for block in transformer.transformer_blocks:
         block.forward = torch.compile(block.forward)
     return [f"torch.compile per transformer block (artifacts cached in {cache})"]
+
+
+def _compile_vae_norms(vae) -> list[str]:
+    """Compiles the VAE decoder's GroupNorms (one graph, shapes dynamic).
+
+    PyTorch's eager GroupNorm gives each of the 32 groups one thread block: on the decoder's
+    [1, 128, 3, 480, 720] activations that is 32 blocks for 132 SMs, 3.3 ms a call and 0.8 s of
+    a 2.3 s decode (H100). Inductor splits each group's reduction over many blocks.
+    """
+    norms = [m for m in vae.decoder.modules() if isinstance(m, torch.nn.GroupNorm)]
+    for norm in norms:
+        norm.forward = torch.compile(norm.forward, dynamic=True)
+    return [f"torch.compile of the VAE decoder's {len(norms)} GroupNorms"]
 
 
 def _compile_cache(config: ModeConfig) -> str:

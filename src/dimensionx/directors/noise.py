@@ -1,0 +1,121 @@
+"""The scheduler's per-step noise, drawn ahead on a CPU thread: same numbers, off the critical path.
+
+CogVideoX's DPM scheduler draws fresh Gaussian noise of the latents' shape once or twice per
+step, from the pipeline's generator. With a CPU generator (the reproducible choice: the same
+seed gives the same video on every device) each draw is a single-threaded bf16 ``randn`` of
+1.1 M numbers, about 37 ms; a step with its transformer forecast by the step cache (``fast``)
+then waits for the CPU far longer than for the GPU.
+
+:func:`prefetch_step_noise` leaves the scheduler's code alone. Its ``step`` runs inside a
+torch function mode that answers ``torch.randn(..., generator=g)`` from a queue that a thread
+fills by calling that very ``torch.randn`` on ``g``, in order, ahead of time. Only the thread
+touches ``g`` once it has started, so the draws and their order are those of stock diffusers:
+the video is bit-identical. ``set_timesteps``, which a pipeline calls before it draws its
+initial latents, stops the thread and rewinds ``g`` to its first unused draw.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+DEPTH = 16  # draws kept ready: a full step (~1.3 s) is time to draw ~35
+
+
+class _NoiseStream:
+    """A thread drawing ``torch.randn(shape, generator=g, dtype, device='cpu')`` ahead, each with the state before it."""
+
+    def __init__(self, generator: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype | None, depth: int):
+        self.generator, self.shape, self.dtype = generator, shape, dtype
+        self.ready: queue.Queue = queue.Queue(maxsize=depth)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._draw, name="dimensionx-noise", daemon=True)
+        self.thread.start()
+
+    def _draw(self) -> None:
+        while not self.stopped.is_set():
+            state = self.generator.get_state()
+            noise = torch.randn(self.shape, generator=self.generator, dtype=self.dtype)
+            while not self.stopped.is_set():
+                try:
+                    self.ready.put((state, noise), timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            else:  # stopped with a draw in hand: it was never used
+                self.generator.set_state(state)
+
+    def next(self) -> torch.Tensor:
+        return self.ready.get()[1]
+
+    def stop(self) -> None:
+        """Stops the thread; the generator is left where the first unused draw began, as if none had been made."""
+        self.stopped.set()
+        self.thread.join()
+        try:
+            state, _ = self.ready.get_nowait()
+            self.generator.set_state(state)
+        except queue.Empty:
+            pass
+
+
+class _ServeNoise(TorchFunctionMode):
+    def __init__(self, prefetcher: "_Prefetcher", generator: torch.Generator):
+        super().__init__()
+        self.prefetcher, self.generator = prefetcher, generator
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.randn and kwargs.get("generator") is self.generator:
+            shape = tuple(args[0]) if len(args) == 1 and not isinstance(args[0], int) else tuple(args)
+            device = torch.device(kwargs.get("device") or "cpu")
+            if device.type == "cpu" and kwargs.get("layout") in (None, torch.strided) and not kwargs.get("out"):
+                return self.prefetcher.draw(self.generator, shape, kwargs.get("dtype"))
+        return func(*args, **kwargs)
+
+
+class _Prefetcher:
+    def __init__(self, depth: int):
+        self.depth = depth
+        self.stream: _NoiseStream | None = None
+
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype | None) -> torch.Tensor:
+        stream = self.stream
+        if stream is None or stream.generator is not generator or (stream.shape, stream.dtype) != (shape, dtype):
+            self.stop()
+            stream = self.stream = _NoiseStream(generator, shape, dtype, self.depth)
+        return stream.next()
+
+    def stop(self) -> None:
+        if self.stream is not None:
+            self.stream.stop()
+            self.stream = None
+
+
+def prefetch_step_noise(scheduler, depth: int = DEPTH):
+    """Makes ``scheduler.step`` take its CPU-generator noise from a thread that draws it ahead (see module doc)."""
+    if getattr(scheduler, "_dimensionx_prefetcher", None) is not None:
+        return scheduler
+    prefetcher = _Prefetcher(depth)
+    step, set_timesteps = scheduler.step, scheduler.set_timesteps
+
+    @functools.wraps(step)
+    def step_with_prefetched_noise(*args, **kwargs):
+        generator = kwargs.get("generator")
+        if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
+            return step(*args, **kwargs)
+        with _ServeNoise(prefetcher, generator):
+            return step(*args, **kwargs)
+
+    @functools.wraps(set_timesteps)
+    def set_timesteps_and_rewind(*args, **kwargs):
+        prefetcher.stop()
+        return set_timesteps(*args, **kwargs)
+
+    scheduler.step, scheduler.set_timesteps = step_with_prefetched_noise, set_timesteps_and_rewind
+    scheduler._dimensionx_prefetcher = prefetcher
+    return scheduler

@@ -101,6 +101,44 @@ def full_step_tflop(frames: int) -> float:
 
 
 @torch.no_grad()
+def kernel_floor(frames: int) -> dict:
+    """The bf16 transformer time of one step if every FLOP ran at this GPU's measured rate for the
+    shape: cuDNN attention over the CFG batch, and the 3072 x 12288 MLP GEMM for all the matrix work."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    heads, head_dim = TRANSFORMER["num_attention_heads"], TRANSFORMER["attention_head_dim"]
+    dim = heads * head_dim
+    tokens = ((frames - 1) // 4 + 1) * (TRANSFORMER["sample_height"] // 2) * (TRANSFORMER["sample_width"] // 2)
+    tokens += TRANSFORMER["max_text_seq_length"]
+    q, k, v = (torch.randn(2, tokens, heads, head_dim, device="cuda", dtype=torch.bfloat16).transpose(1, 2) for _ in range(3))
+    x = torch.randn(2 * tokens, dim, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(4 * dim, dim, device="cuda", dtype=torch.bfloat16)
+
+    def attention():
+        with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    def seconds(fn, reps: int = 10) -> float:
+        for _ in range(3):
+            fn()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(reps):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / 1e3 / reps
+
+    attention_tflop, gemm_tflop = 4 * 2 * tokens**2 * dim / 1e12, 2 * 2 * tokens * dim * 4 * dim / 1e12
+    attention_rate, gemm_rate = attention_tflop / seconds(attention), gemm_tflop / seconds(lambda: x @ w.T)
+    layers = TRANSFORMER["num_layers"]
+    step = layers * (attention_tflop / attention_rate + 3 * gemm_tflop / gemm_rate)  # q, k, v, out and the MLP: 3x its first GEMM
+    del q, k, v, x, w
+    torch.cuda.empty_cache()
+    return {"attention_tflops": attention_rate, "gemm_tflops": gemm_rate, "bf16_step_seconds": step}
+
+
+@torch.no_grad()
 def fingerprint(pipe) -> float:
     """A checksum of a few weights: equal across builds when the random weights are."""
     block = pipe.transformer.transformer_blocks
@@ -288,12 +326,16 @@ def environment() -> dict:
     return {"device": torch.cuda.get_device_name(), "versions": versions}
 
 
-def write(report: dict, out: Path) -> Path:
+def result_path(report: dict, out: Path) -> Path:
     slug = re.sub(r"[^a-z0-9]+", "-", report["environment"]["device"].lower()).strip("-")
     settings = report["settings"]
     shape = "" if (settings["frames"], settings["height"], settings["width"]) == DEFAULT_SHAPE else \
         f"_{settings['frames']}f_{settings['height']}x{settings['width']}"
-    path = out / f"video_{slug}{shape}.json"
+    return out / f"video_{slug}{shape}.json"
+
+
+def write(report: dict, out: Path) -> Path:
+    path = result_path(report, out)
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path
@@ -317,6 +359,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     parser.add_argument("--lora-rank", type=int, default=64)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows of modes not run here from the JSON already in --out (one call per group of modes)")
     parser.add_argument("--warm-start-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -331,7 +375,13 @@ def main() -> None:
     report = {"environment": environment(), "settings": {"frames": args.frames, "height": VAE["sample_height"], "width": VAE["sample_width"], "steps": args.steps,
               "guidance": 6.0, "dynamic_cfg": True, "lora_rank": args.lora_rank,
               "full_step_tflop": full_step_tflop(args.frames), "weights": "random (seed %d)" % args.seed,
-              "note": "random weights: timings and drift are real, visual quality is not judged"}, "modes": {}}
+              "note": "random weights: timings and drift are real, visual quality is not judged"},
+              "kernel_floor": kernel_floor(args.frames), "modes": {}, "processes": []}
+    if args.append and result_path(report, Path(args.out)).is_file():
+        earlier = json.loads(result_path(report, Path(args.out)).read_text())
+        report["modes"], report["processes"] = earlier["modes"], earlier.get("processes", [])
+        report["weights_fingerprint"] = earlier.get("weights_fingerprint", {})
+    report["processes"].append(modes)
     reference = None
     for mode in modes:
         pipe, notes = prepare(mode, args.seed, lora)

@@ -26,6 +26,8 @@ class ReconConfig:
     cut_ratio: float = 1.6  # a hard cut: a frame change this many times its neighbours' ...
     cut_min_change: float = 0.05  # ... and at least this mean abs change (0-1 colour, 32x32 thumbnails)
     cut_window: int = 2  # distinct frames on each side that make the neighbourhood
+    cut_memory: int = 12  # distinct frames before a jump that a cut's new frame must all differ from ...
+    cut_novelty: float = 0.5  # ... by at least this times the jump (else it returns to a view just shown)
 
     # ---- cameras (pycolmap structure from motion)
     camera_model: str = "SIMPLE_PINHOLE"  # one shared pinhole camera: generated videos have no distortion
@@ -35,6 +37,7 @@ class ReconConfig:
     loop_min_gap: int = 0  # frames; 0 means 2 * match_overlap. Loop pairs are at least this far apart
     min_registered_fraction: float = 0.5  # fewer registered frames than this fraction is an error
     ba_global_ratio: float = 1.4  # global bundle adjustment when the model grew by this factor (COLMAP: 1.1)
+    ba_refinements: int = 1  # bundle-adjustment rounds after filtering / re-triangulating (COLMAP: 2 local, 5 global)
 
     # ---- 3D Gaussians (gsplat)
     iterations: int | None = None  # None: 7000 on CUDA, 300 on CPU

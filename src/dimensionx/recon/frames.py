@@ -58,9 +58,13 @@ def resize(images: np.ndarray, size: tuple[int, int], chunk: int = 8) -> torch.T
 def find_cuts(video: np.ndarray, config: ReconConfig) -> list[int]:
     """Frame indices that start a new shot after a hard cut.
 
-    Repeated frames (frame-interpolated or paused video) are collapsed first. A cut is a change
+    Repeated frames (frame-interpolated or paused video) are collapsed first. A jump is a change
     between consecutive distinct frames that is ``cut_ratio`` times larger than the mean change
-    of the ``cut_window`` distinct frames on each side, and at least ``cut_min_change``.
+    of the ``cut_window`` distinct frames on each side, and at least ``cut_min_change``. A jump
+    is a cut only if it brings a view the shot has not just shown: the new frame must differ from
+    each of the ``cut_memory`` distinct frames before it by at least ``cut_novelty`` times the
+    jump. A generated video whose background pops back to an earlier state jumps to a view
+    close to one it showed a few frames before, and stays one shot.
     """
     thumbs = thumbnails(video)  # [T, D]
     distinct = [0]
@@ -73,7 +77,11 @@ def find_cuts(video: np.ndarray, config: ReconConfig) -> list[int]:
     for i, c in enumerate(change):
         lo, hi = max(0, i - config.cut_window), min(len(change), i + config.cut_window + 1)
         around = np.delete(change[lo:hi], i - lo)
-        if c >= config.cut_min_change and (len(around) == 0 or c > config.cut_ratio * around.mean()):
+        if c < config.cut_min_change or (len(around) > 0 and c <= config.cut_ratio * around.mean()):
+            continue
+        recent = kept[max(0, i + 1 - config.cut_memory) : i + 1]  # [M, D], the frames before the jump
+        novelty = float((recent - kept[i + 1]).abs().mean(dim=1).min())
+        if novelty >= config.cut_novelty * c:
             cuts.append(distinct[i + 1])
     return cuts
 

@@ -19,7 +19,10 @@ second process with the cache filled repeats the 2-step pair: the warm start, wh
 video of a new ``dimensionx video`` process costs on top (``seconds_first_video_warm``).
 Results are printed and written to ``benchmarks/results/video_<device>.json``.
 
-    python benchmarks/bench_video.py                      # everything, ~8 minutes on an H100
+    python benchmarks/bench_video.py                      # every mode, ~9 minutes on an H100
+    python benchmarks/bench_video.py --modes stock,exact,fast              # 6.5 minutes, then
+    python benchmarks/bench_video.py --modes stock,lowmem --append         # 5 minutes, same JSON
+    python benchmarks/bench_video.py --frames 145 --size 320x480 --modes stock,exact,fast   # orbit shape, 8 min
     python benchmarks/bench_video.py --steps 4 --frames 9 --out /tmp/smoke   # wiring check
 """
 

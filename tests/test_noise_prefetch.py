@@ -60,3 +60,14 @@ def test_prefetch_keeps_the_step_signature_and_applies_once(tiny_model_dir):
     prefetch_step_noise(pipe.scheduler)
     assert pipe.scheduler.step is wrapped
     assert inspect.signature(pipe.scheduler.step) == before  # the pipeline reads it to pass `generator`
+
+
+def test_a_draw_that_fails_raises_where_it_is_asked_for_instead_of_hanging(tiny_model_dir):
+    from dimensionx.directors.noise import _ServeNoise
+
+    pipe = _pipeline(tiny_model_dir)
+    prefetch_step_noise(pipe.scheduler)
+    generator = torch.Generator().manual_seed(0)
+    with _ServeNoise(pipe.scheduler._dimensionx_prefetcher, generator):  # what scheduler.step runs inside
+        with pytest.raises(RuntimeError):  # randn refuses an integer dtype, on the drawing thread
+            torch.randn((1, 2, 4), generator=generator, dtype=torch.int64)

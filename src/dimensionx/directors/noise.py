@@ -39,7 +39,11 @@ class _NoiseStream:
     def _draw(self) -> None:
         while not self.stopped.is_set():
             state = self.generator.get_state()
-            noise = torch.randn(self.shape, generator=self.generator, dtype=self.dtype)
+            try:
+                noise = torch.randn(self.shape, generator=self.generator, dtype=self.dtype)
+            except Exception as exc:  # handed to the step that asks, raised there
+                self.ready.put((state, exc))
+                return
             while not self.stopped.is_set():
                 try:
                     self.ready.put((state, noise), timeout=0.05)
@@ -50,7 +54,10 @@ class _NoiseStream:
                 self.generator.set_state(state)
 
     def next(self) -> torch.Tensor:
-        return self.ready.get()[1]
+        noise = self.ready.get()[1]
+        if isinstance(noise, Exception):
+            raise noise
+        return noise
 
     def stop(self) -> None:
         """Stops the thread; the generator is left where the first unused draw began, as if none had been made."""

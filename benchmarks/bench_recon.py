@@ -3,11 +3,14 @@
     python benchmarks/bench_recon.py                       # ../shared/data/videos/orbit360_...mp4
     python benchmarks/bench_recon.py --video FRAMES_DIR    # the same clip as a folder of frames
 
-For each size (the clip's own 480x320, and upscaled to 720x480): 49 of its 145 frames, 7000
-iterations, every 8th frame held out; then 480x320 again with ``--short-iterations`` to show
-the time / quality trade-off. Reports seconds per stage, held-out PSNR / SSIM, the number of
-Gaussians and peak GPU memory; the one-time gsplat CUDA build and a short warm-up run (CUDA
-context, kernel caches) are timed apart. Writes benchmarks/results/recon_<device>.json.
+49 of the clip's 145 frames, 7000 iterations, every 8th frame held out: the clip itself
+(480x320), read from the video file as a user would pass it, ``--repeats`` times (run-to-run
+spread, mostly SfM's); then upscaled to 720x480, passed as a folder of PNG frames (its
+"frames" stage then reads 145 PNGs); then, with ``--short-iterations N``, 480x320 again with N
+iterations (time / quality trade-off). Reports seconds per stage, held-out PSNR / SSIM, the
+number of Gaussians and peak GPU memory; loading gsplat's CUDA extension (or compiling it, the
+first time on a machine without a prebuilt wheel) and a short warm-up run (CUDA context,
+kernel caches) are timed apart. Writes benchmarks/results/recon_<device>.json.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=SHARED_ORBIT, help="the orbit as a video or a frame folder")
     parser.add_argument("--frames", type=int, default=49)
     parser.add_argument("--iterations", type=int, default=7000)
-    parser.add_argument("--short-iterations", type=int, default=3500, help="a last 480x320 run this long (0: none)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of the clip at its own size")
+    parser.add_argument("--short-iterations", type=int, default=0, help="a last 480x320 run this long (0: none)")
     parser.add_argument("--config", type=Path, help="ReconConfig YAML for every run (e.g. loss_cuda_graph: false)")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--work", type=Path, help="keep the scenes in this folder (default: a temporary one)")
@@ -48,21 +52,24 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("bench_recon.py measures gsplat on CUDA: run it on a machine with an NVIDIA GPU")
 
-    build_seconds = time_gsplat_build()
+    gsplat_load = load_gsplat()
     frames, _ = read_frames(args.video)  # [145, 320, 480, 3]
     orbit_frames = 120 if has_video_encoder() else 0
     runs = []
     with contextlib.nullcontext(args.work) if args.work else tempfile.TemporaryDirectory(prefix="bench-") as work:
         work = Path(work)
-        warmup = run(frames[:16], work / "warmup", settings(args.config, frames=16, iterations=200, orbit_frames=0))
-        plan = [(size, args.iterations) for size in SIZES]
+        warmup = run(frame_folder(frames[:16], work / "warmup"), work / "warmup",
+                     settings(args.config, frames=16, iterations=200, orbit_frames=0))
+        plan = [(SIZES[0], args.iterations)] * args.repeats + [(SIZES[1], args.iterations)]
         plan += [(SIZES[0], args.short_iterations)] if args.short_iterations else []
-        for (width, height), iterations in plan:
+        for k, ((width, height), iterations) in enumerate(plan):
             config = settings(args.config, frames=args.frames, iterations=iterations, max_size=max(width, height),
                               orbit_frames=orbit_frames)
-            name = f"{width}x{height}_{iterations}"
-            runs.append({"size": f"{width}x{height}", "iterations": iterations,
-                         **run(resize(frames, width, height), work / name, config)})
+            name = work / f"{k}_{width}x{height}_{iterations}"
+            native = frames.shape[1:3] == (height, width)
+            source = args.video if native else frame_folder(resize(frames, width, height), name)
+            runs.append({"size": f"{width}x{height}", "input": "video file" if args.video.is_file() and native
+                         else "PNG frames", "iterations": iterations, **run(source, name, config)})
             print(json.dumps(runs[-1], indent=2), flush=True)
 
     device = torch.cuda.get_device_name()
@@ -71,12 +78,13 @@ def main() -> None:
         "input": f"{args.video.name}: {len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}",
         "frames_sampled": args.frames,
         "config_file": str(args.config) if args.config else None,
-        "gsplat_build_seconds": build_seconds,
+        "gsplat_load": gsplat_load,
         "warmup_run_seconds": warmup["seconds"]["total"],
-        "orbit_video": "rendered (120 frames)" if orbit_frames else "skipped: no mp4 encoder (PyAV) on this machine",
+        "orbit_video": "rendered (120 frames)" if orbit_frames else "skipped: no imageio-ffmpeg (media.write_video's encoder) on this machine",
         "runs": runs,
         "software": {"torch": torch.__version__, "cuda": torch.version.cuda, "gsplat": version("gsplat"),
-                     "pycolmap": version("pycolmap"), "python": platform.python_version(),
+                     "pycolmap": version("pycolmap"), "av": version("av"), "imageio-ffmpeg": version("imageio-ffmpeg"),
+                     "python": platform.python_version(),
                      "cpu_threads": torch.get_num_threads()},
     }
     args.results.mkdir(parents=True, exist_ok=True)
@@ -89,18 +97,23 @@ def settings(path: Path | None, **overrides) -> ReconConfig:
     return load_config(ReconConfig, path, overrides)
 
 
-def time_gsplat_build() -> float:
-    """Seconds to JIT-compile (or load) gsplat's CUDA extension: paid once per machine."""
+def load_gsplat() -> dict:
+    """Seconds to load gsplat's CUDA extension, and whether it came prebuilt or was JIT-compiled (once a machine)."""
     start = time.perf_counter()
-    from gsplat.cuda._backend import _C  # noqa: F401
+    from gsplat.cuda._backend import _C
 
-    return round(time.perf_counter() - start, 1)
+    prebuilt = _C.__name__ == "gsplat.csrc"  # a wheel built with CUDA; else gsplat compiles on first use
+    return {"seconds": round(time.perf_counter() - start, 1),
+            "extension": "prebuilt (wheel built with CUDA)" if prebuilt else "JIT-compiled at first use"}
 
 
 def has_video_encoder() -> bool:
+    """Whether ``media.write_video`` can encode renders/orbit.mp4 here: it needs imageio-ffmpeg's ffmpeg."""
     try:
-        import av  # noqa: F401
-    except ImportError:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
         return False
     return True
 
@@ -112,12 +125,17 @@ def resize(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BICUBIC)) for f in frames])
 
 
-def run(frames: np.ndarray, work: Path, config: ReconConfig) -> dict:
-    """Reconstructs ``frames`` (saved as a frame folder, untimed) and returns metrics.json plus peak memory."""
+def frame_folder(frames: np.ndarray, work: Path) -> Path:
+    """Saves [T, H, W, 3] uint8 frames as PNGs in ``work/input`` (untimed) and returns that folder."""
     source = work / "input"
     source.mkdir(parents=True)
     for i, frame in enumerate(frames):
         Image.fromarray(frame).save(source / f"{i:05d}.png", compress_level=1)
+    return source
+
+
+def run(source: Path, work: Path, config: ReconConfig) -> dict:
+    """Reconstructs ``source`` (a video or a frame folder) and returns metrics.json plus peak memory."""
     config.video, config.out, config.progress = str(source), str(work / "scene"), False
     torch.cuda.reset_peak_memory_stats()
     reconstruct(config)
@@ -129,10 +147,14 @@ def run(frames: np.ndarray, work: Path, config: ReconConfig) -> dict:
             "peak_gpu_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2)}
 
 
-def version(package: str) -> str:
+def version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed
 
-    return installed(package)
+    try:
+        return installed(package)
+    except PackageNotFoundError:
+        return None
 
 
 if __name__ == "__main__":

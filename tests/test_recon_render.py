@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dimensionx.recon.gaussians import rgb_to_sh
-from dimensionx.recon.render import eval_sh, project, rasterize, reference_rasterization
+from dimensionx.recon.render import eval_sh, gsplat_rasterization, project, rasterize, reference_rasterization
 from recon_synthetic import arc_cameras, intrinsics
 
 
@@ -108,3 +108,25 @@ def test_reference_renderer_matches_gsplat_on_cuda():
           f"relative gradient error {grads}")
     assert float(image_error.max()) < 1e-3 and float(image_error.mean()) < 1e-5
     assert all(err < 1e-2 for err in grads.values()), grads
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: gsplat has no CPU rasterizer")
+def test_gsplat_stages_render_what_gsplat_rasterization_renders():
+    from gsplat import rasterization
+
+    width, height = 160, 120
+    s = {k: v.cuda().requires_grad_() for k, v in random_splats(2000, seed=2).items()}
+    viewmats, Ks = (x.cuda() for x in cameras(2, width, height))
+    backgrounds = torch.tensor([0.2, 0.4, 0.6], device="cuda").expand(2, 3)
+    args = (s["means"], s["quats"], s["scales"], s["opacities"], s["sh"])
+    ours, ours_alpha, ours_info = gsplat_rasterization(*args, viewmats, Ks, width, height, 3, backgrounds)
+    theirs, theirs_alpha, theirs_info = rasterization(*args, viewmats=viewmats, Ks=Ks, width=width, height=height,
+                                                      sh_degree=3, backgrounds=backgrounds, packed=False)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+    torch.testing.assert_close(ours_alpha, theirs_alpha, rtol=0, atol=1e-6)
+    assert torch.equal(ours_info["radii"], theirs_info["radii"])
+    for name in s:
+        g_ours = torch.autograd.grad(ours.square().sum(), s[name], retain_graph=True)[0]
+        g_theirs = torch.autograd.grad(theirs.square().sum(), s[name], retain_graph=True)[0]
+        assert float((g_ours - g_theirs).norm() / g_theirs.norm()) < 1e-4, name

@@ -8,9 +8,11 @@ import torch
 
 from dimensionx.errors import DimensionXError
 from dimensionx.recon.config import ReconConfig
+from dimensionx.recon.densify import SyncFreeDefaultStrategy
 from dimensionx.recon.gaussians import init_splats, nearest_neighbour_scales
-from dimensionx.recon.loss import LossAndGradient, photometric_loss
-from dimensionx.recon.metrics import ssim_window
+from dimensionx.recon.loss import LossAndGradient, batched_ssim, photometric_loss
+from dimensionx.recon.metrics import ssim_loss_term, ssim_window
+from dimensionx.recon.optim import SplatAdam
 from dimensionx.recon.train import Runner, Scene, scene_scale, split_holdout
 from recon_synthetic import arc_cameras, intrinsics, render_views, splat_scene
 
@@ -101,3 +103,70 @@ def test_loss_gradient_is_the_autograd_gradient():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the loss is a CUDA graph there)")
 def test_loss_cuda_graph_matches_autograd():
     loss_and_gradient_matches_autograd(torch.device("cuda"))
+
+
+def test_splat_adam_steps_exactly_as_torch_adam():
+    def params():
+        g = torch.Generator().manual_seed(1)
+        return {"means": torch.nn.Parameter(torch.randn(40, 3, generator=g)),
+                "sh0": torch.nn.Parameter(torch.randn(40, 1, 3, generator=g))}
+
+    def adams(ps):
+        return {name: torch.optim.Adam([{"params": p, "lr": lr, "name": name}], eps=1e-15, fused=True)
+                for (name, p), lr in zip(ps.items(), (1e-2, 2.5e-3))}
+
+    theirs, ours = params(), params()
+    their_adams, our_adams = adams(theirs), adams(ours)
+    lean = SplatAdam(our_adams)
+    g = torch.Generator().manual_seed(2)
+    for step in range(10):
+        for name in theirs:
+            theirs[name].grad = torch.randn(theirs[name].shape, generator=g)
+            ours[name].grad = theirs[name].grad.clone()
+        for adam in their_adams.values():
+            adam.step()
+            adam.zero_grad(set_to_none=True)
+        lean.step()
+        for adam in (their_adams["means"], our_adams["means"]):
+            adam.param_groups[0]["lr"] *= 0.9  # as the means' decay does between steps
+    for name in theirs:
+        assert torch.equal(ours[name], theirs[name]) and ours[name].grad is None
+        their_state, our_state = their_adams[name].state[theirs[name]], our_adams[name].state[ours[name]]
+        assert their_state.keys() == our_state.keys()
+        assert all(torch.equal(their_state[k], our_state[k]) for k in their_state)
+
+
+def test_sync_free_strategy_gathers_gsplats_statistics():
+    from gsplat.strategy import DefaultStrategy
+
+    n, g = 500, torch.Generator().manual_seed(3)
+    params = {"means": torch.zeros(n, 3)}
+    means2d = torch.zeros(1, n, 2, requires_grad=True)
+    means2d.grad = torch.randn(1, n, 2, generator=g)
+    radii = torch.randint(0, 3, (1, n, 2), generator=g, dtype=torch.int32)  # some Gaussians culled
+    info = {"means2d": means2d, "radii": radii, "width": 64, "height": 48, "n_cameras": 1, "gaussian_ids": None}
+    states = []
+    for strategy in (DefaultStrategy(refine_scale2d_stop_iter=1), SyncFreeDefaultStrategy(refine_scale2d_stop_iter=1)):
+        state = strategy.initialize_state(scene_scale=1.0)
+        for _ in range(3):
+            strategy._update_state(params, state, info)
+        states.append(state)
+    for key in ("grad2d", "count", "radii"):
+        torch.testing.assert_close(states[1][key], states[0][key], rtol=1e-6, atol=0)
+
+
+
+def test_batched_ssim_is_pytorch_msssims_ssim():
+    g = torch.Generator().manual_seed(5)
+    target = torch.rand(1, 40, 56, 3, generator=g, dtype=torch.float64)
+    image = (target + 0.1 * torch.randn(1, 40, 56, 3, generator=g, dtype=torch.float64)).clamp(0, 1)
+    window = ssim_window(torch.device("cpu")).double()
+    values, grads = [], []
+    for ssim in (batched_ssim, ssim_loss_term):
+        x = image.clone().requires_grad_()
+        value = ssim(x, target, window)
+        value.backward()
+        values.append(value.detach())
+        grads.append(x.grad)
+    torch.testing.assert_close(values[0], values[1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-15)

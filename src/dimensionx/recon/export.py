@@ -39,10 +39,8 @@ def write_ply(splats: torch.nn.ParameterDict, path: Path) -> None:
         splats["opacities"][:, None],  # [N, 1] logit
         splats["scales"],  # [N, 3] log
         torch.nn.functional.normalize(splats["quats"], dim=-1),  # [N, 4]
-    ], dim=1).float().cpu().numpy()
-    vertex = np.empty(n, dtype=[(name, "f4") for name in ply_properties(sh_degree)])
-    for k, name in enumerate(vertex.dtype.names):
-        vertex[name] = columns[:, k]
+    ], dim=1).float().cpu().numpy()  # [N, P], one row per splat in the order of ply_properties
+    vertex = columns.view([(name, "f4") for name in ply_properties(sh_degree)]).reshape(n)  # same bytes, named
     PlyData([PlyElement.describe(vertex, "vertex")]).write(str(path))
 
 

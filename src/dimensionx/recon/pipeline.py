@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -78,8 +80,7 @@ def reconstruct(config: ReconConfig, attach: Sequence[Path] = ()) -> Path:
         with stage("eval", seconds, device):
             quality, side_by_side = runner.eval()
             (out / "renders" / "holdout").mkdir(parents=True)
-            for i, image in zip(holdout_ids, side_by_side):
-                Image.fromarray(image).save(out / "renders" / "holdout" / cameras.names[i], compress_level=1)
+            save_pngs([out / "renders" / "holdout" / cameras.names[i] for i in holdout_ids], side_by_side)
 
         # 5. files other tools open
         with stage("export", seconds, device):
@@ -169,9 +170,14 @@ def save_images(images: np.ndarray, folder: Path) -> list[str]:
     """Writes [T, H, W, 3] uint8 frames as ``frame_00000.png``...; returns their names."""
     folder.mkdir(parents=True)
     names = [f"frame_{i:05d}.png" for i in range(len(images))]
-    for name, image in zip(names, images):
-        Image.fromarray(image).save(folder / name, compress_level=1)
+    save_pngs([folder / name for name in names], images)
     return names
+
+
+def save_pngs(paths: Sequence[Path], images: Sequence[np.ndarray]) -> None:
+    """Writes each [H, W, 3] uint8 image as a PNG, several at once (zlib runs outside the GIL)."""
+    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda p, image: Image.fromarray(image).save(p, compress_level=1), paths, images))
 
 
 def image_size(images: np.ndarray) -> tuple[int, int]:

@@ -55,20 +55,60 @@ def rasterize(
     args = (means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree)
     backgrounds = None if background is None else background.expand(len(viewmats), 3)
     if means.is_cuda:
-        return _gsplat_rasterization()(*args[:5], viewmats=viewmats, Ks=Ks, width=width, height=height,
-                                       sh_degree=sh_degree, backgrounds=backgrounds, packed=False)
+        return gsplat_rasterization(*args, backgrounds=backgrounds)
     return reference_rasterization(*args, backgrounds=backgrounds)
 
 
-def _gsplat_rasterization():
+def gsplat_rasterization(
+    means: torch.Tensor,  # [N, 3]
+    quats: torch.Tensor,  # [N, 4]
+    scales: torch.Tensor,  # [N, 3]
+    opacities: torch.Tensor,  # [N]
+    sh: torch.Tensor,  # [N, K, 3]
+    viewmats: torch.Tensor,  # [C, 4, 4]
+    Ks: torch.Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    sh_degree: int,
+    backgrounds: torch.Tensor | None = None,  # [C, 3]
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """``gsplat.rasterization(..., packed=False, rasterize_mode="classic")`` from gsplat's own stages.
+
+    The same five CUDA stages in the same order (projection, SH colours, tile intersection,
+    tile offsets, compositing), with less per-call work: the camera centres come from
+    ``-R^T t`` where ``gsplat.rasterization`` inverts ``viewmats`` with ``torch.inverse``, which
+    waits for the GPU (its error check) at every call, and the generic checks and branches of
+    batched, packed, distributed and distorted cameras are left out. A training step then has
+    one host sync, gsplat's count of tile intersections.
+    """
+    gsplat = _gsplat()
+    C = len(viewmats)
+    radii, means2d, depths, conics, _ = gsplat.fully_fused_projection(
+        means, None, quats, scales, viewmats, Ks, width, height, eps2d=BLUR_PX2, near_plane=NEAR_PLANE,
+        far_plane=FAR_PLANE, packed=False, opacities=opacities)  # [C, N, 2], [C, N, 2], [C, N], [C, N, 3]
+    campos = -(viewmats[:, None, :3, 3] @ viewmats[:, :3, :3])[:, 0]  # [C, 3] camera centres, -R^T t
+    colors = gsplat.spherical_harmonics(sh_degree, means[None] - campos[:, None], sh.expand(C, *sh.shape),
+                                        masks=(radii > 0).all(dim=-1))  # [C, N, 3]
+    colors = torch.clamp_min(colors + 0.5, 0.0)
+    tiles_x, tiles_y = math.ceil(width / TILE_PX), math.ceil(height / TILE_PX)
+    _, isect_ids, flatten_ids = gsplat.isect_tiles(means2d, radii, depths, TILE_PX, tiles_x, tiles_y)
+    isect_offsets = gsplat.isect_offset_encode(isect_ids, C, tiles_x, tiles_y).reshape(C, tiles_y, tiles_x)
+    image, alpha = gsplat.rasterize_to_pixels(means2d, conics, colors, opacities.expand(C, -1), width, height,
+                                              TILE_PX, isect_offsets, flatten_ids, backgrounds=backgrounds)
+    info = {"means2d": means2d, "radii": radii, "depths": depths, "conics": conics, "width": width,
+            "height": height, "n_cameras": C, "gaussian_ids": None}
+    return image, alpha, info
+
+
+def _gsplat():
     try:
-        from gsplat import rasterization
+        import gsplat
     except ImportError as exc:
         raise DimensionXError(
             f"gsplat is needed to render on CUDA but could not be imported ({exc}): "
             "run `pip install gsplat`, or pass --device cpu for the (slow) reference renderer"
         ) from None
-    return rasterization
+    return gsplat
 
 
 def reference_rasterization(

@@ -102,6 +102,7 @@ def map_incrementally(
     options.min_model_size = 3  # a short clip is still worth a model; the fraction check judges it
     options.random_seed = config.seed
     options.ba_global_frames_ratio = options.ba_global_points_ratio = config.ba_global_ratio
+    options.ba_local_max_refinements = options.ba_global_max_refinements = config.ba_refinements
     return pycolmap.incremental_mapping(database, image_dir, out, options)
 
 

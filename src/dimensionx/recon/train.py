@@ -5,6 +5,12 @@ size and decayed 100x, SH degree raised every ``sh_degree_interval`` iterations,
 ``DefaultStrategy`` (clone / split / prune / opacity reset) for densification. The strategy
 only reads the ``info`` dict of the renderer, so it runs unchanged with the CPU reference
 renderer too; the short CPU schedule (300 iterations) simply ends before ``refine_start_iter``.
+
+A step on CUDA is bound by the CPU's work of issuing some hundred small kernels, not by the
+GPU, so the loop avoids what makes the CPU wait for the GPU or spend Python time per step:
+the renderer has one host sync (gsplat's tile-intersection count), the strategy gathers its
+statistics with dense tensor ops (``SyncFreeDefaultStrategy``), the six Adam steps run through
+``SplatAdam`` and the loss is one CUDA graph (``LossAndGradient``).
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ from tqdm import tqdm
 
 from ..errors import DimensionXError
 from .config import ReconConfig, resolve_iterations
+from .densify import SyncFreeDefaultStrategy
 from .loss import LossAndGradient
 from .metrics import psnr, ssim
+from .optim import SplatAdam
 from .render import rasterize
 
 log = logging.getLogger(__name__)
@@ -84,8 +92,8 @@ class Runner:
                                    fused=device.type == "cuda")
             for name, lr in lrs.items()
         }
-        self.means_decay = torch.optim.lr_scheduler.ExponentialLR(
-            self.optimizers["means"], gamma=0.01 ** (1.0 / max(1, self.iterations)))
+        self.adam = SplatAdam(self.optimizers)
+        self.means_lr = lrs["means"]  # decays to 1% over the run
         self.strategy, self.strategy_state = self._make_strategy()
         # A pose correction (rotation vector, translation) per training camera, applied camera-to-world.
         self.pose_deltas = torch.nn.Parameter(torch.zeros(len(scene.train_ids), 6, device=device))
@@ -95,12 +103,11 @@ class Runner:
     def _make_strategy(self):
         if not self.config.densify:
             return None, None
-        from gsplat.strategy import DefaultStrategy
-
         c = self.config
-        strategy = DefaultStrategy(prune_opa=c.prune_opa, grow_grad2d=c.grow_grad2d, grow_scale3d=c.grow_scale3d,
-                                   refine_start_iter=c.refine_start_iter, refine_stop_iter=c.refine_stop_iter,
-                                   reset_every=c.reset_every, refine_every=c.refine_every)
+        strategy = SyncFreeDefaultStrategy(
+            prune_opa=c.prune_opa, grow_grad2d=c.grow_grad2d, grow_scale3d=c.grow_scale3d,
+            refine_start_iter=c.refine_start_iter, refine_stop_iter=c.refine_stop_iter, reset_every=c.reset_every,
+            refine_every=c.refine_every)
         strategy.check_sanity(self.splats, self.optimizers)
         return strategy, strategy.initialize_state(scene_scale=self.scale)
 
@@ -129,8 +136,7 @@ class Runner:
         c = self.config
         generator = torch.Generator().manual_seed(c.seed)
         order = torch.randperm(len(self.scene.train_ids), generator=generator)
-        bad_steps = torch.zeros((), device=self.device)  # non-finite losses since the last check
-        running = torch.zeros((), device=self.device)
+        self.loss.reset_totals()
         bar = tqdm(range(self.iterations), desc="gaussians", disable=not c.progress, unit="it")
         for step in bar:
             slot = int(order[step % len(order)])
@@ -142,28 +148,22 @@ class Runner:
                                           sh_degree)
             if self.strategy is not None:
                 self.strategy.step_pre_backward(self.splats, self.optimizers, self.strategy_state, step, info)
-            loss, gradient = self.loss(colors.detach(), gt)
+            _, gradient = self.loss(colors.detach(), gt)
             colors.backward(gradient)
-            finite = torch.isfinite(loss)
-            bad_steps += ~finite
-            running += torch.where(finite, loss.detach(), torch.zeros_like(running))
             self._drop_non_finite(info)
-            for optimizer in self.optimizers.values():
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+            self.optimizers["means"].param_groups[0]["lr"] = self.means_lr * 0.01 ** (step / self.iterations)
+            self.adam.step()
             if c.refine_cameras:
                 self.pose_optimizer.step()
                 self.pose_optimizer.zero_grad(set_to_none=True)
-            self.means_decay.step()
             if self.strategy is not None:
                 self.strategy.step_post_backward(self.splats, self.optimizers, self.strategy_state, step, info,
                                                  packed=False)
             if (step + 1) % LOG_EVERY == 0 or step + 1 == self.iterations:
-                self._check(bad_steps, step)
-                self.losses.append(float(running) / max(1, (step % LOG_EVERY) + 1))
+                self._check(self.loss.non_finite, step)
+                self.losses.append(float(self.loss.loss_sum) / max(1, (step % LOG_EVERY) + 1))
                 bar.set_postfix(loss=f"{self.losses[-1]:.4f}", splats=len(self.splats["means"]))
-                running.zero_()
-                bad_steps.zero_()
+                self.loss.reset_totals()
 
     def _drop_non_finite(self, info: dict) -> None:
         """Replaces NaN / infinite gradient entries by 0 (no GPU sync): a NaN loss then moves nothing."""
@@ -204,12 +204,12 @@ class Runner:
     @torch.no_grad()
     def render_traj(self, viewmats: np.ndarray, K: np.ndarray) -> np.ndarray:
         """[T, 4, 4] world-to-camera and one [3, 3] K -> [T, H, W, 3] uint8 frames."""
-        frames = []
+        frames = []  # kept on the device until the end: one copy to the host, not one wait per frame
         Ks = torch.as_tensor(K, dtype=torch.float32, device=self.device)[None]
         for viewmat in torch.as_tensor(viewmats, dtype=torch.float32, device=self.device):
             colors = self.render(viewmat[None], Ks, self.config.sh_degree)[0]
-            frames.append((colors[0].clamp(0, 1) * 255).round().byte().cpu().numpy())
-        return np.stack(frames)
+            frames.append((colors[0].clamp(0, 1) * 255).round().byte())
+        return torch.stack(frames).cpu().numpy()
 
     @torch.no_grad()
     def viewmats(self) -> np.ndarray:

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=SHARED_ORBIT, help="the orbit as a video or a frame folder")
     parser.add_argument("--frames", type=int, default=49)
     parser.add_argument("--iterations", type=int, default=7000)
-    parser.add_argument("--repeats", type=int, default=2, help="runs of the clip at its own size")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the clip at its own size")
     parser.add_argument("--short-iterations", type=int, default=0, help="a last 480x320 run this long (0: none)")
     parser.add_argument("--config", type=Path, help="ReconConfig YAML for every run (e.g. loss_cuda_graph: false)")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")

@@ -87,9 +87,9 @@ class Runner:
                                     cuda_graph=config.loss_cuda_graph)
         lrs = {"means": config.lr_means * scale, "scales": config.lr_scales, "quats": config.lr_quats,
                "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN}
+        # One Adam per parameter, as gsplat's strategies expect; they hold the state, SplatAdam steps them.
         self.optimizers = {
-            name: torch.optim.Adam([{"params": self.splats[name], "lr": lr, "name": name}], eps=1e-15,
-                                   fused=device.type == "cuda")
+            name: torch.optim.Adam([{"params": self.splats[name], "lr": lr, "name": name}], eps=1e-15)
             for name, lr in lrs.items()
         }
         self.adam = SplatAdam(self.optimizers)

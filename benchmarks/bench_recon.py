@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from dimensionx.config import load_config
-from dimensionx.media import read_frames
+from dimensionx.media import read_frames, video_encoder
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.pipeline import reconstruct
 
@@ -54,7 +54,7 @@ def main() -> None:
 
     gsplat_load = load_gsplat()
     frames, _ = read_frames(args.video)  # [145, 320, 480, 3]
-    orbit_frames = 120 if has_video_encoder() else 0
+    orbit_frames = 120 if video_encoder() is not None else 0
     runs = []
     with contextlib.nullcontext(args.work) if args.work else tempfile.TemporaryDirectory(prefix="bench-") as work:
         work = Path(work)
@@ -80,7 +80,7 @@ def main() -> None:
         "config_file": str(args.config) if args.config else None,
         "gsplat_load": gsplat_load,
         "warmup_run_seconds": warmup["seconds"]["total"],
-        "orbit_video": "rendered (120 frames)" if orbit_frames else "skipped: no imageio-ffmpeg (media.write_video's encoder) on this machine",
+        "orbit_video": "rendered (120 frames)" if orbit_frames else "skipped: neither imageio-ffmpeg nor PyAV with libx264 on this machine",
         "runs": runs,
         "software": {"torch": torch.__version__, "cuda": torch.version.cuda, "gsplat": version("gsplat"),
                      "pycolmap": version("pycolmap"), "av": version("av"), "imageio-ffmpeg": version("imageio-ffmpeg"),
@@ -105,17 +105,6 @@ def load_gsplat() -> dict:
     prebuilt = _C.__name__ == "gsplat.csrc"  # a wheel built with CUDA; else gsplat compiles on first use
     return {"seconds": round(time.perf_counter() - start, 1),
             "extension": "prebuilt (wheel built with CUDA)" if prebuilt else "JIT-compiled at first use"}
-
-
-def has_video_encoder() -> bool:
-    """Whether ``media.write_video`` can encode renders/orbit.mp4 here: it needs imageio-ffmpeg's ffmpeg."""
-    try:
-        import imageio_ffmpeg
-
-        imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        return False
-    return True
 
 
 def resize(frames: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -73,15 +74,59 @@ def write_json(data: dict, path: str | Path) -> None:
 
 
 def write_video(frames: np.ndarray, path: str | Path, fps: float) -> None:
-    """Writes ``frames`` ([T, H, W, 3] uint8) as an H.264 mp4 that every player opens."""
-    import imageio.v3 as iio
+    """Writes ``frames`` ([T, H, W, 3] uint8) as an H.264 mp4 that every player opens.
 
+    libx264 at CRF 12, 4:2:0 chroma when the frame size is even (what players expect), else
+    4:4:4. Encoded by imageio-ffmpeg's ffmpeg; where that binary is missing (a slim install,
+    a machine it could not be carried to), by PyAV's libx264, which gives the same kind of
+    file but is not bit-reproducible at 4:2:0 (its encodes of equal frames can differ slightly).
+    """
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3] uint8, got {frames.shape} {frames.dtype}")
+    pixel_format = "yuv420p" if _even(frames) else "yuv444p"
+    encoder = video_encoder()
+    if encoder is None:
+        raise DimensionXError("no H.264 encoder: pip install imageio-ffmpeg (or PyAV built with libx264)")
     with atomic_file(path) as tmp:
-        iio.imwrite(tmp, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1,
-                    output_params=["-crf", "12"], pixelformat="yuv420p" if _even(frames) else "yuv444p")
+        if encoder == "imageio-ffmpeg":
+            import imageio.v3 as iio
+
+            iio.imwrite(tmp, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1,
+                        output_params=["-crf", "12"], pixelformat=pixel_format)
+        else:
+            _write_video_pyav(frames, tmp, fps, pixel_format)
+
+
+def video_encoder() -> str | None:
+    """What :func:`write_video` encodes with here: "imageio-ffmpeg", else "pyav", else None."""
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+        return "imageio-ffmpeg"
+    except (ImportError, RuntimeError):
+        pass
+    try:
+        import av
+    except ImportError:
+        return None
+    return "pyav" if "libx264" in av.codecs_available else None
+
+
+def _write_video_pyav(frames: np.ndarray, path: Path, fps: float, pixel_format: str) -> None:
+    import av
+
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pixel_format
+        stream.options = {"crf": "12"}
+        for index, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = index  # in the stream's time base, 1 / fps
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode())  # flush the encoder
 
 
 def _even(frames: np.ndarray) -> bool:
@@ -104,22 +149,14 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
     if not path.is_file():
         raise DimensionXError(f"{path} does not exist: pass a video file (mp4, mov, ...) or a folder of frames")
     try:
-        frames = iio.imread(path, plugin="pyav") if _has_pyav() else iio.imread(path)
-        meta = iio.immeta(path)
+        frames = iio.imread(path, plugin="pyav")
+        meta = iio.immeta(path, plugin="pyav")
     except Exception as exc:
         raise DimensionXError(f"{path} could not be read as a video ({exc}): pass an mp4/mov file or a folder of frames") from None
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
     return np.stack([_rgb(f) for f in frames]), meta.get("fps")
-
-
-def _has_pyav() -> bool:
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _rgb(frame: np.ndarray) -> np.ndarray:

@@ -94,11 +94,17 @@ def build_pipeline(seed: int, text_encoder: bool = True):
 
 
 @torch.no_grad()
+def sequence_length(frames: int) -> int:
+    """Tokens the transformer attends over: 2x2 patches of every latent frame, plus the prompt's."""
+    latent_frames = (frames - 1) // TRANSFORMER["temporal_compression_ratio"] + 1
+    patches = (TRANSFORMER["sample_height"] // TRANSFORMER["patch_size"]) * (TRANSFORMER["sample_width"] // TRANSFORMER["patch_size"])
+    return latent_frames * patches + TRANSFORMER["max_text_seq_length"]
+
+
 def full_step_tflop(frames: int) -> float:
     """Matrix work of one transformer pass over the CFG batch of 2: block GEMMs plus attention."""
     dim = TRANSFORMER["num_attention_heads"] * TRANSFORMER["attention_head_dim"]
-    tokens = ((frames - 1) // 4 + 1) * (TRANSFORMER["sample_height"] // 2) * (TRANSFORMER["sample_width"] // 2)
-    tokens += TRANSFORMER["max_text_seq_length"]
+    tokens = sequence_length(frames)
     per_layer = 24 * dim**2 * tokens + 4 * tokens**2 * dim  # q, k, v, out and the 4x MLP; QK^T and PV
     return 2 * TRANSFORMER["num_layers"] * per_layer / 1e12
 
@@ -111,8 +117,7 @@ def kernel_floor(frames: int) -> dict:
 
     heads, head_dim = TRANSFORMER["num_attention_heads"], TRANSFORMER["attention_head_dim"]
     dim = heads * head_dim
-    tokens = ((frames - 1) // 4 + 1) * (TRANSFORMER["sample_height"] // 2) * (TRANSFORMER["sample_width"] // 2)
-    tokens += TRANSFORMER["max_text_seq_length"]
+    tokens = sequence_length(frames)
     q, k, v = (torch.randn(2, tokens, heads, head_dim, device="cuda", dtype=torch.bfloat16).transpose(1, 2) for _ in range(3))
     x = torch.randn(2 * tokens, dim, device="cuda", dtype=torch.bfloat16)
     w = torch.randn(4 * dim, dim, device="cuda", dtype=torch.bfloat16)
@@ -257,7 +262,7 @@ def summarize(mode: str, run: dict, notes: list[str], args) -> dict:
 
 
 def start_overhead(pipe, image, args, prompt_embeds: torch.Tensor | None = None) -> float:
-    """Seconds a first 2-step video takes over a second one: the compile start of this process."""
+    """Seconds a first 2-step video takes over a second one: what starting costs this process (compiles, autotuning)."""
     first, second = (generate(pipe, image, args, prompt_embeds, steps=2)["seconds_end_to_end"] for _ in range(2))
     return first - second
 
@@ -380,8 +385,9 @@ def main() -> None:
               "full_step_tflop": full_step_tflop(args.frames), "weights": "random (seed %d)" % args.seed,
               "note": "random weights: timings and drift are real, visual quality is not judged"},
               "kernel_floor": kernel_floor(args.frames), "modes": {}, "processes": []}
-    if args.append and result_path(report, Path(args.out)).is_file():
-        earlier = json.loads(result_path(report, Path(args.out)).read_text())
+    earlier_path = result_path(report, Path(args.out))
+    if args.append and earlier_path.is_file():
+        earlier = json.loads(earlier_path.read_text())
         report["modes"], report["processes"] = earlier["modes"], earlier.get("processes", [])
         report["weights_fingerprint"] = earlier.get("weights_fingerprint", {})
     report["processes"].append(modes)

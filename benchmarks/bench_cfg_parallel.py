@@ -33,7 +33,7 @@ def run_one(args) -> None:
     import torch.distributed as dist
 
     from bench_video import prepare
-    from dimensionx.directors.parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
+    from dimensionx.video.parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
 
     device = init_process("cuda") if is_distributed() else torch.device("cuda", 0)
     torch.cuda.set_device(device)

@@ -186,7 +186,7 @@ def test_image() -> Image.Image:
 def prepare(mode: str, seed: int, lora, text_encoder: bool = True):
     """Builds the pipeline and sets it up as stock diffusers or as one of our modes, director fused."""
     from dimensionx.directors.lora import fuse_directors
-    from dimensionx.directors.modes import apply_mode, weights_editable
+    from dimensionx.video.modes import apply_mode, weights_editable
 
     pipe = build_pipeline(seed, text_encoder)
     notes = []

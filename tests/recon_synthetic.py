@@ -14,8 +14,8 @@ import torch
 
 from dimensionx.media import write_video
 from dimensionx.recon.cameras import OPENGL_FROM_OPENCV
-from dimensionx.recon.gaussians import rgb_to_sh
-from dimensionx.recon.render import reference_rasterization
+from dimensionx.splats.gaussians import rgb_to_sh
+from dimensionx.splats.render import reference_rasterization
 
 
 def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, -1.0, 0.0])):

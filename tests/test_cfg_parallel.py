@@ -39,7 +39,7 @@ class Recorder(torch.nn.Module):
 
 
 def _worker(rank: int, store: str, results) -> None:
-    from dimensionx.directors.parallel import enable_cfg_parallel
+    from dimensionx.video.parallel import enable_cfg_parallel
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     module = Recorder()

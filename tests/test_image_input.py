@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from dimensionx.directors.image import fit_image, load_image
+from dimensionx.video.image import fit_image, load_image
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -14,8 +14,8 @@ from diffusers import CogVideoXImageToVideoPipeline
 from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
 
 from dimensionx.cli import main
-from dimensionx.directors.attention import CogVideoXSDPAProcessor
-from dimensionx.directors.modes import MODES, ModeConfig, _compile_cache, _enable_step_cache, apply_mode
+from dimensionx.video.attention import CogVideoXSDPAProcessor
+from dimensionx.video.modes import MODES, ModeConfig, _compile_cache, _enable_step_cache, apply_mode
 from dimensionx.errors import DimensionXError
 
 FAST = ["--model", "tiny", "--steps", "2", "--frames", "9", "--prompt", "a red barn", "--motion", "orbit_left"]
@@ -24,10 +24,10 @@ FAST = ["--model", "tiny", "--steps", "2", "--frames", "9", "--prompt", "a red b
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_runs_eager_on_cpu_with_a_notice_and_is_recorded(mode, photo, tmp_path, caplog):
     out = tmp_path / f"{mode}.mp4"
-    with caplog.at_level(logging.INFO, logger="dimensionx.directors.modes"):
+    with caplog.at_level(logging.INFO, logger="dimensionx.video.modes"):
         assert main(["video", str(photo), *FAST, "--mode", mode, "--out", str(out)]) == 0
 
-    notices = [r.getMessage() for r in caplog.records if r.name == "dimensionx.directors.modes"]
+    notices = [r.getMessage() for r in caplog.records if r.name == "dimensionx.video.modes"]
     assert notices == [f"--mode {mode} needs a CUDA GPU for its kernels; running plain eager on cpu"]
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["config"]["mode"] == mode

@@ -8,7 +8,7 @@ import torch
 from diffusers import CogVideoXDPMScheduler, CogVideoXImageToVideoPipeline
 from PIL import Image
 
-from dimensionx.directors.noise import prefetch_step_noise
+from dimensionx.video.noise import prefetch_step_noise
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_prefetch_keeps_the_step_signature_and_applies_once(tiny_model_dir):
 
 
 def test_a_draw_that_fails_raises_where_it_is_asked_for_instead_of_hanging(tiny_model_dir):
-    from dimensionx.directors.noise import _ServeNoise
+    from dimensionx.video.noise import _ServeNoise
 
     pipe = _pipeline(tiny_model_dir)
     prefetch_step_noise(pipe.scheduler)

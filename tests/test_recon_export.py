@@ -17,8 +17,8 @@ from dimensionx.recon.cameras import (
     smooth_path,
     transforms_from_cameras,
 )
-from dimensionx.recon.export import write_ply, write_splat
-from dimensionx.recon.gaussians import init_splats
+from dimensionx.splats.export import write_ply, write_splat
+from dimensionx.splats.gaussians import init_splats
 from recon_synthetic import arc_cameras, intrinsics
 
 STANDARD_3DGS_PROPERTIES = (

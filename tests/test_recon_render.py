@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dimensionx.recon.gaussians import rgb_to_sh
-from dimensionx.recon.render import eval_sh, gsplat_rasterization, project, rasterize, reference_rasterization
+from dimensionx.splats.gaussians import rgb_to_sh
+from dimensionx.splats.render import eval_sh, gsplat_rasterization, project, rasterize, reference_rasterization
 from recon_synthetic import arc_cameras, intrinsics
 
 

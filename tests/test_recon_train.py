@@ -8,11 +8,11 @@ import torch
 
 from dimensionx.errors import DimensionXError
 from dimensionx.recon.config import ReconConfig
-from dimensionx.recon.densify import SyncFreeDefaultStrategy
-from dimensionx.recon.gaussians import init_splats, nearest_neighbour_scales
-from dimensionx.recon.loss import LossAndGradient, photometric_loss
-from dimensionx.recon.metrics import ssim_window
-from dimensionx.recon.optim import SplatAdam
+from dimensionx.splats.densify import SyncFreeDefaultStrategy
+from dimensionx.splats.gaussians import init_splats, nearest_neighbour_scales
+from dimensionx.splats.loss import LossAndGradient, photometric_loss
+from dimensionx.splats.metrics import ssim_window
+from dimensionx.splats.optim import SplatAdam
 from dimensionx.recon.train import Runner, Scene, scene_scale, split_holdout
 from recon_synthetic import arc_cameras, intrinsics, render_views, splat_scene
 

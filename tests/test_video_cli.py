@@ -127,7 +127,7 @@ def test_existing_output_is_kept_without_overwrite(photo, tmp_path, capsys):
     ids=["missing", "non-image", "tiny-image"],
 )
 def test_bad_images_fail_before_any_model_loads(tmp_path, capsys, monkeypatch, make, message):
-    import dimensionx.directors.generate as generate
+    import dimensionx.video.generator as generate
 
     monkeypatch.setattr(generate, "resolve_model", lambda *_: pytest.fail("model loaded for a bad image"))
     assert video(make(tmp_path), *FAST, "--motion", "orbit_left", "--out", tmp_path / "x.mp4") == 2

@@ -1,4 +1,6 @@
-"""``dimensionx`` command line: one subcommand per stage, each registered by its stage package."""
+"""``dimensionx`` command line: the dispatcher. Each stage registers its subcommands and runs
+through its own entry function; heavy imports (torch, diffusers) happen only in the command
+that needs them, so ``--help`` answers at once."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ import logging
 import sys
 
 from . import __version__
-from .directors import cli as directors_cli
+from . import scenes
 from .errors import DimensionXError
 from .recon import cli as recon_cli
+from .video import cli as video_cli
 
-STAGES = (directors_cli, recon_cli)
+STAGES = (video_cli, recon_cli, scenes)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,7 +28,7 @@ def find_director_file(director: Director, lora_dir: str | Path | None = None, t
         if found is not None:
             return found
     if tiny:
-        from ..models.tiny import tiny_lora_dir
+        from .tiny import tiny_lora_dir
 
         return tiny_lora_dir() / director.filename
     return _from_hub(director, download)

@@ -1,4 +1,4 @@
-"""A tiny random-weight CogVideoX image-to-video pipeline and tiny director LoRAs.
+"""A tiny random-weight CogVideoX image-to-video pipeline (its director LoRAs: ``directors/tiny.py``).
 
 The tiny pipeline has the real architecture (3D transformer with rotary + learned positional
 embeddings, causal 3D VAE, T5 encoder, T5 tokenizer, DPM scheduler) shrunk to a few
@@ -33,22 +33,13 @@ def tiny_cache_dir() -> Path:
 
 
 def ensure_tiny_model() -> Path:
-    """Builds and saves the tiny pipeline and its director LoRAs once; returns the pipeline folder."""
+    """Builds and saves the tiny pipeline once; returns the pipeline folder."""
     root = tiny_cache_dir()
     model_dir = root / "CogVideoX-tiny-I2V"
     if not (model_dir / "model_index.json").is_file():
         with atomic_dir(model_dir, overwrite=True) as tmp:
             build_tiny_pipeline().save_pretrained(tmp)
-    lora_dir = root / "loras"
-    if not lora_dir.is_dir():
-        with atomic_dir(lora_dir) as tmp:
-            _write_tiny_loras(model_dir, tmp)
     return model_dir
-
-
-def tiny_lora_dir() -> Path:
-    ensure_tiny_model()
-    return tiny_cache_dir() / "loras"
 
 
 def build_tiny_pipeline():
@@ -109,22 +100,3 @@ def _build_tiny_tokenizer():
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
     pieces += [(c, -2.0) for c in string.ascii_lowercase + string.ascii_uppercase + string.digits + string.punctuation]
     return T5Tokenizer(vocab=pieces, extra_ids=0)
-
-
-def _write_tiny_loras(model_dir: Path, lora_dir: Path) -> None:
-    """One random rank-4 LoRA per director, in the official (SAT-exporter, unprefixed) format."""
-    from diffusers import CogVideoXTransformer3DModel
-
-    from ..directors.lora import LORA_TARGETS, save_lora
-    from ..directors.registry import DIRECTORS
-
-    transformer = CogVideoXTransformer3DModel.from_pretrained(model_dir, subfolder="transformer")
-    for index, director in enumerate(DIRECTORS.values()):
-        generator = torch.Generator().manual_seed(1000 + index)
-        tensors = {}
-        for name, module in transformer.named_modules():
-            if name.startswith("transformer_blocks.") and name.endswith(LORA_TARGETS):
-                out_features, in_features = module.weight.shape
-                tensors[f"{name}.lora_A.weight"] = torch.randn(TINY_LORA_RANK, in_features, generator=generator) * 0.5
-                tensors[f"{name}.lora_B.weight"] = torch.randn(out_features, TINY_LORA_RANK, generator=generator) * 0.5
-        save_lora(tensors, lora_dir / director.filename)

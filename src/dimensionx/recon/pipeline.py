@@ -28,10 +28,10 @@ from .cameras import (
     transforms_from_cameras,
 )
 from .config import ReconConfig
-from .export import write_ply, write_splat
+from ..splats.export import write_ply, write_splat
 from .frames import load_footage
-from .gaussians import init_splats, random_points
-from .metrics import LPIPS_NOTE
+from ..splats.gaussians import init_splats, random_points
+from ..splats.metrics import LPIPS_NOTE
 from .sfm import run_sfm
 from .train import Runner, Scene, scene_scale, split_holdout
 

@@ -24,11 +24,11 @@ from tqdm import tqdm
 
 from ..errors import DimensionXError
 from .config import ReconConfig, resolve_iterations
-from .densify import SyncFreeDefaultStrategy
-from .loss import LossAndGradient
-from .metrics import psnr, ssim
-from .optim import SplatAdam
-from .render import rasterize
+from ..splats.densify import SyncFreeDefaultStrategy
+from ..splats.loss import LossAndGradient
+from ..splats.metrics import psnr, ssim
+from ..splats.optim import SplatAdam
+from ..splats.render import rasterize
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import DimensionXError
 from ..models import resolve_model
 from .modes import check_mode
-from .generate import DirectorVideoGenerator, VideoConfig, generate_video, motion_label, resolve_device
+from .generator import DirectorVideoGenerator, VideoConfig, generate_video, motion_label, resolve_device
 
 logger = logging.getLogger(__name__)
 

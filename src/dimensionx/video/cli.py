@@ -7,7 +7,7 @@ import dataclasses
 
 from ..config import load_config
 from ..models import DEFAULT_MODEL
-from .generate import VideoConfig
+from .config import VideoConfig
 
 
 def register(commands) -> None:
@@ -53,7 +53,7 @@ def video_config(args: argparse.Namespace) -> VideoConfig:
 
 def run_video(args: argparse.Namespace) -> int:
     from .batch import generate_batch
-    from .generate import generate_video
+    from .generator import generate_video
 
     from .parallel import is_distributed, launch
 
@@ -68,8 +68,8 @@ def run_video(args: argparse.Namespace) -> int:
 
 
 def run_motions(args: argparse.Namespace) -> int:
-    from .registry import DIRECTORS
-    from .weights import find_director_file
+    from ..directors.registry import DIRECTORS
+    from ..directors.weights import find_director_file
 
     tiny = args.model == "tiny"
     rows = []

@@ -1,0 +1,49 @@
+"""Chaining across stages: image -> video -> 3D scene (``dimensionx scene3d``).
+
+Each stage runs through its public entry function; the files between them are the same
+mp4 + sidecar that ``dimensionx video`` writes and ``dimensionx recon`` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+from pathlib import Path
+
+from .config import load_config
+from .media import check_writable
+from .recon.cli import add_recon_flags, recon_config
+from .video.config import VideoConfig
+
+
+def register(commands) -> None:
+    scene3d = commands.add_parser(
+        "scene3d", help="image -> camera-controlled video -> 3D Gaussian scene, in one go",
+        description="Generate an orbit-like video of IMAGE (dimensionx video), then reconstruct it (dimensionx recon). "
+                    "The video and its JSON sidecar are kept in the scene folder.")
+    scene3d.add_argument("image", help="input image")
+    scene3d.add_argument("--motion", required=True, help="camera motion of the video, e.g. orbit_left")
+    scene3d.add_argument("--prompt", help="text prompt of the video")
+    scene3d.add_argument("--model", help='video model: a folder or hub id, or "tiny" (random weights, for tests)')
+    scene3d.add_argument("--steps", type=int, help="video denoising steps")
+    scene3d.add_argument("--video-frames", type=int, help="frames of the generated video")
+    add_recon_flags(scene3d)
+    scene3d.set_defaults(run=run_scene3d)
+
+
+def run_scene3d(args: argparse.Namespace) -> int:
+    from .recon.pipeline import reconstruct
+    from .video.generator import generate_video
+
+    config = recon_config(args, video="")
+    check_writable(Path(config.out), config.overwrite)  # before minutes of video generation
+    Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
+        video = generate_video(load_config(VideoConfig, None, {
+            "image": args.image, "motion": args.motion, "prompt": args.prompt, "model": args.model,
+            "steps": args.steps, "frames": args.video_frames, "seed": args.seed,
+            "out": str(Path(tmp) / "video.mp4"), "overwrite": True,
+        }))
+        reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
+    return 0

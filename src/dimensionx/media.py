@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -23,10 +24,59 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
+OUTPUT_MARKER = ".dimensionx-output.json"  # written into every output folder: proof that we wrote it
+
+
 def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuses to replace an existing output unless ``overwrite`` is set."""
+    """Refuses a file output that exists (unless ``overwrite``), names a folder, or cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise DimensionXError(f"{path} is a folder, but a file is written here: pass a file name such as {path / 'out.mp4'}")
     if path.exists() and not overwrite:
         raise DimensionXError(f"{path} already exists: pass --overwrite to replace it, or choose another --out")
+    _check_parent_writable(path)
+
+
+def check_output_dir(path: str | Path, overwrite: bool) -> None:
+    """Refuses an output folder that exists (unless ``overwrite``) or that ``--overwrite`` must never replace."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise DimensionXError(f"{path} already exists: pass --overwrite to replace it, or choose another --out")
+        check_replaceable(path)
+    _check_parent_writable(path)
+
+
+def check_replaceable(path: Path) -> None:
+    """``--overwrite`` replaces only a folder this tool wrote: never ``/``, the home folder, the
+    working folder or one of its parents, a file, or a folder of anything else."""
+    resolved = Path(path).resolve()
+    cwd = Path.cwd().resolve()
+    if resolved in {Path(resolved.anchor), Path.home().resolve(), cwd, *cwd.parents}:
+        raise DimensionXError(f"--overwrite refuses to replace {path} ({resolved}): it is the root, home or working "
+                              "folder or a parent of it; pass a new folder as --out")
+    if not resolved.is_dir():
+        raise DimensionXError(f"--overwrite refuses to replace {path}: it is not a folder this tool wrote; choose another --out")
+    if not _written_by_us(resolved):
+        raise DimensionXError(f"--overwrite refuses to replace {path}: it holds files dimensionx did not write "
+                              f"(no {OUTPUT_MARKER}); move them away or choose another --out")
+
+
+def _written_by_us(folder: Path) -> bool:
+    if (folder / OUTPUT_MARKER).is_file():
+        return True
+    try:  # scene folders written before the marker existed: their metrics.json carries the run's config
+        return "config" in json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _check_parent_writable(path: Path) -> None:
+    parent = Path(path).absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise DimensionXError(f"cannot write {path}: {parent} is not a writable folder; choose another --out")
 
 
 @contextlib.contextmanager
@@ -53,19 +103,41 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yields a temporary folder beside ``path``; moves it onto ``path`` if the block succeeds."""
+    """Yields a temporary folder beside ``path``; moves it onto ``path`` if the block succeeds.
+
+    An existing ``path`` (``overwrite``, and only a folder this tool wrote: see
+    :func:`check_replaceable`) is moved aside first and deleted only once the new folder is
+    in place; if that rename fails, the old folder is moved back.
+    """
     path = Path(path)
-    check_writable(path, overwrite)
+    check_output_dir(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        (tmp / OUTPUT_MARKER).write_text(json.dumps({"tool": "dimensionx", "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
         os.chmod(tmp, 0o777 & ~_umask())
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        _replace_dir(tmp, path, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_dir(new: Path, path: Path, overwrite: bool) -> None:
+    if not (path.exists() or path.is_symlink()):
+        os.replace(new, path)
+        return
+    check_output_dir(path, overwrite)  # again: the folder may have changed during the run
+    aside = path.with_name(f".{path.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+    os.replace(path, aside)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(aside, path)
+        raise
+    if aside.is_symlink():
+        aside.unlink()
+    else:
+        shutil.rmtree(aside)
 
 
 def write_json(data: dict, path: str | Path) -> None:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from .config import load_config
-from .media import check_writable
+from .media import check_output_dir
 from .recon.cli import add_recon_flags, recon_config
 from .video.config import VideoConfig
 
@@ -37,7 +37,7 @@ def run_scene3d(args: argparse.Namespace) -> int:
     from .video.generator import generate_video
 
     config = recon_config(args, video="")
-    check_writable(Path(config.out), config.overwrite)  # before minutes of video generation
+    check_output_dir(config.out, config.overwrite)  # before minutes of video generation
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
         video = generate_video(load_config(VideoConfig, None, {

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..config import config_to_dict
 from ..errors import DimensionXError
-from ..media import atomic_dir, write_json, write_video
+from ..media import atomic_dir, check_output_dir, write_json, write_video
 from .cameras import (
     Cameras,
     cameras_from_transforms,
@@ -131,6 +131,7 @@ def check_inputs(config: ReconConfig) -> None:
         raise DimensionXError("no input video: pass a video file or a folder of frames")
     if not config.out:
         raise DimensionXError("no output folder: pass --out DIR")
+    check_output_dir(config.out, config.overwrite)
     if not 0 <= config.sh_degree <= 3:
         raise DimensionXError(f"--sh-degree {config.sh_degree} is not supported: gsplat renders SH degrees 0 to 3")
     if config.holdout < 0 or config.holdout == 1:

@@ -94,6 +94,8 @@ def check_inputs(config: VideoConfig) -> None:
     out = output_path(config)
     check_writable(out, config.overwrite)
     check_writable(out.with_suffix(".json"), config.overwrite)
+    if out.suffix.lower() != ".mp4":
+        raise DimensionXError(f"--out {out}: the video is written as an mp4, so name the file *.mp4 (e.g. {out.with_suffix('.mp4')})")
 
 
 def output_path(config: VideoConfig) -> Path:

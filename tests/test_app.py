@@ -1,0 +1,227 @@
+"""The app's callbacks on the tiny model (generate, reproduce, build scene, errors) and its safety rules."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dimensionx.app.callbacks import App, VideoForm, form_from_config
+from dimensionx.app.config import AppConfig
+from dimensionx.app.jobs import JobCancelled, Jobs
+from dimensionx.app.sessions import Sessions
+from dimensionx.cli import build_parser, main
+from dimensionx.errors import DimensionXError
+from dimensionx.media import read_frames
+from app_server import TINY_RECON, TINY_VIDEO
+from recon_synthetic import write_orbit_video
+
+SESSION = "session-a1"
+FORM = VideoForm(prompt="a barn", motion="orbit_left", seed=7, steps=2, frames=9)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_cache) -> App:
+    folder = tmp_path_factory.mktemp("app")
+    (folder / "video.yaml").write_text(TINY_VIDEO)
+    (folder / "recon.yaml").write_text(TINY_RECON)
+    return App(AppConfig(model="tiny", device="cpu", share_dir=str(folder / "share"), max_upload_mb=2,
+                         max_image_megapixels=1.0, video_config=str(folder / "video.yaml"),
+                         recon_config=str(folder / "recon.yaml")))
+
+
+@pytest.fixture(scope="module")
+def generated(app, tmp_path_factory):
+    photo = tmp_path_factory.mktemp("photo") / "photo.png"
+    y, x = np.mgrid[0:100, 0:150]
+    Image.fromarray(np.stack([x * 255 // 150, y * 255 // 100, (x + y) % 256], -1).astype(np.uint8)).save(photo)
+    return photo, app.generate(SESSION, photo, FORM)
+
+
+def test_generate_writes_the_same_video_as_the_cli_into_the_session_folder(app, generated, tmp_path):
+    photo, result = generated
+    assert result.video == app.sessions.root / SESSION / "video-001" / "video.mp4"
+    sidecar = json.loads(result.sidecar.read_text())["config"]
+    assert (sidecar["motion"], sidecar["seed"], sidecar["steps"], sidecar["frames"], sidecar["prompt"]) == ("orbit_left", 7, 2, 9, "a barn")
+
+    cli_video = tmp_path / "cli.mp4"
+    assert main(["video", str(photo), "--model", "tiny", "--device", "cpu", "--motion", "orbit_left", "--prompt", "a barn",
+                 "--seed", "7", "--steps", "2", "--frames", "9", "--out", str(cli_video)]) == 0
+    app_frames, cli_frames = read_frames(result.video)[0], read_frames(cli_video)[0]
+    assert app_frames.shape == cli_frames.shape and app_frames.shape[0] == 9
+    assert np.abs(app_frames.astype(int) - cli_frames.astype(int)).max() <= 2  # same video (H.264 rounding aside)
+
+
+def test_second_video_reuses_the_loaded_model_with_other_directors(app, generated):
+    photo, first = generated
+    loaded = app._generator
+    mixed = app.generate(SESSION, photo, VideoForm(motion="orbit_left", mix_with="z_zoom_in", mix_weight=0.7, seed=7, steps=2, frames=9))
+    assert app._generator is loaded  # the weights loaded once
+    assert mixed.video.parent.name == "video-002"
+    directors = json.loads(mixed.sidecar.read_text())["directors"]
+    assert [(d["name"], d["weight"]) for d in directors] == [("orbit_left", 0.7), ("z_zoom_in", pytest.approx(0.3))]
+    assert not np.array_equal(read_frames(mixed.video)[0], read_frames(first.video)[0])
+
+
+def test_reproduce_loads_a_sidecar_back_into_the_form(app, generated):
+    _, result = generated
+    assert app.load_settings(result.sidecar) == VideoForm(prompt="a barn", motion="orbit_left", seed=7, steps=2, frames=9)
+    with pytest.raises(DimensionXError, match="not a settings sidecar"):
+        app.load_settings(result.video)
+
+
+def test_form_mixes_two_directors_into_one_motion():
+    form = VideoForm(motion="orbit_left", mix_with="z_zoom_in", mix_weight=0.75)
+    assert form.motion_spec() == "orbit_left:0.75,z_zoom_in:0.25"
+    assert VideoForm(motion="pan_up", mix_with="none", mix_weight=0.3).motion_spec() == "pan_up"
+    from dimensionx.video.config import VideoConfig
+
+    assert form_from_config(VideoConfig(motion="orbit_left:0.75,z_zoom_in:0.25")).mix_weight == 0.75
+
+
+def test_build_scene_reconstructs_an_uploaded_clip(app, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    write_orbit_video(clip)
+    scene = app.build_scene(SESSION, clip)
+    assert scene.folder.parent == app.sessions.root / SESSION and scene.folder.name.startswith("scene-")
+    assert scene.metrics["frames_registered"] == 16 and scene.metrics["iterations"] == 30 and scene.metrics["psnr"] > 10
+    assert scene.splat.stat().st_size == 32 * scene.metrics["n_gaussians"]  # 32 bytes per splat in the .splat format
+    assert [p.name for p in scene.downloads] == ["point_cloud.ply", "scene.splat", "transforms.json", "metrics.json"]
+    assert all(p.is_file() for p in scene.downloads) and read_frames(scene.orbit)[0].shape[0] == 6
+
+
+def crash():
+    raise ZeroDivisionError("boom")
+
+
+def test_errors_name_the_problem_and_the_app_keeps_working(app, generated):
+    import gradio as gr
+
+    from dimensionx.app.ui import shown_in_page
+
+    _, result = generated
+    build = shown_in_page(app.build_scene)
+    with pytest.raises(gr.Error, match="structure from motion registered only"):  # the tiny model draws noise
+        build(SESSION, result.video)
+    with pytest.raises(gr.Error, match="no video to reconstruct"):
+        build(SESSION, None)
+    with pytest.raises(gr.Error, match="ZeroDivisionError: boom; the app keeps serving"):
+        shown_in_page(crash)()
+    with pytest.raises(DimensionXError, match="unknown motion 'orbit_sideways'"):
+        app.generate(SESSION, generated[0], VideoForm(motion="orbit_sideways", steps=2, frames=9))
+    with pytest.raises(DimensionXError, match="4k\\+1"):
+        app.generate(SESSION, generated[0], VideoForm(steps=2, frames=10))
+
+
+# ---- safety
+
+
+def test_the_app_binds_to_loopback_unless_told_and_warns_when_told(caplog):
+    from dimensionx.app.cli import app_config, check_host
+
+    assert app_config(build_parser().parse_args(["app"])).host == "127.0.0.1"
+    with caplog.at_level(logging.WARNING):
+        check_host(app_config(build_parser().parse_args(["app"])))
+        assert not caplog.records
+        check_host(app_config(build_parser().parse_args(["app", "--host", "0.0.0.0"])))
+    assert "serves the app to every machine" in caplog.text
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("#!/bin/sh\necho not a photo\n"), "is not an image"),
+    (lambda p: Image.new("RGB", (1500, 1000)).save(p), "1500x1000 px"),  # 1.5 MP over the 1 MP limit, 8 kB of PNG
+    (lambda p: p.write_bytes(os.urandom(3_000_000)), "the limit is 2 MB"),
+])
+def test_uploads_are_checked_before_any_model_runs(tmp_path, tiny_cache, make, message):
+    app = App(AppConfig(model="tiny", device="cpu", share_dir=str(tmp_path / "share"), max_upload_mb=2, max_image_megapixels=1.0))
+    upload = tmp_path / "upload.png"
+    make(upload)
+    with pytest.raises(DimensionXError, match=message):
+        app.generate(SESSION, upload, FORM)
+    assert app._generator is None and not (app.sessions.root / SESSION).exists()
+    with pytest.raises(DimensionXError, match="is not a video"):
+        app.build_scene(SESSION, upload)
+
+
+def test_session_folders_expire_and_stay_closed(tmp_path):
+    sessions = Sessions(tmp_path / "share", ttl_seconds=600)
+    old, new = sessions.folder("old-session"), sessions.folder("new-session")
+    os.utime(old, (time.time() - 601, time.time() - 601))
+    assert sessions.sweep() == [old] and not old.exists() and new.is_dir()
+    assert sessions.resolve("new-session", "video-001/video.mp4") == new / "video-001" / "video.mp4"
+    (tmp_path / "share" / "other-session").mkdir()
+    for escape in ("../other-session/x.mp4", "/etc/passwd", "video/../../other-session"):
+        with pytest.raises(DimensionXError, match="outside this session's folder"):
+            sessions.resolve("new-session", escape)
+    with pytest.raises(DimensionXError, match="not a plain name"):
+        sessions.folder("../new-session")
+
+
+def test_cancel_stops_the_running_job_at_its_next_step():
+    jobs, steps = Jobs(), []
+
+    def job():
+        with jobs.run(SESSION):
+            for step in range(1000):
+                jobs.check()
+                steps.append(step)
+                time.sleep(0.005)
+
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(pytest.raises(JobCancelled, job)))
+    thread.start()
+    while len(steps) < 5:
+        time.sleep(0.005)
+    jobs.cancel(SESSION)
+    thread.join(5)
+    assert errors and 5 <= len(steps) < 1000
+    with jobs.run(SESSION):  # the next job of the session starts afresh
+        jobs.check()
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    from dimensionx.app.ui import launch
+
+    app.config.port = 0
+    demo = launch(app, block=False)
+    yield app, urlparse(demo.local_url)
+    demo.close()
+
+
+def get(url, path: str) -> int:
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.request("GET", path)  # sent as written: no client-side clean-up of ".."
+    return connection.getresponse().status
+
+
+def test_no_route_serves_a_file_outside_the_session_folders(server, generated, tmp_path_factory):
+    app, url = server
+    _, result = generated
+    secret = app.sessions.root.parent / "secret.txt"
+    secret.write_text("not for the browser")
+    inside = f"{app.sessions.root}/{SESSION}"
+    assert get(url, f"/gradio_api/file={result.video}") == 200  # a session's own file is served
+    for path in (f"/gradio_api/file={inside}/../../secret.txt", f"/gradio_api/file={inside}/%2e%2e/%2e%2e/secret.txt",
+                 f"/gradio_api/file={secret}", "/gradio_api/file=/etc/passwd", "/gradio_api/file=../../../../etc/passwd"):
+        assert get(url, path) in (403, 404), path
+
+
+def test_an_upload_over_the_limit_is_refused_by_the_server(server):
+    _, url = server
+    body = b"x" * 2_100_000  # the app's limit is 2 MB
+    boundary = "dimensionxboundary"
+    payload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
+               f"Content-Type: image/png\r\n\r\n").encode() + body + f"\r\n--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.request("POST", "/gradio_api/upload", payload, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert connection.getresponse().status == 413

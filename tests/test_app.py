@@ -93,10 +93,26 @@ def test_build_scene_reconstructs_an_uploaded_clip(app, tmp_path):
     write_orbit_video(clip)
     scene = app.build_scene(SESSION, clip)
     assert scene.folder.parent == app.sessions.root / SESSION and scene.folder.name.startswith("scene-")
-    assert scene.metrics["frames_registered"] == 16 and scene.metrics["iterations"] == 30 and scene.metrics["psnr"] > 10
-    assert scene.splat.stat().st_size == 32 * scene.metrics["n_gaussians"]  # 32 bytes per splat in the .splat format
+    assert scene.metrics["frames_registered"] == 16 and scene.metrics["iterations"] == 20 and scene.metrics["psnr"] > 10
+    assert scene.viewer.parent == scene.folder and scene.viewer.stat().st_size == 32 * scene.metrics["n_gaussians"]
     assert [p.name for p in scene.downloads] == ["point_cloud.ply", "scene.splat", "transforms.json", "metrics.json"]
     assert all(p.is_file() for p in scene.downloads) and read_frames(scene.orbit)[0].shape[0] == 6
+
+
+def test_the_viewer_gets_the_scene_centred_and_scaled(tmp_path):
+    from dimensionx.app.viewer import SPLAT_RECORD, VIEW_RADIUS, framed_splat
+
+    records = np.zeros(5, dtype=SPLAT_RECORD)
+    records["position"] = [[10, 0, 0], [12, 0, 0], [14, 0, 0], [16, 0, 0], [110, 0, 0]]  # median x 14; a floater
+    records["scale"] = 0.5
+    records["rgba"] = [[1, 2, 3, 4]] * 5
+    records.tofile(tmp_path / "scene.splat")
+    framed = np.fromfile(framed_splat(tmp_path / "scene.splat", tmp_path / "viewer.splat"), dtype=SPLAT_RECORD)
+    # distances from the median: 4, 2, 0, 2, 96; their 80% quantile is 4 + 0.2 * (96 - 4) = 22.4
+    factor = VIEW_RADIUS / 22.4
+    np.testing.assert_allclose(framed["position"][:, 0], np.array([-4, -2, 0, 2, 96]) * factor, rtol=1e-6)
+    np.testing.assert_allclose(framed["scale"], 0.5 * factor, rtol=1e-6)
+    assert (framed["rgba"] == records["rgba"]).all()
 
 
 def crash():
@@ -114,7 +130,7 @@ def test_errors_name_the_problem_and_the_app_keeps_working(app, generated):
         build(SESSION, result.video)
     with pytest.raises(gr.Error, match="no video to reconstruct"):
         build(SESSION, None)
-    with pytest.raises(gr.Error, match="ZeroDivisionError: boom; the app keeps serving"):
+    with pytest.raises(gr.Error, match=r"the job failed \(ZeroDivisionError: boom\); the app keeps serving"):
         shown_in_page(crash)()
     with pytest.raises(DimensionXError, match="unknown motion 'orbit_sideways'"):
         app.generate(SESSION, generated[0], VideoForm(motion="orbit_sideways", steps=2, frames=9))
@@ -225,3 +241,9 @@ def test_an_upload_over_the_limit_is_refused_by_the_server(server):
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     connection.request("POST", "/gradio_api/upload", payload, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert connection.getresponse().status == 413
+
+
+def test_configs_app_yaml_holds_the_defaults():
+    from dimensionx.config import load_config
+
+    assert load_config(AppConfig, Path(__file__).resolve().parents[1] / "configs" / "app.yaml") == AppConfig()

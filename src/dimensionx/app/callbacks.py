@@ -22,6 +22,7 @@ from ..video.config import VideoConfig
 from .config import AppConfig
 from .jobs import Jobs
 from .sessions import Sessions
+from .viewer import framed_splat
 from .uploads import check_image_upload, check_sidecar_upload, check_video_upload
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class VideoResult:
 @dataclasses.dataclass
 class SceneResult:
     folder: Path
-    splat: Path  # .splat for the 3D viewer
+    viewer: Path  # the .splat framed for the page's 3D viewer
     downloads: list[Path]  # PLY, .splat, cameras (transforms.json), metrics.json
     orbit: Path | None  # renders/orbit.mp4 when rendered
     metrics: dict
@@ -164,7 +165,7 @@ class App:
             folder = reconstruct(config)
         metrics = json.loads((folder / "metrics.json").read_text())
         orbit = folder / "renders" / "orbit.mp4"
-        return SceneResult(folder, folder / "scene.splat",
+        return SceneResult(folder, framed_splat(folder / "scene.splat", folder / "viewer.splat"),
                            [folder / "point_cloud.ply", folder / "scene.splat", folder / "transforms.json", folder / "metrics.json"],
                            orbit if orbit.is_file() else None, {k: metrics[k] for k in METRICS_SHOWN if k in metrics})
 

@@ -127,7 +127,7 @@ def build_ui(app: App) -> gr.Blocks:
         def on_build(generated, uploaded, steps, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
             LocalContext.progress.set(CheckedProgress(app.jobs))
             result = app.build_scene(request.session_hash, uploaded or generated, int(steps) if steps else None)
-            return (str(result.splat), [str(p) for p in result.downloads], result.metrics,
+            return (str(result.viewer), [str(p) for p in result.downloads], result.metrics,
                     str(result.orbit) if result.orbit else None)
 
         @shown_in_page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import logging
@@ -230,6 +231,24 @@ def test_no_route_serves_a_file_outside_the_session_folders(server, generated, t
     for path in (f"/gradio_api/file={inside}/../../secret.txt", f"/gradio_api/file={inside}/%2e%2e/%2e%2e/secret.txt",
                  f"/gradio_api/file={secret}", "/gradio_api/file=/etc/passwd", "/gradio_api/file=../../../../etc/passwd"):
         assert get(url, path) in (403, 404), path
+
+
+def test_cancel_in_the_page_stops_a_running_video_at_its_next_step(server, generated):
+    from gradio_client import Client, handle_file
+
+    app, url = server
+    client = Client(url.geturl(), verbose=False)
+    form = dataclasses.replace(FORM, steps=400)  # minutes on a CPU if not stopped
+    job = client.submit(handle_file(str(generated[0])), *dataclasses.astuple(form), api_name="/on_generate")
+    deadline = time.monotonic() + 120
+    while not (job.status().progress_data and job.status().progress_data[0].index >= 2):  # steps shown as they run
+        assert time.monotonic() < deadline and not job.done(), "the job never reported its steps"
+        time.sleep(0.2)
+    client.predict(api_name="/on_cancel")
+    with pytest.raises(Exception, match="the job was cancelled; nothing was written"):
+        job.result(timeout=60)
+    assert not app.jobs._lock.locked()  # the next job may start
+    assert not list(app.sessions.root.glob(f"{client.session_hash}/*/video.mp4"))
 
 
 def test_an_upload_over_the_limit_is_refused_by_the_server(server):

@@ -141,11 +141,15 @@ def build_ui(app: App) -> gr.Blocks:
         def on_cancel(request: gr.Request):
             app.jobs.cancel(request.session_hash)
 
+        def on_open():
+            app.sessions.sweep()
+
         generating = generate.click(on_generate, {image, *form_inputs}, [video, video_files, summary, last_video])
         building = build.click(on_build, [last_video, upload, iterations], [viewer, scene_files, metrics, orbit])
         cancel.click(on_cancel, None, None, cancels=[generating, building], queue=False)
         gallery.select(on_pick, None, form["motion"], queue=False)
         settings.upload(on_settings, settings, form_inputs, queue=False)
+        demo.load(on_open, None, None, queue=False)  # expired sessions go even when no job runs
     return demo
 
 

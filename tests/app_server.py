@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 TINY_VIDEO = "model: tiny\nsteps: 2\nframes: 9\nprompt: a red barn in a field\n"  # seconds on a CPU
-TINY_RECON = "max_size: 128\niterations: 20\norbit_frames: 6\nholdout: 8\n"  # the synthetic clip in ~10 s on a CPU
+TINY_RECON = "max_size: 128\niterations: 10\norbit_frames: 6\nholdout: 8\n"  # the synthetic clip in ~10 s on a CPU
 
 
 def free_port() -> int:

@@ -94,7 +94,7 @@ def test_build_scene_reconstructs_an_uploaded_clip(app, tmp_path):
     write_orbit_video(clip)
     scene = app.build_scene(SESSION, clip)
     assert scene.folder.parent == app.sessions.root / SESSION and scene.folder.name.startswith("scene-")
-    assert scene.metrics["frames_registered"] == 16 and scene.metrics["iterations"] == 20 and scene.metrics["psnr"] > 10
+    assert scene.metrics["frames_registered"] == 16 and scene.metrics["iterations"] == 10 and scene.metrics["psnr"] > 10
     assert scene.viewer.parent == scene.folder and scene.viewer.stat().st_size == 32 * scene.metrics["n_gaussians"]
     assert [p.name for p in scene.downloads] == ["point_cloud.ply", "scene.splat", "transforms.json", "metrics.json"]
     assert all(p.is_file() for p in scene.downloads) and read_frames(scene.orbit)[0].shape[0] == 6
@@ -143,13 +143,17 @@ def test_errors_name_the_problem_and_the_app_keeps_working(app, generated):
 
 
 def test_the_app_binds_to_loopback_unless_told_and_warns_when_told(caplog):
-    from dimensionx.app.cli import app_config, check_host
+    from dimensionx.app.cli import check_host
+    from dimensionx.config import config_from_args
 
-    assert app_config(build_parser().parse_args(["app"])).host == "127.0.0.1"
+    def parsed(*flags):
+        return config_from_args(AppConfig, build_parser().parse_args(["app", *flags]))
+
+    assert parsed().host == "127.0.0.1" and parsed("--port", "8080").host == "127.0.0.1"
     with caplog.at_level(logging.WARNING):
-        check_host(app_config(build_parser().parse_args(["app"])))
+        check_host(parsed())
         assert not caplog.records
-        check_host(app_config(build_parser().parse_args(["app", "--host", "0.0.0.0"])))
+        check_host(parsed("--host", "0.0.0.0"))
     assert "serves the app to every machine" in caplog.text
 
 
@@ -266,3 +270,35 @@ def test_configs_app_yaml_holds_the_defaults():
     from dimensionx.config import load_config
 
     assert load_config(AppConfig, Path(__file__).resolve().parents[1] / "configs" / "app.yaml") == AppConfig()
+
+
+def subject_mask(image: Image.Image) -> np.ndarray:
+    """[H, W] bool: pixels of the preview's subject (the orange house)."""
+    rgb = np.asarray(image.convert("RGB")).astype(int)
+    return (rgb[..., 0] > 200) & (rgb[..., 1] > 140) & (rgb[..., 1] < 200) & (rgb[..., 2] < 100)
+
+
+def test_director_previews_move_the_view_as_the_camera_moves(tmp_path):
+    from dimensionx.app.previews import write_previews
+    from dimensionx.directors.registry import DIRECTORS
+
+    previews = write_previews(tmp_path)
+    assert set(previews) == set(DIRECTORS)
+
+    def frames(name) -> list[Image.Image]:
+        with Image.open(previews[name]) as gif:
+            assert gif.n_frames > 10 and gif.info["loop"] == 0  # animated, for ever
+            return [gif.seek(i) or gif.convert("RGB") for i in range(gif.n_frames)]
+
+    def centre_x(image) -> float:
+        return np.nonzero(subject_mask(image))[1].mean()
+
+    pan = [centre_x(f) for f in frames("pan_left")]
+    assert max(pan) - pan[0] > 10 and min(pan) >= pan[0] - 0.5  # the camera turns left: the subject slides right
+    slide = [centre_x(f) for f in frames("x_right")]
+    assert min(slide) - slide[0] < -10 and max(slide) <= slide[0] + 0.5
+    zoom = [subject_mask(f).sum() for f in frames("z_zoom_in")]
+    assert max(zoom) > 2 * zoom[0]  # the camera moves in: the subject grows
+    orbit = frames("orbit_left")
+    assert all(abs(centre_x(f) - centre_x(orbit[0])) < 1 for f in orbit)  # the subject stays centred ...
+    assert not np.array_equal(np.asarray(orbit[0]), np.asarray(orbit[len(orbit) // 2]))  # ... while the view changes

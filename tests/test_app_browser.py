@@ -107,5 +107,5 @@ def test_generate_then_build_a_scene_in_chromium(browser, tmp_path):
     scenes = sorted((tmp_path / "share").glob("*/scene-001"))
     assert len(scenes) == 1, log.read_text()
     metrics = json.loads((scenes[0] / "metrics.json").read_text())
-    assert metrics["frames_registered"] == 16 and metrics["iterations"] == 20  # the uploaded clip, the app's recon config
+    assert metrics["frames_registered"] == 16 and metrics["iterations"] == 10  # the uploaded clip, the app's recon config
     assert (scenes[0].parent / "video-001" / "video.mp4").is_file()

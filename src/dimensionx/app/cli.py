@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 
-from ..config import load_config
+from ..config import config_from_args
 from ..errors import DimensionXError
 from .config import AppConfig, is_loopback
 
@@ -32,11 +31,6 @@ def register(commands) -> None:
     app.set_defaults(run=run_app)
 
 
-def app_config(args: argparse.Namespace) -> AppConfig:
-    names = [f.name for f in dataclasses.fields(AppConfig)]
-    return load_config(AppConfig, args.config, {n: getattr(args, n, None) for n in names})
-
-
 def check_host(config: AppConfig) -> None:
     """Warns when the app listens beyond this machine: anyone who reaches the port can run jobs."""
     if not is_loopback(config.host):
@@ -45,7 +39,7 @@ def check_host(config: AppConfig) -> None:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    config = app_config(args)
+    config = config_from_args(AppConfig, args)
     if config.port < 0 or config.port > 65535:
         raise DimensionXError(f"--port {config.port} is not a TCP port: pass 1-65535, or 0 for a free one")
     check_host(config)

@@ -20,7 +20,7 @@ def register(commands) -> None:
     app.add_argument("--lora-dir", help="folder searched for director files by name")
     app.add_argument("--device", help="auto (default), cuda, cuda:N or cpu")
     app.add_argument("--host", help="interface to listen on (default 127.0.0.1); 0.0.0.0 opens the app to the network")
-    app.add_argument("--port", type=int, help="TCP port (default 7860; 0 picks a free one)")
+    app.add_argument("--port", type=int, help="TCP port (default 7860; 0: the first free one from 7860)")
     app.add_argument("--share-dir", help="root of the per-session output folders (default: <system temp>/dimensionx-app)")
     app.add_argument("--session-ttl-minutes", type=float, help="a session's files are removed this long after its last job (default 120)")
     app.add_argument("--max-upload-mb", type=float, help="largest accepted upload, MB (default 50)")

@@ -15,7 +15,7 @@ class AppConfig:
     lora_dir: str | None = None  # folder searched for director files by name
     device: str = "auto"  # "auto", "cuda", "cuda:1", "cpu"
     host: str = "127.0.0.1"  # interface the server listens on; anything but loopback opens the app to the network
-    port: int = 7860  # TCP port; 0 picks a free one
+    port: int = 7860  # TCP port; 0: the first free one from 7860
     share_dir: str | None = None  # root of the per-session output folders; None: <system temp>/dimensionx-app
     session_ttl_minutes: float = 120.0  # a session's folder is removed this long after its last job
     max_upload_mb: float = 50.0  # largest accepted upload (image, video or sidecar), in MB

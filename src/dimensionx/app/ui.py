@@ -116,6 +116,7 @@ def build_ui(app: App) -> gr.Blocks:
             orbit = gr.Video(label="Orbit render", interactive=False)
 
         form_inputs = [form[name] for name in FORM_FIELDS]
+        # `progress=gr.Progress(track_tqdm=True)` makes Gradio show the stages' tqdm bars (steps, ETA) in the page
 
         @shown_in_page
         def on_generate(data: dict, request: gr.Request, progress=gr.Progress(track_tqdm=True)):

@@ -53,6 +53,7 @@ def reference_transformer():
 def sat_names(model) -> dict[str, torch.Tensor]:
     """The SAT CogVideoX state dict of ``model``'s weights, written from SAT's module layout."""
     d = {k: v.clone() for k, v in model.state_dict().items()}
+    hidden = model.config.num_attention_heads * model.config.attention_head_dim
     sat = {
         P + "time_embed.0.weight": d["time_embedding.linear_1.weight"], P + "time_embed.0.bias": d["time_embedding.linear_1.bias"],
         P + "time_embed.2.weight": d["time_embedding.linear_2.weight"], P + "time_embed.2.bias": d["time_embedding.linear_2.bias"],
@@ -66,9 +67,9 @@ def sat_names(model) -> dict[str, torch.Tensor]:
         P + "mixins.final_layer.adaLN_modulation.1.bias": d["norm_out.linear.bias"],
         P + "transformer.final_layernorm.weight": d["norm_final.weight"], P + "transformer.final_layernorm.bias": d["norm_final.bias"],
         # SAT's own token tables, present in every SAT CogVideoX checkpoint and unused by the model:
-        P + "transformer.position_embeddings.weight": torch.randn(64, HEADS * HEAD_DIM),
+        P + "transformer.position_embeddings.weight": torch.randn(64, hidden),
     }
-    for i in range(LAYERS):
+    for i in range(model.config.num_layers):
         b, s = f"transformer_blocks.{i}.", f"{P}transformer.layers.{i}."
         for wb in ("weight", "bias"):
             sat[s + f"input_layernorm.{wb}"] = d[b + f"norm1.norm.{wb}"]

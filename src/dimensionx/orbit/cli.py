@@ -24,7 +24,7 @@ def register(commands) -> None:
     orbit.add_argument("--lora-scale", type=float, help="multiplier of the LoRA's B@A (default 1/rank)")
     orbit.add_argument("--steps", type=int, help="denoising steps (default 50)")
     orbit.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 6, dynamic)")
-    orbit.add_argument("--frames", type=int, help="frames; must be the model's (145 for the orbit model)")
+    orbit.add_argument("--frames", type=int, help="frames: the model's own (145 for the orbit model) is the only count it makes")
     orbit.add_argument("--fps", type=int, help="frames per second of the mp4 (default 8)")
     orbit.add_argument("--seed", type=int, help="noise seed (default 42)")
     orbit.add_argument("--fit", choices=["crop", "pad"], help="fit the photo to 320x480 by centre crop or letterbox")

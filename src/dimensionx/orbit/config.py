@@ -11,12 +11,12 @@ from ..video.config import VideoConfig
 @dataclasses.dataclass
 class OrbitConfig(VideoConfig):
     """``VideoConfig`` with the original 360-degree orbit settings (DimensionX ``inference_145.yaml``):
-    145 frames at 320x480 (the model's size), 50 DPM++ steps, dynamic CFG 6, zero unconditional text
+    the model's 145 frames at its 320x480, 50 DPM++ steps, dynamic CFG 6, zero unconditional text
     embedding, 8 fps, seed 42. A sidecar of an orbit reproduces it with ``--config``."""
 
     model: str | None = None  # folder written by `dimensionx convert-sat`, or "tiny-orbit" (random weights, tests)
     motion: str | None = "none"  # the orbit is in the model's weights; --lora adds a director on top
-    frames: int = 145  # must be the model's sample_frames: its learned position table is sized for them
+    frames: int | None = None  # None: the model's sample_frames (145), the only count its learned position table fits
     uncond: str = "zero"  # unguided branch: zero text embedding, as the SAT original
 
 

@@ -27,23 +27,26 @@ def generate_orbit(config: OrbitConfig) -> list[Path | None]:
             "no orbit model: convert the SAT checkpoint once with `dimensionx convert-sat checkpoints/ --out models/orbit360` "
             "and pass --model models/orbit360 (or --model tiny-orbit for a smoke run with random weights)"
         )
-    if not config.batch:
-        config = dataclasses.replace(config, out=config.out or str(Path("outputs") / f"{Path(config.image or 'orbit').stem}_orbit360.mp4"))
-        check_inputs(config)
-    check_frames(config.model, config.frames)
+    config = dataclasses.replace(config, frames=orbit_frames(config.model, config.frames))
     if config.batch:
         return [r.out for r in generate_batch(config)]
+    config = dataclasses.replace(config, out=config.out or str(Path("outputs") / f"{Path(config.image or 'orbit').stem}_orbit360.mp4"))
+    check_inputs(config)  # before the weights load
     return [generate_video(config)]
 
 
-def check_frames(model: str, frames: int) -> None:
-    """Refuses a frame count other than the model's sample_frames (read from its config, before any weights load)."""
-    path = resolve_model(model).path / "transformer" / "config.json"
+def orbit_frames(model: str, frames: int | None) -> int:
+    """The model's sample_frames (read from its config, before any weights load); ``frames`` must be it if given."""
+    folder = resolve_model(model).path if model.startswith("tiny") else Path(model).expanduser()
+    path = folder / "transformer" / "config.json"
     if not path.is_file():
         raise DimensionXError(f"--model {model} has no transformer/config.json: pass a folder written by `dimensionx convert-sat`")
     transformer = json.loads(path.read_text())
-    if transformer.get("use_learned_positional_embeddings") and transformer.get("sample_frames") != frames:
+    if not transformer.get("use_learned_positional_embeddings"):
+        raise DimensionXError(f"--model {model} has no learned position table, so it is not the orbit model: use `dimensionx video` for it")
+    if frames is not None and frames != transformer["sample_frames"]:
         raise DimensionXError(
             f"--frames {frames}: --model {model} makes exactly {transformer['sample_frames']} frames (its learned position table "
-            f"is sized for them); drop --frames or pass --frames {transformer['sample_frames']}"
+            f"is sized for them; at another count diffusers would replace it): drop --frames"
         )
+    return transformer["sample_frames"]

@@ -127,3 +127,20 @@ def test_pipeline_sh_turns_orbit360_into_scene3d_orbit(tmp_path):
     run = subprocess.run(["bash", str(script), "photo.jpg", "orbit360", "--model", "m"], capture_output=True, text=True,
                          env={"PYTHON": "echo", "PATH": "/usr/bin:/bin"})
     assert run.stdout.split() == ["-m", "dimensionx.cli", "scene3d", "photo.jpg", "--orbit", "--out", "outputs/photo_orbit360", "--model", "m"]
+
+
+def test_configs_orbit_yaml_holds_the_defaults_and_names_the_converted_folder():
+    from dimensionx.config import load_config
+    from dimensionx.orbit.config import OrbitConfig
+
+    preset = load_config(OrbitConfig, Path(__file__).parents[1] / "configs" / "orbit.yaml")
+    assert preset == OrbitConfig(model="models/orbit360")
+
+
+def test_batch_writes_one_orbit_per_line_and_reports_a_bad_line(photo, tmp_path):
+    batch = tmp_path / "prompts.txt"
+    batch.write_text(f"{photo}@@a red barn\nmissing.png@@a blue barn\n")
+    assert orbit("--batch", batch, *FAST, "--out", tmp_path / "orbits") == 1  # line 2 fails, line 1 is written
+    (video,) = sorted((tmp_path / "orbits").glob("*.mp4"))
+    assert video.name.startswith("0001_photo") and read_frames(video)[0].shape[0] == TINY_FRAMES
+    assert json.loads(video.with_suffix(".json").read_text())["config"]["prompt"] == "a red barn"

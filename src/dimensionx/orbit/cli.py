@@ -58,16 +58,16 @@ def register(commands) -> None:
     convert.set_defaults(run=run_convert)
 
 
-def orbit_config(args: argparse.Namespace) -> OrbitConfig:
-    names = [f.name for f in dataclasses.fields(OrbitConfig)]
-    return load_config(OrbitConfig, args.config, {n: getattr(args, n, None) for n in names})
+def from_flags(cls, args: argparse.Namespace, path: str | None = None):
+    """``cls`` from its defaults, the ``path`` file, then the flags the user gave (unset flags are None)."""
+    return load_config(cls, path, {f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls)})
 
 
 def run_orbit(args: argparse.Namespace) -> int:
     from ..video.parallel import is_distributed, launch
     from .generate import generate_orbit
 
-    config = orbit_config(args)
+    config = from_flags(OrbitConfig, args, args.config)
     if config.gpus > 1 and not is_distributed():
         return launch(args.argv, config.gpus)
     return 1 if None in generate_orbit(config) else 0
@@ -78,7 +78,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
     from ..models.sat import convert_sat, export_sat_lora
 
-    config = load_config(ConvertConfig, None, {f.name: getattr(args, f.name, None) for f in dataclasses.fields(ConvertConfig)})
+    config = from_flags(ConvertConfig, args)
     log = logging.getLogger(__name__)
     if config.lora_only:
         report = export_sat_lora(config.source, config.out, config.sat_config, config.trust_pickle, config.overwrite)

@@ -69,12 +69,10 @@ class SatShape:
 
 
 @dataclasses.dataclass
-class Conversion:
-    config: dict  # CogVideoXTransformer3DModel constructor arguments
+class Renamed:
     state: dict[str, torch.Tensor]  # diffusers names
     lora: dict[str, torch.Tensor]  # director-file names (unprefixed), alpha folded into lora_B; empty if none
     lora_rank: int | None
-    merged_lora: bool
     skipped: dict[str, str]  # SAT name -> why it is not a transformer weight
 
 
@@ -128,7 +126,7 @@ def load_sat_state(source: str | Path, trust_pickle: bool = False) -> tuple[Path
     unless ``trust_pickle``."""
     path = find_model_states(source)
     try:
-        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=not trust_pickle)
+        saved = _torch_load(path, trust_pickle)
     except pickle.UnpicklingError as exc:
         raise DimensionXError(
             f"{path} holds Python objects beyond tensors, which torch.load only rebuilds by running code from the file "
@@ -140,6 +138,16 @@ def load_sat_state(source: str | Path, trust_pickle: bool = False) -> tuple[Path
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DimensionXError(f"{path} has no state dict of tensors under 'module' (the DeepSpeed layout): is it a SAT checkpoint?")
     return path, state
+
+
+def _torch_load(path: Path, trust_pickle: bool):
+    """Memory-mapped when the file is in torch's zip format (DeepSpeed's), else read whole (legacy format)."""
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=not trust_pickle)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
 
 
 # SAT name (after model.diffusion_model.) -> diffusers name; {i} is the layer, {wb} weight or bias.
@@ -173,7 +181,7 @@ _SKIPPED = [  # SAT names that are not transformer weights, and why
 ]
 
 
-def rename_sat_state(state: dict[str, torch.Tensor], lora_alpha: float = 1.0) -> Conversion:
+def rename_sat_state(state: dict[str, torch.Tensor], lora_alpha: float = 1.0) -> Renamed:
     """Diffusers-named transformer tensors of a SAT state dict; LoRA pairs come back apart (see :func:`merge_lora`).
 
     Raises naming every tensor that is neither a transformer weight nor a known non-weight.
@@ -206,7 +214,7 @@ def rename_sat_state(state: dict[str, torch.Tensor], lora_alpha: float = 1.0) ->
     rank = ranks.pop() if ranks else None
     if rank is not None and lora_alpha != 1.0:  # fold alpha in: a director file is fused at 1 / rank
         lora = {k: v * lora_alpha if k.endswith("lora_B.weight") else v for k, v in lora.items()}
-    return Conversion(config={}, state=out, lora=lora, lora_rank=rank, merged_lora=False, skipped=skipped)
+    return Renamed(state=out, lora=lora, lora_rank=rank, skipped=skipped)
 
 
 def _rename_one(key: str, tensor: torch.Tensor, out: dict, lora: dict) -> bool:
@@ -240,10 +248,10 @@ def _split(tensor: torch.Tensor, parts: int, name: str) -> list[torch.Tensor]:
     return list(torch.chunk(tensor, parts, dim=0))
 
 
-def merge_lora(conversion: Conversion) -> None:
+def merge_lora(conversion: Renamed) -> None:
     """``W += B @ A / rank`` for every LoRA pair (alpha already folded into B), in float32."""
-    if not conversion.lora:
-        return
+    if conversion.lora and "patch_embed.proj.weight" not in conversion.state:
+        raise DimensionXError("the SAT checkpoint holds LoRA tensors but not the model they adapt: export them with --lora-only")
     for module in sorted({k.rsplit(".lora_", 1)[0] for k in conversion.lora}):
         a, b = conversion.lora[f"{module}.lora_A.weight"], conversion.lora[f"{module}.lora_B.weight"]
         weight = conversion.state.get(f"{module}.weight")
@@ -253,7 +261,6 @@ def merge_lora(conversion: Conversion) -> None:
             raise DimensionXError(f"SAT LoRA of {module}: matrix_B {list(b.shape)} @ matrix_A {list(a.shape)} does not fit the weight {list(weight.shape)}")
         delta = b.float() @ a.float() / conversion.lora_rank
         conversion.state[f"{module}.weight"] = (weight.float() + delta).to(weight.dtype)
-    conversion.merged_lora = True
 
 
 def infer_config(state: dict[str, torch.Tensor], shape: SatShape) -> dict:
@@ -317,9 +324,9 @@ def convert_sat(source: str | Path, out: str | Path, base: str = DEFAULT_MODEL, 
     path, state = load_sat_state(source, trust_pickle)
     conversion = rename_sat_state(state, shape.lora_alpha)
     merge_lora(conversion)
-    conversion.config = infer_config(conversion.state, shape)
-    transformer = build_transformer(conversion.config, conversion.state)
-    report = _report(path, conversion, shape, with_base or base)
+    config = infer_config(conversion.state, shape)
+    transformer = build_transformer(config, conversion.state)
+    report = _report(path, conversion, config, shape, with_base or base)
     with atomic_dir(Path(out), overwrite=overwrite) as tmp:
         transformer.save_pretrained(tmp / "transformer", max_shard_size=max_shard_size)
         if with_base is not None:
@@ -349,10 +356,10 @@ def export_sat_lora(source: str | Path, out: str | Path, sat_config: str | Path 
     return {"source": str(path), "tensors": len(conversion.lora), "rank": conversion.lora_rank, "lora_alpha": shape.lora_alpha}
 
 
-def _report(path: Path, conversion: Conversion, shape: SatShape, base) -> dict:
+def _report(path: Path, conversion: Renamed, config: dict, shape: SatShape, base) -> dict:
     return {
-        "source": str(path.resolve()), "architecture": conversion.config, "sat_shape": dataclasses.asdict(shape),
-        "tensors_converted": len(conversion.state), "lora": {"rank": conversion.lora_rank, "merged": conversion.merged_lora,
+        "source": str(path.resolve()), "architecture": config, "sat_shape": dataclasses.asdict(shape),
+        "tensors_converted": len(conversion.state), "lora": {"rank": conversion.lora_rank, "merged": bool(conversion.lora),
                                                              "tensors": len(conversion.lora)},
         "skipped": conversion.skipped, "base_model": str(base),
     }

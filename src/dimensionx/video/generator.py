@@ -262,7 +262,8 @@ def _sidecar(config: VideoConfig, generator: DirectorVideoGenerator, frames: np.
     pipe = generator.pipe
     return {
         "config": config_to_dict(config),
-        "model": {"id": generator.model.id, "model_path": str(generator.model.path)},
+        "model": {"id": generator.model.id, "model_path": str(generator.model.path),
+                  **({"base_path": str(generator.model.base)} if generator.model.base else {})},
         "directors": [
             {"name": d.name, "weight": d.weight, "multiplier": m, "rank": d.lora.rank,
              "file": str(d.lora.path.resolve()), "sha256": d.lora.sha256}

@@ -219,3 +219,15 @@ def test_pickled_code_is_refused_unless_trusted(reference, sat_yaml, tmp_path, c
     assert convert(source, "--out", tmp_path / "orbit", "--sat-config", sat_yaml) == 2
     assert "--trust-pickle" in capsys.readouterr().err and not (tmp_path / "orbit").exists()
     assert convert(source, "--out", tmp_path / "orbit", "--sat-config", sat_yaml, "--trust-pickle") == 0
+
+
+def test_with_base_writes_a_full_pipeline_folder(reference, sat_yaml, tmp_path, tiny_model_dir):
+    from dimensionx.models import resolve_model
+
+    source = save_deepspeed(sat_names(reference), tmp_path / "run")
+    out = tmp_path / "full"
+    assert convert(source, "--out", out, "--sat-config", sat_yaml, "--with-base", tiny_model_dir) == 0
+    for component in ("vae", "text_encoder", "tokenizer", "scheduler"):
+        assert sorted(p.name for p in (out / component).iterdir()) == sorted(p.name for p in (tiny_model_dir / component).iterdir())
+    assert json.loads((out / "model_index.json").read_text()) == json.loads((tiny_model_dir / "model_index.json").read_text())
+    assert resolve_model(str(out)).base is None  # self-contained: nothing borrowed at load time

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import pickle
 import re
@@ -37,7 +38,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DimensionXError
-from ..media import atomic_dir, atomic_file, check_writable
+from ..media import atomic_dir, atomic_file, check_output_dir, check_writable
 from .hub import BASE_KEY, DEFAULT_MODEL
 
 SAT_PREFIX = "model.diffusion_model."
@@ -51,6 +52,7 @@ FIXED_CONFIG = dict(
     use_learned_positional_embeddings=True, patch_bias=True,
 )
 _QKV = ("to_q", "to_k", "to_v")
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +127,7 @@ def load_sat_state(source: str | Path, trust_pickle: bool = False) -> tuple[Path
     """Tensors of a SAT/DeepSpeed checkpoint (the ``"module"`` dict); loaded without running pickled code
     unless ``trust_pickle``."""
     path = find_model_states(source)
+    logger.info("reading %s (%.1f GB)", path, path.stat().st_size / 1e9)
     try:
         saved = _torch_load(path, trust_pickle)
     except pickle.UnpicklingError as exc:
@@ -318,6 +321,7 @@ def convert_sat(source: str | Path, out: str | Path, base: str = DEFAULT_MODEL, 
                 sat_config: str | Path | None = None, trust_pickle: bool = False, overwrite: bool = False,
                 max_shard_size: str = "5GB") -> dict:
     """Converts a SAT checkpoint into the diffusers folder ``out``; returns the report written beside it."""
+    check_output_dir(out, overwrite)  # before reading gigabytes
     shape = read_sat_shape(sat_config)
     if with_base is not None and not (Path(with_base) / "model_index.json").is_file():
         raise DimensionXError(f"--with-base {with_base} has no model_index.json: pass a CogVideoX-5B-I2V diffusers folder")
@@ -327,6 +331,7 @@ def convert_sat(source: str | Path, out: str | Path, base: str = DEFAULT_MODEL, 
     config = infer_config(conversion.state, shape)
     transformer = build_transformer(config, conversion.state)
     report = _report(path, conversion, config, shape, with_base or base)
+    logger.info("writing %s", out)
     with atomic_dir(Path(out), overwrite=overwrite) as tmp:
         transformer.save_pretrained(tmp / "transformer", max_shard_size=max_shard_size)
         if with_base is not None:
@@ -345,12 +350,12 @@ def export_sat_lora(source: str | Path, out: str | Path, sat_config: str | Path 
     out = Path(out)
     if out.suffix != ".safetensors":
         raise DimensionXError(f"--out {out}: a director LoRA is a .safetensors file (e.g. {out.with_suffix('.safetensors')})")
+    check_writable(out, overwrite)
     shape = read_sat_shape(sat_config)
     path, state = load_sat_state(source, trust_pickle)
     conversion = rename_sat_state(state, shape.lora_alpha)
     if not conversion.lora:
         raise DimensionXError(f"{path} holds no SAT LoRA tensors (…matrix_A.N / …matrix_B.N): it is a full model; convert it without --lora-only")
-    check_writable(out, overwrite)
     with atomic_file(out) as tmp:
         save_file({k: v.contiguous() for k, v in conversion.lora.items()}, str(tmp))
     return {"source": str(path), "tensors": len(conversion.lora), "rank": conversion.lora_rank, "lora_alpha": shape.lora_alpha}

@@ -13,9 +13,9 @@ script sets the orbit's shape, checks the table, and judges the orbit's goals on
 
 Results go to ``benchmarks/results/orbit_<device>.json``.
 
-    python benchmarks/bench_orbit.py                                    # all modes, ~12 min on an H100
-    python benchmarks/bench_orbit.py --modes stock,exact,fast           # then:
-    python benchmarks/bench_orbit.py --modes stock,lowmem --append      # same JSON
+    python benchmarks/bench_orbit.py                                    # all modes in one process (over 10 min)
+    python benchmarks/bench_orbit.py --modes stock,exact,fast           # or in two calls (~8 min), then
+    python benchmarks/bench_orbit.py --modes stock,lowmem --append      # (~6 min), same JSON
     python benchmarks/bench_orbit.py --tiny --out /tmp/orbit-smoke      # CPU wiring check (tiny-orbit, ~1 min)
 """
 

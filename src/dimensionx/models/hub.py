@@ -14,7 +14,6 @@ from ..errors import DimensionXError
 
 DEFAULT_MODEL = "THUDM/CogVideoX-5b-I2V"
 BASE_KEY = "_dimensionx_base_model"  # model_index.json key of a transformer-only folder: the pipeline lending VAE, T5, scheduler
-TINY_ORBIT_FRAMES = 33  # frames of the tiny orbit model (the real one: 145); few, so CPU tests decode fast
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +30,7 @@ def resolve_model(model: str) -> ResolvedModel:
 
         return ResolvedModel("tiny", ensure_tiny_model(), tiny=True)
     if model == "tiny-orbit":
-        from .tiny import ensure_tiny_model
+        from .tiny import TINY_ORBIT_FRAMES, ensure_tiny_model
 
         return ResolvedModel("tiny-orbit", ensure_tiny_model(frames=TINY_ORBIT_FRAMES), tiny=True)
     folder = Path(model).expanduser()

@@ -23,6 +23,7 @@ TINY_SEED = 0
 TINY_SAMPLE_HEIGHT = 8
 TINY_SAMPLE_WIDTH = 12
 TINY_LORA_RANK = 4
+TINY_ORBIT_FRAMES = 33  # sample_frames of `tiny-orbit` (the real orbit model: 145); few, so CPU tests decode fast
 TINY_VERSION = "1"  # bump when the tiny architecture changes, so stale caches are rebuilt
 
 
@@ -43,7 +44,7 @@ def ensure_tiny_model(frames: int = 49) -> Path:
 
 
 def build_tiny_pipeline(frames: int = 49):
-    """``frames``: the transformer's sample_frames, which size its learned positional table (145: the orbit model)."""
+    """``frames``: the transformer's sample_frames, which size its learned positional table (``tiny-orbit``: 33)."""
     from diffusers import (
         AutoencoderKLCogVideoX,
         CogVideoXDPMScheduler,

@@ -12,10 +12,11 @@ from . import __version__
 from . import scenes
 from .app import cli as app_cli
 from .errors import DimensionXError
+from .orbit import cli as orbit_cli
 from .recon import cli as recon_cli
 from .video import cli as video_cli
 
-STAGES = (video_cli, recon_cli, scenes, app_cli)
+STAGES = (video_cli, orbit_cli, recon_cli, scenes, app_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,11 +7,13 @@ reached, the error names the exact download command and the ``--model DIR`` alte
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from ..errors import DimensionXError
 
 DEFAULT_MODEL = "THUDM/CogVideoX-5b-I2V"
+BASE_KEY = "_dimensionx_base_model"  # model_index.json key of a transformer-only folder: the pipeline lending VAE, T5, scheduler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +21,7 @@ class ResolvedModel:
     id: str  # what the user asked for: a hub id, a folder or "tiny"
     path: Path  # local diffusers folder holding model_index.json
     tiny: bool = False
+    base: Path | None = None  # for a transformer-only folder (``dimensionx convert-sat``): the pipeline lending the rest
 
 
 def resolve_model(model: str) -> ResolvedModel:
@@ -26,6 +29,10 @@ def resolve_model(model: str) -> ResolvedModel:
         from .tiny import ensure_tiny_model
 
         return ResolvedModel("tiny", ensure_tiny_model(), tiny=True)
+    if model == "tiny-orbit":
+        from .tiny import TINY_ORBIT_FRAMES, ensure_tiny_model
+
+        return ResolvedModel("tiny-orbit", ensure_tiny_model(frames=TINY_ORBIT_FRAMES), tiny=True)
     folder = Path(model).expanduser()
     if folder.exists():
         if not (folder / "model_index.json").is_file():
@@ -33,13 +40,21 @@ def resolve_model(model: str) -> ResolvedModel:
                 f"--model {model} is a folder without model_index.json, so it is not a diffusers pipeline: "
                 f"pass a folder saved by `save_pretrained` (e.g. from `hf download {DEFAULT_MODEL} --local-dir DIR`)"
             )
-        return ResolvedModel(model, folder.resolve())
+        base = base_model_of(folder)
+        return ResolvedModel(model, folder.resolve(), base=resolve_model(base).path if base else None)
     if model.startswith((".", "/", "~")) or model.count("/") != 1:
         raise DimensionXError(
             f"--model {model} is neither an existing folder nor a hub id of the form owner/name "
             f"(default {DEFAULT_MODEL}; `--model tiny` runs the tiny random model on a CPU)"
         )
     return ResolvedModel(model, download_snapshot(model, what="model weights"))
+
+
+def base_model_of(folder: Path) -> str | None:
+    """The base pipeline of a transformer-only folder (no ``vae/``, ``BASE_KEY`` in model_index.json), else None."""
+    if (folder / "vae").is_dir():
+        return None
+    return json.loads((folder / "model_index.json").read_text()).get(BASE_KEY)
 
 
 def download_snapshot(repo_id: str, what: str, allow_patterns: list[str] | None = None) -> Path:

@@ -28,6 +28,7 @@ from ..media import check_writable, write_json, write_video
 from ..models import ResolvedModel, resolve_model
 from .config import VideoConfig
 from .image import FITS, fit_image, load_image
+from .loop import check_loop, close_loop
 from .modes import apply_mode, check_mode, weights_editable
 from .parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
 from ..directors.lora import LoraFile, fuse_directors, read_lora, restore_weights, snapshot_weights
@@ -37,6 +38,7 @@ from ..directors.weights import find_director_file
 logger = logging.getLogger(__name__)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+UNCONDS = ("empty", "zero")
 
 
 @dataclasses.dataclass
@@ -90,6 +92,9 @@ def check_inputs(config: VideoConfig) -> None:
         raise DimensionXError(f"--fit {config.fit!r} is unknown: use one of {', '.join(FITS)}")
     if config.dtype != "auto" and config.dtype not in DTYPES:
         raise DimensionXError(f"--dtype {config.dtype!r} is unknown: use auto, {', '.join(DTYPES)}")
+    if config.uncond not in UNCONDS:
+        raise DimensionXError(f"--uncond {config.uncond!r} is unknown: use empty (embedding of the empty prompt) or zero (zero embedding, as SAT)")
+    check_loop(config.loop_frames, config.frames)
     check_mode(config.mode)
     out = output_path(config)
     check_writable(out, config.overwrite)
@@ -135,7 +140,7 @@ class DirectorVideoGenerator:
         self.model, self.device, self.dtype = model, device, dtype
         start = time.perf_counter()
         try:
-            self.pipe = CogVideoXImageToVideoPipeline.from_pretrained(model.path, dtype=dtype)
+            self.pipe = CogVideoXImageToVideoPipeline.from_pretrained(model.base or model.path, dtype=dtype, **_own_transformer(model, dtype))
         except (OSError, ValueError) as exc:
             raise DimensionXError(f"--model {model.id} ({model.path}) could not be loaded as CogVideoX image-to-video: {exc}") from None
         self.pipe.scheduler = CogVideoXDPMScheduler.from_config(self.pipe.scheduler.config, timestep_spacing="trailing")
@@ -179,7 +184,7 @@ class DirectorVideoGenerator:
         start = time.perf_counter()
         latents = self.pipe(
             image=image,
-            prompt=prompt,
+            **self._text_inputs(prompt, config.uncond),
             height=height,
             width=width,
             num_frames=config.frames,
@@ -195,7 +200,23 @@ class DirectorVideoGenerator:
         video = self.pipe.decode_latents(latents)  # [1, 3, T, H, W] in [-1, 1]
         frames = self.pipe.video_processor.postprocess_video(video, output_type="np")[0]  # [T, H, W, 3] in [0, 1]
         decode = time.perf_counter() - start - denoise
-        return (np.clip(frames * 255.0, 0, 255) + 0.5).astype(np.uint8), {"denoise": denoise, "decode": decode}
+        return close_loop((np.clip(frames * 255.0, 0, 255) + 0.5).astype(np.uint8), config.loop_frames), {"denoise": denoise, "decode": decode}
+
+    def _text_inputs(self, prompt: str, uncond: str) -> dict:
+        """``"empty"``: the pipeline encodes the prompt and "" itself; ``"zero"``: the unguided branch gets a zero embedding."""
+        if uncond == "empty":
+            return {"prompt": prompt}
+        embeds, _ = self.pipe.encode_prompt(prompt, do_classifier_free_guidance=False, device=self.device, dtype=self.dtype)  # [1, 226, 4096]
+        return {"prompt_embeds": embeds, "negative_prompt_embeds": torch.zeros_like(embeds)}
+
+
+def _own_transformer(model: ResolvedModel, dtype: torch.dtype) -> dict:
+    """A transformer-only folder (``dimensionx convert-sat``) brings its transformer; the rest comes from its base."""
+    if model.base is None:
+        return {}
+    from diffusers import CogVideoXTransformer3DModel
+
+    return {"transformer": CogVideoXTransformer3DModel.from_pretrained(model.path, subfolder="transformer", dtype=dtype)}
 
 
 def _fusion_key(directors: list[DirectorChoice], scale: float | None) -> list:
@@ -241,7 +262,8 @@ def _sidecar(config: VideoConfig, generator: DirectorVideoGenerator, frames: np.
     pipe = generator.pipe
     return {
         "config": config_to_dict(config),
-        "model": {"id": generator.model.id, "model_path": str(generator.model.path)},
+        "model": {"id": generator.model.id, "model_path": str(generator.model.path),
+                  **({"base_path": str(generator.model.base)} if generator.model.base else {})},
         "directors": [
             {"name": d.name, "weight": d.weight, "multiplier": m, "rank": d.lora.rank,
              "file": str(d.lora.path.resolve()), "sha256": d.lora.sha256}

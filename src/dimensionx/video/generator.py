@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 
 from ..config import config_to_dict
 from ..errors import DimensionXError
-from ..media import check_writable, write_json, write_video
+from ..media import atomic_files, check_writable, write_json, write_video
 from ..models import ResolvedModel, resolve_model
 from .config import VideoConfig
 from .image import FITS, fit_image, load_image
@@ -52,9 +53,12 @@ def parse_motion(motion: str) -> list[tuple[str, float]]:
     for item in motion.split(","):
         name, _, weight = item.strip().partition(":")
         try:
-            parts.append((name.strip(), float(weight) if weight else 1.0))
+            value = float(weight) if weight else 1.0
         except ValueError:
             raise DimensionXError(f"--motion {motion!r}: weight {weight!r} of {name} is not a number (write name:0.5)") from None
+        if not math.isfinite(value) or value < 0:
+            raise DimensionXError(f"--motion {motion!r}: weight {weight} of {name} must be a finite number >= 0 (write name:0.5)")
+        parts.append((name.strip(), value))
     return parts
 
 
@@ -77,6 +81,22 @@ def resolve_directors(config: VideoConfig, tiny: bool) -> list[DirectorChoice]:
     return choices
 
 
+def resolve_weights(config: VideoConfig, generator: DirectorVideoGenerator | None) -> tuple[list[DirectorChoice], ResolvedModel]:
+    """The directors' files, then the base model. When a director is missing, the base model is
+    looked up in the local cache only (no 20 GB download), and one error names all that is missing."""
+    tiny = generator.model.tiny if generator else config.model == "tiny"
+    try:
+        directors = resolve_directors(config, tiny=tiny)
+    except DimensionXError as director_error:
+        if generator is None and not tiny:
+            try:
+                resolve_model(config.model, download=False)
+            except DimensionXError as model_error:
+                raise DimensionXError(f"2 things are missing: (1) {director_error} (2) {model_error}") from None
+        raise
+    return directors, generator.model if generator else resolve_model(config.model)
+
+
 def check_inputs(config: VideoConfig) -> None:
     if config.image is None:
         raise DimensionXError("no input image: pass IMAGE (or --batch FILE)")
@@ -86,6 +106,9 @@ def check_inputs(config: VideoConfig) -> None:
         raise DimensionXError(f"--steps {config.steps}: use at least 1 (50 is the original setting)")
     if config.fps <= 0:
         raise DimensionXError(f"--fps {config.fps}: frames per second must be positive")
+    if not math.isfinite(config.guidance) or config.guidance < 0:
+        raise DimensionXError(f"--guidance {config.guidance}: the guidance scale must be >= 0 (6 is the original setting; "
+                              "1 or less turns guidance off)")
     if config.fit not in FITS:
         raise DimensionXError(f"--fit {config.fit!r} is unknown: use one of {', '.join(FITS)}")
     if config.dtype != "auto" and config.dtype not in DTYPES:
@@ -208,8 +231,7 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     check_inputs(config)
     photo = load_image(config.image)
     # 2. Resolve the directors' files (small), then the base model (large, maybe downloaded).
-    directors = resolve_directors(config, tiny=(generator.model.tiny if generator else config.model == "tiny"))
-    model = generator.model if generator else resolve_model(config.model)
+    directors, model = resolve_weights(config, generator)
     # 3. Load the pipeline.
     if generator is None:
         device, dtype = resolve_device(config.device, config.dtype)
@@ -224,9 +246,10 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     out = output_path(config)
     if frames is None:
         return out
-    # 8. Write the video and its sidecar.
-    write_video(frames, out, config.fps)
-    write_json(_sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds}), out.with_suffix(".json"))
+    # 8. Write the video and its sidecar, both or neither.
+    with atomic_files([out, out.with_suffix(".json")]) as (video_tmp, sidecar_tmp):
+        write_video(frames, video_tmp, config.fps)
+        write_json(_sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds}), sidecar_tmp)
     logger.info("wrote %s (%d frames, %dx%d) and %s", out, len(frames), width, height, out.with_suffix(".json").name)
     return out
 

@@ -278,6 +278,17 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     return (np.clip(pixels, 0, 65535).astype(np.uint16) >> 8).astype(np.uint8)
 
 
+def check_image(path: str | Path, what: str = "input image") -> tuple[int, int]:
+    """(width, height) px of an image file, from its header: refuses a file that is missing, is
+    no image, or has more than ``MAX_IMAGE_PIXELS`` (before anything is decoded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DimensionXError(f"{what} {path} does not exist: pass the path of an image (png, jpg, webp, ...)")
+    with _opened(path, what) as image:
+        image.close()
+        return image.size
+
+
 def open_image(path: str | Path, what: str = "input image"):
     """Opens an image file as an 8-bit PIL image, reduced below ``WORK_IMAGE_PIXELS``.
 
@@ -285,27 +296,33 @@ def open_image(path: str | Path, what: str = "input image"):
     image of more than ``MAX_IMAGE_PIXELS`` is refused before it is decoded. Errors name the
     file (``what`` says which role it plays, e.g. "frame").
     """
+    with _opened(path, what) as image:
+        factor = _reduce_factor(image.width * image.height)
+        if factor > 1:
+            image.draft(image.mode, (image.width // factor, image.height // factor))  # JPEG: decodes at 1/2..1/8
+        image.load()
+    image = _eight_bit(image)
+    factor = _reduce_factor(image.width * image.height)
+    return image.reduce(factor) if factor > 1 else image
+
+
+@contextlib.contextmanager
+def _opened(path: Path, what: str):
+    """The image's header opened, its size within ``MAX_IMAGE_PIXELS``; read errors name the file."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     try:
-        image = _open_unchecked(path)
+        image = _open_unchecked(Path(path))
         pixels = image.width * image.height
         if pixels > MAX_IMAGE_PIXELS:
             raise DimensionXError(
                 f"{what} {path} is {image.width}x{image.height} px ({pixels / 1e6:.0f} Mpx), more than the "
                 f"{MAX_IMAGE_PIXELS / 1e6:.0f} Mpx limit this tool decodes: shrink it first (it is resized to the "
                 "model's size anyway)")
-        factor = _reduce_factor(pixels)
-        if factor > 1:
-            image.draft(image.mode, (image.width // factor, image.height // factor))  # JPEG: decodes at 1/2..1/8
-        image.load()
+        yield image
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DimensionXError(f"{what} {path} cannot be read as an image ({exc.__class__.__name__}: {exc}): "
                               "replace or remove it (png, jpg, webp, tiff)") from None
-    image = _eight_bit(image)
-    factor = _reduce_factor(image.width * image.height)
-    return image.reduce(factor) if factor > 1 else image
 
 
 def _open_unchecked(path: Path):

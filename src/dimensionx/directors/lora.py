@@ -48,16 +48,16 @@ def read_lora(path: str | Path) -> LoraFile:
     path = Path(path)
     if not path.is_file():
         raise DimensionXError(f"LoRA file {path} does not exist: check --lora, or run `dimensionx motions` to see where directors are looked for")
-    if _is_pickle(path):
-        raise DimensionXError(
-            f"{path} is a PyTorch pickle (torch.save), not a safetensors file. Pickles can run code when loaded, so "
-            "dimensionx does not load them. If you trust its source, convert it once: python -c \"import torch; "
-            "from safetensors.torch import save_file; "
-            f"save_file(torch.load('{path}', weights_only=True), '{path.with_suffix('.safetensors')}')\" "
-            "and pass the .safetensors file")
     try:
         raw = load_file(path)
     except Exception as exc:
+        if _is_pickle(path):
+            raise DimensionXError(
+                f"{path} is a PyTorch pickle (torch.save), not a safetensors file. Pickles can run code when loaded, so "
+                "dimensionx does not load them. If you trust its source, convert it once: python -c \"import torch; "
+                "from safetensors.torch import save_file; "
+                f"save_file(torch.load('{path}', weights_only=True), '{path.with_suffix('.safetensors')}')\" "
+                "and pass the .safetensors file") from None
         raise DimensionXError(f"{path} is not a readable safetensors LoRA file ({exc}): re-download it") from None
     tensors = {k[len(_PREFIX):] if k.startswith(_PREFIX) else k: v for k, v in raw.items()}
     foreign = sorted(k for k in tensors if not k.endswith(_SUFFIXES) or not k.startswith("transformer_blocks."))
@@ -99,7 +99,7 @@ def _is_pickle(path: Path) -> bool:
     """torch.save writes a zip archive (PK) or, in the legacy format, a pickle (protocol byte 0x80)."""
     with open(path, "rb") as f:
         head = f.read(4)
-    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+    return head.startswith(b"PK\x03\x04") or head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 def save_lora(tensors: dict[str, torch.Tensor], path: str | Path) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -25,10 +24,11 @@ import torch
 
 from ..config import config_to_dict
 from ..errors import DimensionXError
-from ..media import atomic_files, check_writable, write_json, write_video
+from ..media import atomic_files, write_json, write_video
 from ..models import ResolvedModel, resolve_model
 from .config import VideoConfig
-from .image import FITS, fit_image, load_image
+from .image import fit_image, load_image
+from .inputs import DTYPE_NAMES, check_inputs, output_path, parse_motion
 from .modes import apply_mode, check_mode, weights_editable
 from .parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
 from ..directors.lora import LoraFile, fuse_directors, read_lora, restore_weights, snapshot_weights
@@ -37,7 +37,7 @@ from ..directors.weights import find_director_file
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DTYPES = dict(zip(DTYPE_NAMES, (torch.bfloat16, torch.float16, torch.float32)))
 
 
 @dataclasses.dataclass
@@ -47,25 +47,8 @@ class DirectorChoice:
     lora: LoraFile
 
 
-def parse_motion(motion: str) -> list[tuple[str, float]]:
-    """``"orbit_left:0.7,z_zoom_in:0.3"`` -> ``[("orbit_left", 0.7), ("z_zoom_in", 0.3)]``."""
-    parts = []
-    for item in motion.split(","):
-        name, _, weight = item.strip().partition(":")
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            raise DimensionXError(f"--motion {motion!r}: weight {weight!r} of {name} is not a number (write name:0.5)") from None
-        if not math.isfinite(value) or value < 0:
-            raise DimensionXError(f"--motion {motion!r}: weight {weight} of {name} must be a finite number >= 0 (write name:0.5)")
-        parts.append((name.strip(), value))
-    return parts
-
-
 def resolve_directors(config: VideoConfig, tiny: bool) -> list[DirectorChoice]:
     """The LoRA files the config asks for, read and validated (no model needed)."""
-    if config.motion is None and config.lora is None:
-        raise DimensionXError("no director chosen: pass --motion NAME (see `dimensionx motions`), --lora FILE, or --motion none for the base model")
     if config.motion in (None, "none"):
         if config.lora is None:
             return []
@@ -95,41 +78,6 @@ def resolve_weights(config: VideoConfig, generator: DirectorVideoGenerator | Non
                 raise DimensionXError(f"2 things are missing: (1) {director_error} (2) {model_error}") from None
         raise
     return directors, generator.model if generator else resolve_model(config.model)
-
-
-def check_inputs(config: VideoConfig) -> None:
-    if config.image is None:
-        raise DimensionXError("no input image: pass IMAGE (or --batch FILE)")
-    if config.frames < 1 or (config.frames - 1) % 4:
-        raise DimensionXError(f"--frames {config.frames}: CogVideoX makes 4k+1 frames (the VAE packs 4 frames in one latent): use e.g. 49")
-    if config.steps < 1:
-        raise DimensionXError(f"--steps {config.steps}: use at least 1 (50 is the original setting)")
-    if config.fps <= 0:
-        raise DimensionXError(f"--fps {config.fps}: frames per second must be positive")
-    if not math.isfinite(config.guidance) or config.guidance < 0:
-        raise DimensionXError(f"--guidance {config.guidance}: the guidance scale must be >= 0 (6 is the original setting; "
-                              "1 or less turns guidance off)")
-    if config.fit not in FITS:
-        raise DimensionXError(f"--fit {config.fit!r} is unknown: use one of {', '.join(FITS)}")
-    if config.dtype != "auto" and config.dtype not in DTYPES:
-        raise DimensionXError(f"--dtype {config.dtype!r} is unknown: use auto, {', '.join(DTYPES)}")
-    check_mode(config.mode)
-    out = output_path(config)
-    check_writable(out, config.overwrite)
-    check_writable(out.with_suffix(".json"), config.overwrite)
-    if out.suffix.lower() != ".mp4":
-        raise DimensionXError(f"--out {out}: the video is written as an mp4, so name the file *.mp4 (e.g. {out.with_suffix('.mp4')})")
-
-
-def output_path(config: VideoConfig) -> Path:
-    if config.out:
-        return Path(config.out)
-    return Path("outputs") / f"{Path(config.image).stem}_{motion_label(config.motion)}.mp4"
-
-
-def motion_label(motion: str | None) -> str:
-    """File-name form of ``--motion``: ``orbit_left:0.7,z_zoom_in:0.3`` -> ``orbit_left0.7+z_zoom_in0.3``."""
-    return (motion or "custom").replace(":", "").replace(",", "+")
 
 
 def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
@@ -229,6 +177,7 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     """Renders one video per ``config``; writes ``out`` (mp4) and its JSON sidecar. Returns the mp4 path."""
     # 1. Check inputs before anything heavy.
     check_inputs(config)
+    check_mode(config.mode)
     photo = load_image(config.image)
     # 2. Resolve the directors' files (small), then the base model (large, maybe downloaded).
     directors, model = resolve_weights(config, generator)

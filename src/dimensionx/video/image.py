@@ -17,9 +17,6 @@ FITS = ("crop", "pad")
 def load_image(path: str | Path) -> Image.Image:
     """Opens ``path`` as an RGB image, upright, transparent areas on white, 8 bits per channel
     (16-bit scaled), at most ``WORK_IMAGE_PIXELS`` (larger photos reduced). Checked, not yet fitted."""
-    path = Path(path)
-    if not path.is_file():
-        raise DimensionXError(f"input image {path} does not exist: pass the path of a photo (png, jpg, webp, ...)")
     image = ImageOps.exif_transpose(open_image(path))
     if min(image.size) < MIN_SIDE_PX:
         raise DimensionXError(

@@ -230,7 +230,7 @@ def test_recon_bad_inputs_are_refused(work):
         (["two.mp4"], "two.mp4 has 2 frame(s): reconstruction needs at least 3 views"),
         (["two.mp4", "--iterations", "0"], "--iterations 0: training needs at least 1 iteration"),
     ]:
-        assert_refused(cli("recon", *args, "--out", "scene", *FAST_RECON, cwd=work), message, work, before)
+        assert_refused(cli("recon", "--out", "scene", *FAST_RECON, *args, cwd=work), message, work, before)
 
 
 def test_recon_unwritable_out_is_refused(work):

@@ -18,15 +18,19 @@ def load_image(path: str | Path) -> Image.Image:
     """Opens ``path`` as an RGB image, upright, transparent areas on white, 8 bits per channel
     (16-bit scaled), at most ``WORK_IMAGE_PIXELS`` (larger photos reduced). Checked, not yet fitted."""
     image = ImageOps.exif_transpose(open_image(path))
-    if min(image.size) < MIN_SIDE_PX:
-        raise DimensionXError(
-            f"input image {path} is {image.width}x{image.height} px; the smallest side must be at least {MIN_SIDE_PX} px: pass a larger photo"
-        )
+    check_size(path, *image.size)
     if image.mode in ("RGBA", "LA", "P", "PA"):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
     return image.convert("RGB")
+
+
+def check_size(path: str | Path, width: int, height: int) -> None:
+    if min(width, height) < MIN_SIDE_PX:
+        raise DimensionXError(
+            f"input image {path} is {width}x{height} px; the smallest side must be at least {MIN_SIDE_PX} px: pass a larger photo"
+        )
 
 
 def fit_image(image: Image.Image, width: int, height: int, fit: str = "crop") -> Image.Image:

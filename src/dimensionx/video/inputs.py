@@ -9,7 +9,7 @@ from ..directors.registry import get_director
 from ..errors import DimensionXError
 from ..media import check_image, check_writable
 from .config import VideoConfig
-from .image import FITS
+from .image import FITS, check_size
 
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
 
@@ -33,7 +33,7 @@ def check_inputs(config: VideoConfig) -> None:
     """Everything a user passes that can be checked without torch: run before any heavy import."""
     if config.image is None:
         raise DimensionXError("no input image: pass IMAGE (or --batch FILE)")
-    check_image(config.image)
+    check_size(config.image, *check_image(config.image))
     if config.motion is None and config.lora is None:
         raise DimensionXError("no director chosen: pass --motion NAME (see `dimensionx motions`), --lora FILE, or --motion none for the base model")
     if config.motion not in (None, "none"):

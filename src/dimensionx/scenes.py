@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import tempfile
 from pathlib import Path
 
 from .config import load_config
+from .errors import DimensionXError
 from .media import check_output_dir
 from .recon.cli import add_recon_flags, recon_config
 from .video.config import VideoConfig
@@ -46,7 +48,12 @@ def run_scene3d(args: argparse.Namespace) -> int:
             "steps": args.steps, "frames": args.video_frames, "seed": args.seed,
             "out": str(Path(tmp) / "video.mp4"), "overwrite": True,
         }))
-        reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
+        try:
+            reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
+        except DimensionXError as exc:  # keep the video: it cost minutes of GPU time
+            kept = keep_video(video, Path(config.out))
+            raise DimensionXError(f"{str(exc).replace(str(video), str(kept))}. The generated video is kept as {kept}: "
+                                  f"once fixed, run `dimensionx recon {kept} --out {config.out}`") from None
     return 0
 
 
@@ -59,3 +66,11 @@ def _orbit_video(args: argparse.Namespace, folder: Path) -> Path:
         "seed": args.seed, "out": str(folder / "video.mp4"), "overwrite": True,
     }))
     return video
+
+
+def keep_video(video: Path, out: Path) -> Path:
+    """Moves ``video`` and its sidecar beside ``out`` as ``<out>.video.mp4`` / ``.json``; returns the mp4."""
+    kept = out.with_name(f"{out.name}.video.mp4")
+    os.replace(video.with_suffix(".json"), kept.with_suffix(".json"))
+    os.replace(video, kept)
+    return kept

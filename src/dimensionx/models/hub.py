@@ -24,7 +24,8 @@ class ResolvedModel:
     base: Path | None = None  # for a transformer-only folder (``dimensionx convert-sat``): the pipeline lending the rest
 
 
-def resolve_model(model: str) -> ResolvedModel:
+def resolve_model(model: str, download: bool = True) -> ResolvedModel:
+    """The local folder of ``model``; without ``download``, only what is cached (else an error)."""
     if model == "tiny":
         from .tiny import ensure_tiny_model
 
@@ -47,7 +48,7 @@ def resolve_model(model: str) -> ResolvedModel:
             f"--model {model} is neither an existing folder nor a hub id of the form owner/name "
             f"(default {DEFAULT_MODEL}; `--model tiny` runs the tiny random model on a CPU)"
         )
-    return ResolvedModel(model, download_snapshot(model, what="model weights"))
+    return ResolvedModel(model, download_snapshot(model, what="model weights", download=download))
 
 
 def base_model_of(folder: Path) -> str | None:
@@ -57,22 +58,27 @@ def base_model_of(folder: Path) -> str | None:
     return json.loads((folder / "model_index.json").read_text()).get(BASE_KEY)
 
 
-def download_snapshot(repo_id: str, what: str, allow_patterns: list[str] | None = None) -> Path:
-    """Local folder of ``repo_id``: from the hub cache, else downloaded (with a progress bar)."""
+def download_snapshot(repo_id: str, what: str, allow_patterns: list[str] | None = None, download: bool = True) -> Path:
+    """Local folder of ``repo_id``: from the hub cache, else (if ``download``) downloaded with a progress bar."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=allow_patterns))
-    except LocalEntryNotFoundError:
-        pass
+    except LocalEntryNotFoundError as exc:
+        if not download:
+            raise _not_found(repo_id, what, exc, "was not downloaded") from None
     try:
         return Path(snapshot_download(repo_id, allow_patterns=allow_patterns))
     except Exception as exc:  # offline, DNS, HTTP, gated repo: all end the same way for the user
-        raise DimensionXError(
-            f"{what} ({repo_id}) not found in the local Hugging Face cache and could not be downloaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0]}). On a machine with internet run "
-            f"`hf download {repo_id} --local-dir DIR` and pass the folder instead"
-            + (" (--model DIR)" if what == "model weights" else " (--lora-dir DIR)")
-            + ", or set HF_HOME to a cache that holds it."
-        ) from None
+        raise _not_found(repo_id, what, exc, "could not be downloaded") from None
+
+
+def _not_found(repo_id: str, what: str, exc: Exception, why: str) -> DimensionXError:
+    return DimensionXError(
+        f"{what} ({repo_id}) not found in the local Hugging Face cache and {why} "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0]}). On a machine with internet run "
+        f"`hf download {repo_id} --local-dir DIR` and pass the folder instead"
+        + (" (--model DIR)" if what == "model weights" else " (--lora-dir DIR)")
+        + ", or set HF_HOME to a cache that holds it."
+    )

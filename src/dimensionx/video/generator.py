@@ -24,11 +24,12 @@ import torch
 
 from ..config import config_to_dict
 from ..errors import DimensionXError
-from ..media import check_writable, write_json, write_video
+from ..media import atomic_files, write_json, write_video
 from ..models import ResolvedModel, resolve_model
 from .config import VideoConfig
-from .image import FITS, fit_image, load_image
-from .loop import check_loop, close_loop
+from .image import fit_image, load_image
+from .inputs import DTYPE_NAMES, check_inputs, output_path, parse_motion
+from .loop import close_loop
 from .modes import apply_mode, check_mode, weights_editable
 from .parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
 from ..directors.lora import LoraFile, fuse_directors, read_lora, restore_weights, snapshot_weights
@@ -37,8 +38,7 @@ from ..directors.weights import find_director_file
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-UNCONDS = ("empty", "zero")
+DTYPES = dict(zip(DTYPE_NAMES, (torch.bfloat16, torch.float16, torch.float32)))
 
 
 @dataclasses.dataclass
@@ -48,22 +48,8 @@ class DirectorChoice:
     lora: LoraFile
 
 
-def parse_motion(motion: str) -> list[tuple[str, float]]:
-    """``"orbit_left:0.7,z_zoom_in:0.3"`` -> ``[("orbit_left", 0.7), ("z_zoom_in", 0.3)]``."""
-    parts = []
-    for item in motion.split(","):
-        name, _, weight = item.strip().partition(":")
-        try:
-            parts.append((name.strip(), float(weight) if weight else 1.0))
-        except ValueError:
-            raise DimensionXError(f"--motion {motion!r}: weight {weight!r} of {name} is not a number (write name:0.5)") from None
-    return parts
-
-
 def resolve_directors(config: VideoConfig, tiny: bool) -> list[DirectorChoice]:
     """The LoRA files the config asks for, read and validated (no model needed)."""
-    if config.motion is None and config.lora is None:
-        raise DimensionXError("no director chosen: pass --motion NAME (see `dimensionx motions`), --lora FILE, or --motion none for the base model")
     if config.motion in (None, "none"):
         if config.lora is None:
             return []
@@ -79,39 +65,20 @@ def resolve_directors(config: VideoConfig, tiny: bool) -> list[DirectorChoice]:
     return choices
 
 
-def check_inputs(config: VideoConfig) -> None:
-    if config.image is None:
-        raise DimensionXError("no input image: pass IMAGE (or --batch FILE)")
-    if config.frames < 1 or (config.frames - 1) % 4:
-        raise DimensionXError(f"--frames {config.frames}: CogVideoX makes 4k+1 frames (the VAE packs 4 frames in one latent): use e.g. 49")
-    if config.steps < 1:
-        raise DimensionXError(f"--steps {config.steps}: use at least 1 (50 is the original setting)")
-    if config.fps <= 0:
-        raise DimensionXError(f"--fps {config.fps}: frames per second must be positive")
-    if config.fit not in FITS:
-        raise DimensionXError(f"--fit {config.fit!r} is unknown: use one of {', '.join(FITS)}")
-    if config.dtype != "auto" and config.dtype not in DTYPES:
-        raise DimensionXError(f"--dtype {config.dtype!r} is unknown: use auto, {', '.join(DTYPES)}")
-    if config.uncond not in UNCONDS:
-        raise DimensionXError(f"--uncond {config.uncond!r} is unknown: use empty (embedding of the empty prompt) or zero (zero embedding, as SAT)")
-    check_loop(config.loop_frames, config.frames)
-    check_mode(config.mode)
-    out = output_path(config)
-    check_writable(out, config.overwrite)
-    check_writable(out.with_suffix(".json"), config.overwrite)
-    if out.suffix.lower() != ".mp4":
-        raise DimensionXError(f"--out {out}: the video is written as an mp4, so name the file *.mp4 (e.g. {out.with_suffix('.mp4')})")
-
-
-def output_path(config: VideoConfig) -> Path:
-    if config.out:
-        return Path(config.out)
-    return Path("outputs") / f"{Path(config.image).stem}_{motion_label(config.motion)}.mp4"
-
-
-def motion_label(motion: str | None) -> str:
-    """File-name form of ``--motion``: ``orbit_left:0.7,z_zoom_in:0.3`` -> ``orbit_left0.7+z_zoom_in0.3``."""
-    return (motion or "custom").replace(":", "").replace(",", "+")
+def resolve_weights(config: VideoConfig, generator: DirectorVideoGenerator | None) -> tuple[list[DirectorChoice], ResolvedModel]:
+    """The directors' files, then the base model. When a director is missing, the base model is
+    looked up in the local cache only (no 20 GB download), and one error names all that is missing."""
+    tiny = generator.model.tiny if generator else config.model == "tiny"
+    try:
+        directors = resolve_directors(config, tiny=tiny)
+    except DimensionXError as director_error:
+        if generator is None and not tiny:
+            try:
+                resolve_model(config.model, download=False)
+            except DimensionXError as model_error:
+                raise DimensionXError(f"2 things are missing: (1) {director_error} (2) {model_error}") from None
+        raise
+    return directors, generator.model if generator else resolve_model(config.model)
 
 
 def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
@@ -227,10 +194,10 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     """Renders one video per ``config``; writes ``out`` (mp4) and its JSON sidecar. Returns the mp4 path."""
     # 1. Check inputs before anything heavy.
     check_inputs(config)
+    check_mode(config.mode)
     photo = load_image(config.image)
     # 2. Resolve the directors' files (small), then the base model (large, maybe downloaded).
-    directors = resolve_directors(config, tiny=(generator.model.tiny if generator else config.model == "tiny"))
-    model = generator.model if generator else resolve_model(config.model)
+    directors, model = resolve_weights(config, generator)
     # 3. Load the pipeline.
     if generator is None:
         device, dtype = resolve_device(config.device, config.dtype)
@@ -245,9 +212,10 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     out = output_path(config)
     if frames is None:
         return out
-    # 8. Write the video and its sidecar.
-    write_video(frames, out, config.fps)
-    write_json(_sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds}), out.with_suffix(".json"))
+    # 8. Write the video and its sidecar, both or neither.
+    with atomic_files([out, out.with_suffix(".json")]) as (video_tmp, sidecar_tmp):
+        write_video(frames, video_tmp, config.fps)
+        write_json(_sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds}), sidecar_tmp)
     logger.info("wrote %s (%d frames, %dx%d) and %s", out, len(frames), width, height, out.with_suffix(".json").name)
     return out
 

@@ -12,9 +12,10 @@ from . import __version__
 from . import scenes
 from .errors import DimensionXError
 from .recon import cli as recon_cli
+from .train import cli as train_cli
 from .video import cli as video_cli
 
-STAGES = (video_cli, recon_cli, scenes)
+STAGES = (video_cli, recon_cli, train_cli, scenes)
 
 
 def build_parser() -> argparse.ArgumentParser:

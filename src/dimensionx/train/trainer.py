@@ -110,6 +110,7 @@ def train(config: TrainConfig) -> TrainResult:
     # 5. LoRA, optimiser, schedule.
     if config.gradient_checkpointing:
         parts.transformer.enable_gradient_checkpointing()
+    torch.manual_seed(config.seed)  # peft draws lora_A from the global generator: same start in every process and run
     add_lora(parts.transformer, config.rank)
     params = [p for p in parts.transformer.parameters() if p.requires_grad]
     optimizer = build_optimizer(config, params, device)

@@ -54,6 +54,7 @@ def register(commands) -> None:
     make.add_argument("--fps", type=int, help="frames per second of the mp4s (default 8)")
     make.add_argument("--caption", help="caption of every clip (default: a 3D scene of <scene folder name>)")
     make.add_argument("--device", help="auto, cuda (gsplat) or cpu (reference renderer)")
+    make.add_argument("--jitter", type=float, help="degrees of random swing of each start camera (default 5; 0 = the recon cameras)")
     make.add_argument("--seed", type=int, help="seed of the start-camera jitter")
     make.add_argument("--overwrite", action="store_true", default=None, help="replace an existing dataset folder")
     make.add_argument("--config", help="YAML preset")

@@ -74,5 +74,6 @@ class DatasetConfig:
     fps: int = 8
     caption: str | None = None  # caption of every clip; default "a 3D scene of <scene folder name>"
     background: str = "0,0,0"  # R,G,B in [0, 1] behind the splats
+    jitter: float = 5.0  # degrees: each clip's start camera swings up to this much about the scene centre
     device: str = "auto"  # "auto", "cuda" (gsplat) or "cpu" (pure-torch reference renderer, slow)
     seed: int = 0  # start-camera jitter

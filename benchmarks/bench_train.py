@@ -97,8 +97,6 @@ def build(args, device: torch.device, encoders: bool):
         with torch.device(device):
             transformer = CogVideoXTransformer3DModel(**TRANSFORMER_5B).to(dtype)
             vae = AutoencoderKLCogVideoX(scaling_factor=VAE_SCALING).to(dtype) if encoders else None
-            if vae is not None:
-                vae.enable_tiling()  # as the trainer loads it
             text_encoder = T5EncoderModel(T5Config(**T5_XXL)).to(dtype) if encoders else None
         tokenizer = None
     for module in (transformer, vae, text_encoder):

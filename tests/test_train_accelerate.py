@@ -24,6 +24,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.parametrize("name, kind, processes", [("single_gpu", "NO", 1), ("multi_gpu", "MULTI_GPU", 8),
+                                                    ("deepspeed_zero2", "DEEPSPEED", 8)])
+def test_accelerate_configs_load_as_accelerate_reads_them(name, kind, processes):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+    assert config.distributed_type.value == kind and config.num_processes == processes and config.mixed_precision == "bf16"
+    if kind == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == 2 and config.deepspeed_config["gradient_clipping"] == 0.1
+
+
+@pytest.mark.parametrize("script", ["finetune_single_gpu.sh", "finetune_multi_gpus.sh"])
+def test_launch_scripts_are_valid_bash_calling_accelerate_launch(script):
+    text = (ROOT / script).read_text()
+    assert subprocess.run(["bash", "-n", str(ROOT / script)]).returncode == 0
+    assert "accelerate launch --config_file" in text and "-m dimensionx.cli train" in text
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate command is not installed")
 def test_two_cpu_processes_train_and_export(tmp_path, tiny_model_dir):
     data, out = write_clips(tmp_path / "data"), tmp_path / "run"

@@ -52,7 +52,6 @@ def load_components(model_path: Path, encoders: bool, dtype: torch.dtype) -> Com
     if encoders:
         vae = AutoencoderKLCogVideoX.from_pretrained(model_path, subfolder="vae", torch_dtype=dtype).requires_grad_(False)
         vae.enable_slicing()
-        vae.enable_tiling()  # 49 frames at 480x720 encode in tiles (as CogVideoX's own fine-tuning does)
         tokenizer = AutoTokenizer.from_pretrained(model_path, subfolder="tokenizer")
         text_encoder = T5EncoderModel.from_pretrained(model_path, subfolder="text_encoder", torch_dtype=dtype)
         text_encoder.requires_grad_(False)

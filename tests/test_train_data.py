@@ -82,16 +82,20 @@ def test_bad_rows_are_reported_with_reasons(messy):
     assert reasons["line 7"].startswith("too short: 6 frames")
 
 
-def test_training_on_a_messy_dataset_uses_the_good_rows(messy, tmp_path, caplog):
+def test_training_on_a_messy_dataset_uses_the_good_rows_and_writes_samples(messy, tmp_path, caplog):
     out = tmp_path / "run"
     args = ["train", "--config", str(ROOT / "configs" / "train" / "tiny.yaml"), "--data", str(messy),
-            "--output-dir", str(out), "--max-steps", "2"]
+            "--output-dir", str(out), "--max-steps", "2", "--sample-every", "2", "--sample-steps", "2"]
     assert main(args) == 0
     report = json.loads((out / "data_report.json").read_text())
     assert report["usable"] == 2 and report["skipped"] == 4
     assert [row["video"] for row in report["bad_rows"]] == ["videos/missing.mp4", "videos/broken.mp4", "videos/clip0.mp4", "videos/short.mp4"]
     assert "4 of 6 rows skipped; training on 2 clips" in caplog.text
     assert (out / "pytorch_lora_weights.safetensors").is_file()
+    from dimensionx.media import read_frames
+
+    sample, _ = read_frames(out / "samples" / "step_000002.mp4")  # a video from the first good clip's first frame
+    assert sample.shape == (9, 64, 96, 3)
 
 
 def test_no_usable_row_fails_before_any_model_loads(tmp_path, monkeypatch, capsys):

@@ -35,6 +35,7 @@ def register(commands) -> None:
     train.add_argument("--mixed-precision", help="auto, bf16, fp16 or no")
     train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 250)")
     train.add_argument("--sample-every", type=int, help="steps between sample videos (default 0: none)")
+    train.add_argument("--sample-steps", type=int, help="denoising steps of a sample video (default 50)")
     train.add_argument("--num-workers", type=int, help="data-loader worker processes (default 2)")
     train.add_argument("--seed", type=int, help="seed of noise, timesteps, dropout and data order (default 42)")
     train.set_defaults(run=run_train)

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dimensionx import DimensionXError
 from dimensionx.cli import main
 from dimensionx.media import write_video
 from dimensionx.train.data import find_clips, frame_indices, load_clip

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -99,13 +100,13 @@ def train(config: TrainConfig) -> TrainResult:
                                              lambda clip: encode_clip(parts, clip, config, height, width)))
         if not config.sample_every:
             parts.vae = parts.text_encoder = parts.tokenizer = None  # training holds the transformer alone
-            torch.cuda.empty_cache() if device.type == "cuda" else None
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     else:
         dataset = VideoClips(clips.clips, config.frames, config.skip_frames, height, width)
     sampler = EpochShuffle(len(dataset), config.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.micro_batch, sampler=sampler,
-                                         num_workers=config.num_workers, drop_last=False,
-                                         persistent_workers=False)
+                                         num_workers=config.num_workers)
 
     # 5. LoRA, optimiser, schedule.
     if config.gradient_checkpointing:
@@ -322,18 +323,13 @@ class StopRequest:
     def __init__(self):
         self.requested = False
 
+    @contextlib.contextmanager
     def on_sigterm(self):
-        import contextlib
-
-        @contextlib.contextmanager
-        def installed():
-            previous = signal.signal(signal.SIGTERM, self._handle)
-            try:
-                yield
-            finally:
-                signal.signal(signal.SIGTERM, previous)
-
-        return installed()
+        previous = signal.signal(signal.SIGTERM, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def _handle(self, signum, frame) -> None:
         self.requested = True

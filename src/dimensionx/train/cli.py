@@ -31,7 +31,8 @@ def register(commands) -> None:
     train.add_argument("--grad-accumulation", type=int, help="micro-steps per optimiser step (default 1)")
     train.add_argument("--frames", type=int, help="frames per clip, 4k+1 (default 49)")
     train.add_argument("--pre-encode", action="store_true", default=None, help="cache VAE latents and T5 embeddings on disk first")
-    train.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false", default=None)
+    train.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                       help="recompute activations in the backward pass (default on)")
     train.add_argument("--mixed-precision", help="auto, bf16, fp16 or no")
     train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 250)")
     train.add_argument("--sample-every", type=int, help="steps between sample videos (default 0: none)")

@@ -16,9 +16,10 @@ from .errors import DimensionXError
 from .orbit import cli as orbit_cli
 from .interrupts import Interrupted, handle_signals
 from .recon import cli as recon_cli
+from .train import cli as train_cli
 from .video import cli as video_cli
 
-STAGES = (video_cli, orbit_cli, recon_cli, scenes, app_cli)
+STAGES = (video_cli, orbit_cli, recon_cli, train_cli, scenes, app_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from typing import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -25,12 +26,23 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
-def handle_signals() -> None:
-    """Makes SIGINT and SIGTERM raise :class:`Interrupted`.
+_installed = False  # set once the CLI has asked for our handlers
 
-    Called by the CLI at start, and again after importing a library that installs its own
-    handler (pycolmap's glog prints a native stack dump on SIGTERM).
-    """
+
+def handle_signals() -> None:
+    """Makes SIGINT and SIGTERM raise :class:`Interrupted` (called by the CLI at start)."""
+    global _installed
+    _installed = True
+    reinstall_signals()
+
+
+def reinstall_signals() -> None:
+    """Puts our handlers back after importing a library that installs its own (pycolmap's glog
+    prints a native stack dump on SIGTERM). Does nothing where the CLI did not install them (a
+    program using dimensionx as a library keeps its own) or off the main thread (the app's
+    workers), where Python cannot set handlers."""
+    if not _installed or threading.current_thread() is not threading.main_thread():
+        return
     for signum in SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:  # e.g. SIGINT of a background job, nohup
             signal.signal(signum, _interrupt)

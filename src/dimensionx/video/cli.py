@@ -61,7 +61,8 @@ def add_video_flags(parser: argparse.ArgumentParser, prefixed: frozenset[str] = 
     """Adds the VIDEO_FLAGS; fields in ``prefixed`` get a ``--video-`` flag (``--frames`` -> ``--video-frames``)."""
     for field, (flag, keywords) in VIDEO_FLAGS.items():
         name = "--video-" + flag[2:] if field in prefixed else flag
-        parser.add_argument(name, dest=dest_prefix + field, **keywords)
+        metavar = None if "choices" in keywords else field.upper()
+        parser.add_argument(name, dest=dest_prefix + field, metavar=metavar, **keywords)
 
 
 def video_overrides(args: argparse.Namespace, dest_prefix: str = "") -> dict:

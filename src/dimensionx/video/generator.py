@@ -172,7 +172,7 @@ class DirectorVideoGenerator:
         self.model, self.device, self.dtype = model, device, dtype
         start = time.perf_counter()
         try:
-            self.pipe = pipe or CogVideoXImageToVideoPipeline.from_pretrained(model.path, dtype=dtype)
+            self.pipe = pipe if pipe is not None else CogVideoXImageToVideoPipeline.from_pretrained(model.path, dtype=dtype)
         except (OSError, ValueError) as exc:
             raise DimensionXError(f"--model {model.id} ({model.path}) could not be loaded as CogVideoX image-to-video: {exc}") from None
         self.pipe.scheduler = CogVideoXDPMScheduler.from_config(self.pipe.scheduler.config, timestep_spacing="trailing")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dimensionx.config import load_config
+from dimensionx.errors import DimensionXError
 from dimensionx.recon.config import ReconConfig
 from dimensionx.video.config import ModeConfig, VideoConfig
 from recon_synthetic import intrinsics, look_at, transforms_json, write_orbit_video
@@ -37,6 +38,9 @@ def test_mode_knobs_come_from_the_video_yaml(tmp_path):
                       "  offload_blocks_per_group: 3\n")
     config = load_config(VideoConfig, preset)
     assert config.mode_settings == ModeConfig(fp8=False, cache_interval=4, cache_warmup_steps=2, offload_blocks_per_group=3)
+    preset.write_text("mode_settings:\n  cache_interval: 0\n")
+    with pytest.raises(DimensionXError, match="cache_interval=0"):
+        load_config(VideoConfig, preset)
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:

@@ -17,18 +17,31 @@ from dimensionx.video.config import ModeConfig, VideoConfig
 from recon_synthetic import intrinsics, look_at, transforms_json, write_orbit_video
 
 REPO = Path(__file__).resolve().parents[1]
-STAGE_CONFIGS = {"recon.yaml": ReconConfig, "video.yaml": VideoConfig, "tiny.yaml": VideoConfig}
+# Every stage preset in configs/ and the config it loads into (configs/accelerate/ holds accelerate's own files).
+STAGE_CONFIGS = {"recon.yaml": "recon.config.ReconConfig", "video.yaml": "video.config.VideoConfig",
+                 "tiny.yaml": "video.config.VideoConfig", "orbit.yaml": "orbit.config.OrbitConfig",
+                 "app.yaml": "app.config.AppConfig", "train/s_director.yaml": "train.config.TrainConfig",
+                 "train/t_director.yaml": "train.config.TrainConfig", "train/tiny.yaml": "train.config.TrainConfig"}
+
+
+def stage_config(dotted: str) -> type:
+    import importlib
+
+    module, name = dotted.rsplit(".", 1)
+    return getattr(importlib.import_module(f"dimensionx.{module}"), name)
 
 
 def test_every_config_preset_loads_into_its_stage_config():
-    presets = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
+    configs = REPO / "configs"
+    presets = sorted(str(p.relative_to(configs)) for p in configs.rglob("*.yaml") if p.parent.name != "accelerate")
     assert set(presets) == set(STAGE_CONFIGS), f"a preset without a stage here: {set(presets) ^ set(STAGE_CONFIGS)}"
     for name in presets:
-        assert isinstance(load_config(STAGE_CONFIGS[name], REPO / "configs" / name), STAGE_CONFIGS[name])
+        cls = stage_config(STAGE_CONFIGS[name])
+        assert isinstance(load_config(cls, configs / name), cls), name
     # recon.yaml and video.yaml spell out the defaults; tiny.yaml is the CPU smoke preset
-    assert load_config(ReconConfig, REPO / "configs" / "recon.yaml") == ReconConfig()
-    assert load_config(VideoConfig, REPO / "configs" / "video.yaml") == VideoConfig()
-    tiny = load_config(VideoConfig, REPO / "configs" / "tiny.yaml")
+    assert load_config(ReconConfig, configs / "recon.yaml") == ReconConfig()
+    assert load_config(VideoConfig, configs / "video.yaml") == VideoConfig()
+    tiny = load_config(VideoConfig, configs / "tiny.yaml")
     assert (tiny.model, tiny.steps, tiny.device) == ("tiny", 4, "cpu")
 
 

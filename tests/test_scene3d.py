@@ -64,12 +64,14 @@ def test_scene3d_video_config_preset_and_flag_precedence(photo, tmp_path, known_
     assert (config["motion"], config["steps"], config["guidance"], config["seed"]) == ("y_up", 1, 2.5, 7)  # --seed seeds both
 
 
-def test_scene3d_on_noise_without_cameras_stops_at_sfm_and_leaves_nothing(photo, tmp_path, capsys):
+def test_scene3d_on_noise_without_cameras_stops_at_sfm_and_keeps_the_video(photo, tmp_path, capsys):
     out = tmp_path / "scene"
     assert main(["scene3d", str(photo), *VIDEO, "--motion", "orbit_left", "--out", str(out), *RECON]) == 2
     err = capsys.readouterr().err
-    assert re.search(r"dimensionx scene3d: error: structure from motion registered only \d of 9 frames of \S+video\.mp4", err), err
-    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    kept = tmp_path / "scene.video.mp4"
+    assert re.search(rf"dimensionx scene3d: error: structure from motion registered only \d of 9 frames of {re.escape(str(kept))}", err), err
+    assert f"The generated video is kept as {kept}" in err
+    assert not out.exists() and kept.is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_pipeline_sh_makes_a_scene(photo, tmp_path, known_cameras):

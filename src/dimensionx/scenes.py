@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import tempfile
 from pathlib import Path
 
@@ -33,24 +34,28 @@ is not given, as before."""
 def register(commands) -> None:
     scene3d = commands.add_parser(
         "scene3d", help="image -> camera-controlled video -> 3D Gaussian scene, in one go",
-        description="Generate an orbit-like video of IMAGE (dimensionx video), then reconstruct it (dimensionx recon). "
-                    "The video and its JSON sidecar are kept in the scene folder. Every `dimensionx video` flag is "
-                    "accepted; --frames, --seed, --device, --fps and --config of the video are --video-frames, "
-                    "--video-seed, --video-device, --video-fps and --video-config.",
+        description="Generate an orbit-like video of IMAGE (dimensionx video, or dimensionx orbit with --orbit), then "
+                    "reconstruct it (dimensionx recon). The video and its JSON sidecar are kept in the scene folder. "
+                    "Every `dimensionx video` flag is accepted; --frames, --seed, --device, --fps and --config of the "
+                    "video are --video-frames, --video-seed, --video-device, --video-fps and --video-config.",
         epilog=SEEDS, formatter_class=argparse.RawDescriptionHelpFormatter)
     scene3d.add_argument("image", help="input image")
+    scene3d.add_argument("--orbit", action="store_true", help="a 360-degree orbit video (dimensionx orbit; --model: the converted orbit model)")
     add_video_flags(scene3d, prefixed=VIDEO_PREFIXED, dest_prefix=VIDEO_DEST)
-    scene3d.add_argument("--video-config", help="YAML preset (configs/video.yaml) or a video JSON sidecar for the video")
+    scene3d.add_argument("--video-config", help="YAML preset (configs/video.yaml, configs/orbit.yaml) or a video JSON sidecar")
     add_recon_flags(scene3d)
     scene3d.set_defaults(run=run_scene3d)
 
 
 def scene_video_config(args: argparse.Namespace, out: Path) -> VideoConfig:
-    """The video's settings: VideoConfig defaults, then --video-config, then the video flags."""
+    """The video's settings: VideoConfig (OrbitConfig with --orbit) defaults, then --video-config, then the video flags."""
+    from .orbit.config import OrbitConfig
+
     overrides = video_overrides(args, VIDEO_DEST)
     if overrides["seed"] is None:
         overrides["seed"] = args.seed
-    return load_config(VideoConfig, args.video_config, {**overrides, "image": args.image, "out": str(out), "overwrite": True})
+    cls = OrbitConfig if args.orbit else VideoConfig
+    return load_config(cls, args.video_config, {**overrides, "image": args.image, "out": str(out), "overwrite": True})
 
 
 def run_scene3d(args: argparse.Namespace) -> int:
@@ -60,24 +65,43 @@ def run_scene3d(args: argparse.Namespace) -> int:
     check_output_dir(config.out, config.overwrite)  # before minutes of video generation
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
-        video = make_video(scene_video_config(args, Path(tmp) / "video.mp4"))
-        reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
+        video = make_video(scene_video_config(args, Path(tmp) / "video.mp4"), "orbit" if args.orbit else "video")
+        try:
+            reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
+        except DimensionXError as exc:  # keep the video: it cost minutes of GPU time
+            kept = keep_video(video, Path(config.out))
+            raise DimensionXError(f"{str(exc).replace(str(video), str(kept))}. The generated video is kept as {kept}: "
+                                  f"once fixed, run `dimensionx recon {kept} --out {config.out}`") from None
     return 0
 
 
-def make_video(config: VideoConfig) -> Path:
-    """``dimensionx video`` for ``config``: in this process, or with ``gpus`` > 1 under torchrun."""
-    from .video.generator import generate_video
+def make_video(config: VideoConfig, command: str = "video") -> Path:
+    """``dimensionx video`` (or ``orbit``) for ``config``: in this process, or with ``gpus`` > 1 under torchrun."""
     from .video.parallel import is_distributed, launch
 
     if config.gpus <= 1 or is_distributed():
+        if command == "orbit":
+            from .orbit.generate import generate_orbit
+
+            (video,) = generate_orbit(config)
+            return video
+        from .video.generator import generate_video
+
         return generate_video(config)
     out = Path(config.out)
     settings = out.with_name("launch_settings.json")
     write_json({"config": config_to_dict(config)}, settings)
-    code = launch(["video", "--config", str(settings)], config.gpus)
+    code = launch([command, "--config", str(settings)], config.gpus)
     settings.unlink()
     if code != 0:
         raise DimensionXError(f"the video on {config.gpus} processes failed (exit code {code}; its error is printed above): "
                               "fix that, or generate on one GPU with --gpus 1")
     return out
+
+
+def keep_video(video: Path, out: Path) -> Path:
+    """Moves ``video`` and its sidecar beside ``out`` as ``<out>.video.mp4`` / ``.json``; returns the mp4."""
+    kept = out.with_name(f"{out.name}.video.mp4")
+    os.replace(video.with_suffix(".json"), kept.with_suffix(".json"))
+    os.replace(video, kept)
+    return kept

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..errors import DimensionXError
 from .modes import check_mode
-from .generator import VideoConfig, check_switch, generate_video, load_generator, motion_label
+from .generator import VideoConfig, check_switch, generate_video, load_generator
+from .inputs import motion_label
 
 logger = logging.getLogger(__name__)
 

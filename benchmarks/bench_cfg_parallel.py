@@ -33,14 +33,12 @@ def run_one(args) -> None:
     import torch.distributed as dist
 
     from bench_video import prepare
-    from dimensionx.video.parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
+    from dimensionx.video.parallel import init_process, is_distributed, is_main_process
 
     device = init_process("cuda") if is_distributed() else torch.device("cuda", 0)
     torch.cuda.set_device(device)
     lora = random_director(64, 1, Path(args.work))
-    pipe, notes = prepare("exact", args.seed, lora)
-    if is_distributed():
-        enable_cfg_parallel(pipe.transformer)
+    pipe, notes = prepare("exact", args.seed, lora)  # the generator adds the CFG-parallel hook under torchrun
     generate(pipe, test_image(), args, steps=2)  # warm-up: compile and autotune outside the timing
     generate(pipe, test_image(), args, steps=2)
     run = generate(pipe, test_image(), args)

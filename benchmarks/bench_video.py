@@ -184,17 +184,23 @@ def test_image() -> Image.Image:
 
 
 def prepare(mode: str, seed: int, lora, text_encoder: bool = True):
-    """Builds the pipeline and sets it up as stock diffusers or as one of our modes, director fused."""
+    """Builds the pipeline, director fused: stock diffusers, or assembled for a mode by dimensionx's generator
+    (as ``dimensionx video`` assembles it; CFG-parallel too when run under torchrun)."""
     from dimensionx.directors.lora import fuse_directors
-    from dimensionx.video.modes import apply_mode, weights_editable
+    from dimensionx.models import ResolvedModel
+    from dimensionx.video.generator import DirectorChoice, DirectorVideoGenerator
 
     pipe = build_pipeline(seed, text_encoder)
     notes = []
-    if mode != "stock":
-        notes = apply_mode(pipe, mode, torch.device("cuda"))
-    if lora is not None:
-        with weights_editable(pipe):
+    if mode == "stock":
+        if lora is not None:
             fuse_directors(pipe, [(lora, 1.0)])
+    else:
+        generator = DirectorVideoGenerator(ResolvedModel(f"random CogVideoX-5B-I2V (seed {seed})", Path()), torch.device("cuda"),
+                                           torch.bfloat16, mode, pipe=pipe)
+        if lora is not None:
+            generator.set_directors([DirectorChoice("random", 1.0, lora)], None)
+        notes = generator.mode_notes
     gc.collect()
     torch.cuda.empty_cache()
     return pipe, notes

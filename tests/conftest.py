@@ -1,8 +1,10 @@
-"""Shared fixtures: a private tiny-model cache, test photos and the real data folder."""
+"""Shared fixtures: a private tiny-model cache, a private empty Hugging Face cache, test photos, the real data folder."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +13,25 @@ from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
+# Tests never read the machine's Hugging Face cache: huggingface_hub reads these variables when
+# it is first imported (during collection, before any fixture runs), so they are set here.
+HF_HOME = Path(tempfile.mkdtemp(prefix="dimensionx-test-hf-"))
+os.environ["HF_HOME"] = str(HF_HOME)
+os.environ["HF_HUB_CACHE"] = str(HF_HOME / "hub")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_hf_cache():
+    yield HF_HOME
+    shutil.rmtree(HF_HOME, ignore_errors=True)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def tiny_cache(tmp_path_factory) -> Path:
     """Every test session builds the tiny model from config into its own cache, as a fresh machine would."""
     cache = Path(os.environ.get("DIMENSIONX_TEST_CACHE") or tmp_path_factory.mktemp("dimensionx-cache"))
     os.environ["DIMENSIONX_CACHE"] = str(cache)
-    os.environ["HF_HUB_OFFLINE"] = "1"
     return cache
 
 

@@ -106,18 +106,22 @@ def test_loop_longer_than_half_the_video_is_refused(photo, tmp_path, capsys):
 
 
 
-def test_scene3d_orbit_feeds_the_orbit_video_to_the_3d_stage(photo, tmp_path, caplog, capsys):
+def test_scene3d_orbit_feeds_the_orbit_video_to_the_3d_stage(photo, tmp_path, caplog):
+    from recon_synthetic import arc_cameras, intrinsics, transforms_json
+
+    # Random weights draw noise, which SfM cannot match: known cameras (a full circle) make the 3D stage run.
+    cameras = tmp_path / "transforms.json"
+    cameras.write_text(json.dumps(transforms_json(arc_cameras(TINY_FRAMES, 360.0), intrinsics(96, 64), 96, 64)))
+    small = tmp_path / "small.yaml"
+    small.write_text("random_init_points: 300\n")
     out = tmp_path / "scene"
-    recon = ["--max-size", "160", "--iterations", "30", "--orbit-frames", "6", "--no-progress"]
+    recon = ["--max-size", "160", "--iterations", "30", "--orbit-frames", "6", "--no-progress", "--cameras", str(cameras),
+             "--config", str(small)]
     with caplog.at_level("INFO"):
-        code = main(["scene3d", str(photo), "--orbit", *FAST, "--out", str(out), *recon])
+        assert main(["scene3d", str(photo), "--orbit", *FAST, "--out", str(out), *recon]) == 0
     assert f"({TINY_FRAMES} frames, 96x64)" in caplog.text  # the orbit model's video went to the 3D stage
-    # Random weights draw noise, which SfM cannot match: the clear error is the expected end; a lucky
-    # model must leave a complete scene with the orbit video kept beside it.
-    if code == 2:
-        assert "structure from motion registered only" in capsys.readouterr().err and not out.exists()
-    else:
-        assert code == 0 and read_frames(out / "video.mp4")[0].shape[0] == TINY_FRAMES
+    assert read_frames(out / "video.mp4")[0].shape[0] == TINY_FRAMES
+    assert json.loads((out / "metrics.json").read_text())["frames_registered"] == TINY_FRAMES
 
 
 def test_pipeline_sh_turns_orbit360_into_scene3d_orbit(tmp_path):

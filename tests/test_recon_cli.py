@@ -1,11 +1,8 @@
-"""`dimensionx recon` / `scene3d` / `pipeline.sh` as a user runs them: the scene folder, its files, the errors."""
+"""`dimensionx recon` as a user runs it (scene3d and pipeline.sh: test_scene3d.py): the scene folder, its files, the errors."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +38,12 @@ def test_recon_writes_a_scene_that_other_tools_open(arc_video, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert METRICS_KEYS <= set(metrics)
     assert metrics["frames_total"] == 16 and metrics["frames_registered"] == 16 and metrics["models_found"] == 1
-    assert metrics["reprojection_error_px"] < 1.0 and metrics["psnr"] > 10 and metrics["iterations"] == 30
+    assert metrics["reprojection_error_px"] < 1.0 and metrics["iterations"] == 30
+    # Bar: the untrained splats of the same scene (same SfM points, 0 iterations) score ~10.2 dB
+    # on the held-out frames and 30 iterations ~15.1 dB; 3 dB more (half the MSE) must be reached.
+    untrained = tmp_path / "untrained"
+    assert recon(arc_video[0], "--out", untrained, *FAST, "--iterations", "0", "--orbit-frames", "0") == 0
+    assert metrics["psnr"] > json.loads((untrained / "metrics.json").read_text())["psnr"] + 3.0
     assert set(metrics["seconds"]) == {"frames", "sfm", "train", "eval", "export", "total"}
     assert metrics["device"].startswith("cpu") and metrics["lpips"] is None and "LPIPS" in metrics["lpips_note"]
 
@@ -107,30 +109,6 @@ def test_bad_inputs_are_named_with_a_fix(arc_video, tmp_path, capsys, args, mess
     args = [a.format(video=arc_video[0]) for a in args]
     assert recon(*args, "--out", tmp_path / "scene", *FAST) == 2
     assert message in capsys.readouterr().err
-
-
-def test_scene3d_chains_video_and_recon_on_the_tiny_model(photo, tmp_path, capsys):
-    out = tmp_path / "scene"
-    code = main(["scene3d", str(photo), "--motion", "orbit_left", "--model", "tiny", "--steps", "2",
-                 "--video-frames", "9", "--out", str(out), *FAST])
-    # The tiny model's random weights draw noise, which SfM cannot match: the clear error is the
-    # expected end; a lucky model must leave a complete scene with the video kept beside it.
-    if code == 2:
-        assert "structure from motion registered only" in capsys.readouterr().err and not out.exists()
-    else:
-        assert code == 0 and (out / "video.mp4").is_file() and (out / "metrics.json").is_file()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # the temporary video is gone
-
-
-def test_pipeline_sh_runs_scene3d(photo, tmp_path):
-    env = {**os.environ, "PYTHON": sys.executable}
-    run = subprocess.run(["bash", str(REPO / "pipeline.sh"), str(photo), "orbit_left", "--model", "tiny",
-                          "--steps", "2", "--video-frames", "9", "--out", str(tmp_path / "scene"), *FAST],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert run.returncode in (0, 2), run.stderr
-    assert (tmp_path / "scene" / "metrics.json").is_file() or "structure from motion registered only" in run.stderr
-    usage = subprocess.run(["bash", str(REPO / "pipeline.sh"), str(photo)], capture_output=True, text=True)
-    assert usage.returncode == 2 and "usage: bash pipeline.sh IMAGE MOTION" in usage.stderr
 
 
 def test_configs_recon_yaml_holds_the_defaults():

@@ -51,7 +51,9 @@ def test_training_lowers_the_loss_and_renders_held_out_views():
 def test_gsplat_densification_runs_with_the_reference_renderer():
     runner = synthetic_runner(iterations=60, densify=True, refine_start_iter=20, refine_every=20, grow_grad2d=1e-5)
     runner.train()
-    assert runner.n_gaussians() != 400  # cloned / split / pruned by gsplat's DefaultStrategy
+    # grow_grad2d 20x below the default makes most visible splats clone or split, while pruning
+    # needs an opacity under 0.005 (they start at 0.1): the count must grow (measured 400 -> ~800).
+    assert runner.n_gaussians() > 400
 
 
 def test_camera_refinement_moves_only_training_cameras():

@@ -11,9 +11,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
 from .errors import DimensionXError
 
 T = TypeVar("T")
@@ -24,6 +21,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Mapping
 
     Overrides whose value is ``None`` are ignored, so unset CLI flags do not mask the file.
     """
+    from omegaconf import OmegaConf  # here: writing a sidecar (config_to_dict) needs no omegaconf
+    from omegaconf.errors import OmegaConfBaseException
+
     layers = [OmegaConf.structured(cls)]
     if path is not None:
         layers.append(_read_file(cls, Path(path)))
@@ -47,6 +47,8 @@ def config_from_args(cls: type[T], args: Any) -> T:
 
 
 def _read_file(cls: type, path: Path):
+    from omegaconf import OmegaConf
+
     if not path.is_file():
         raise DimensionXError(f"config file {path} does not exist: pass a YAML file from configs/ or a JSON sidecar")
     try:

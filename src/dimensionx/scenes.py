@@ -1,7 +1,9 @@
 """Chaining across stages: image -> video -> 3D scene (``dimensionx scene3d``).
 
 Each stage runs through its public entry function; the files between them are the same
-mp4 + sidecar that ``dimensionx video`` writes and ``dimensionx recon`` reads.
+mp4 + sidecar that ``dimensionx video`` writes and ``dimensionx recon`` reads. ``scene3d``
+takes every flag of ``video`` (the same definitions, video/cli.py) and every flag of ``recon``;
+where both stages have a flag of the same name, the video's is spelled ``--video-NAME``.
 """
 
 from __future__ import annotations
@@ -12,42 +14,58 @@ import os
 import tempfile
 from pathlib import Path
 
-from .config import load_config
+from .config import config_to_dict, load_config
 from .errors import DimensionXError
-from .media import check_output_dir
+from .media import check_output_dir, write_json
 from .recon.cli import add_recon_flags, recon_config
+from .video.cli import add_video_flags, video_overrides
 from .video.config import VideoConfig
+
+# Video flags whose names recon also uses: scene3d spells them --video-frames, --video-seed, ...
+VIDEO_PREFIXED = frozenset({"frames", "seed", "device", "fps"})
+VIDEO_DEST = "video_"
+
+SEEDS = """seeds: --video-seed N seeds the video's initial and per-step noise (a CPU generator: the same
+video on every device; default 42). --seed N seeds the reconstruction (the random initial splats
+with --cameras, the order of training frames; default 0), and also the video when --video-seed
+is not given, as before."""
 
 
 def register(commands) -> None:
     scene3d = commands.add_parser(
         "scene3d", help="image -> camera-controlled video -> 3D Gaussian scene, in one go",
-        description="Generate an orbit-like video of IMAGE (dimensionx video), then reconstruct it (dimensionx recon). "
-                    "The video and its JSON sidecar are kept in the scene folder.")
+        description="Generate an orbit-like video of IMAGE (dimensionx video, or dimensionx orbit with --orbit), then "
+                    "reconstruct it (dimensionx recon). The video and its JSON sidecar are kept in the scene folder. "
+                    "Every `dimensionx video` flag is accepted; --frames, --seed, --device, --fps and --config of the "
+                    "video are --video-frames, --video-seed, --video-device, --video-fps and --video-config.",
+        epilog=SEEDS, formatter_class=argparse.RawDescriptionHelpFormatter)
     scene3d.add_argument("image", help="input image")
-    scene3d.add_argument("--motion", help="camera motion of the video, e.g. orbit_left (or --orbit)")
     scene3d.add_argument("--orbit", action="store_true", help="a 360-degree orbit video (dimensionx orbit; --model: the converted orbit model)")
-    scene3d.add_argument("--prompt", help="text prompt of the video")
-    scene3d.add_argument("--model", help='video model: a folder or hub id, or "tiny" (random weights, for tests)')
-    scene3d.add_argument("--steps", type=int, help="video denoising steps")
-    scene3d.add_argument("--video-frames", type=int, help="frames of the generated video")
+    add_video_flags(scene3d, prefixed=VIDEO_PREFIXED, dest_prefix=VIDEO_DEST)
+    scene3d.add_argument("--video-config", help="YAML preset (configs/video.yaml, configs/orbit.yaml) or a video JSON sidecar")
     add_recon_flags(scene3d)
     scene3d.set_defaults(run=run_scene3d)
 
 
+def scene_video_config(args: argparse.Namespace, out: Path) -> VideoConfig:
+    """The video's settings: VideoConfig (OrbitConfig with --orbit) defaults, then --video-config, then the video flags."""
+    from .orbit.config import OrbitConfig
+
+    overrides = video_overrides(args, VIDEO_DEST)
+    if overrides["seed"] is None:
+        overrides["seed"] = args.seed
+    cls = OrbitConfig if args.orbit else VideoConfig
+    return load_config(cls, args.video_config, {**overrides, "image": args.image, "out": str(out), "overwrite": True})
+
+
 def run_scene3d(args: argparse.Namespace) -> int:
     from .recon.pipeline import reconstruct
-    from .video.generator import generate_video
 
     config = recon_config(args, video="")
     check_output_dir(config.out, config.overwrite)  # before minutes of video generation
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
-        video = _orbit_video(args, Path(tmp)) if args.orbit else generate_video(load_config(VideoConfig, None, {
-            "image": args.image, "motion": args.motion, "prompt": args.prompt, "model": args.model,
-            "steps": args.steps, "frames": args.video_frames, "seed": args.seed,
-            "out": str(Path(tmp) / "video.mp4"), "overwrite": True,
-        }))
+        video = make_video(scene_video_config(args, Path(tmp) / "video.mp4"), "orbit" if args.orbit else "video")
         try:
             reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
         except DimensionXError as exc:  # keep the video: it cost minutes of GPU time
@@ -57,15 +75,28 @@ def run_scene3d(args: argparse.Namespace) -> int:
     return 0
 
 
-def _orbit_video(args: argparse.Namespace, folder: Path) -> Path:
-    from .orbit.config import OrbitConfig
-    from .orbit.generate import generate_orbit
+def make_video(config: VideoConfig, command: str = "video") -> Path:
+    """``dimensionx video`` (or ``orbit``) for ``config``: in this process, or with ``gpus`` > 1 under torchrun."""
+    from .video.parallel import is_distributed, launch
 
-    (video,) = generate_orbit(load_config(OrbitConfig, None, {
-        "image": args.image, "prompt": args.prompt, "model": args.model, "steps": args.steps, "frames": args.video_frames,
-        "seed": args.seed, "out": str(folder / "video.mp4"), "overwrite": True,
-    }))
-    return video
+    if config.gpus <= 1 or is_distributed():
+        if command == "orbit":
+            from .orbit.generate import generate_orbit
+
+            (video,) = generate_orbit(config)
+            return video
+        from .video.generator import generate_video
+
+        return generate_video(config)
+    out = Path(config.out)
+    settings = out.with_name("launch_settings.json")
+    write_json({"config": config_to_dict(config)}, settings)
+    code = launch([command, "--config", str(settings)], config.gpus)
+    settings.unlink()
+    if code != 0:
+        raise DimensionXError(f"the video on {config.gpus} processes failed (exit code {code}; its error is printed above): "
+                              "fix that, or generate on one GPU with --gpus 1")
+    return out
 
 
 def keep_video(video: Path, out: Path) -> Path:

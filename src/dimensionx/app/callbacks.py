@@ -141,13 +141,11 @@ class App:
 
     def _video_generator(self, config: VideoConfig):
         """The loaded pipeline for ``config.mode``: the weights load once, again only when the mode changes."""
-        from ..models import resolve_model
-        from ..video.generator import DirectorVideoGenerator, resolve_device
+        from ..video.generator import load_generator
 
         if self._generator is None or self._generator.mode != config.mode:
             self._generator = None  # free the old pipeline before loading the new one
-            device, dtype = resolve_device(config.device, config.dtype)
-            self._generator = DirectorVideoGenerator(resolve_model(config.model), device, dtype, config.mode, reusable=True)
+            self._generator = load_generator(config, reusable=True)
         return self._generator
 
     def build_scene(self, session_id: str, video: str | Path | None, iterations: int | None = None) -> SceneResult:

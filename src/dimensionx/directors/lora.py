@@ -117,7 +117,8 @@ def _sha256(path: Path) -> str:
 
 def check_fits(lora: LoraFile, transformer: torch.nn.Module) -> None:
     """Raises if ``lora`` targets modules the transformer lacks or has shapes made for another model."""
-    modules = dict(transformer.named_modules())
+    # a layer that already carries adapters is a peft wrapper around its nn.Linear (`base_layer`)
+    modules = {name: getattr(module, "base_layer", module) for name, module in transformer.named_modules()}
     missing = [m for m in lora.modules if not isinstance(modules.get(m), torch.nn.Linear)]
     if missing:
         raise DimensionXError(
@@ -141,20 +142,31 @@ def fuse_directors(pipe, loras: list[tuple[LoraFile, float]], scale: float | Non
     Each delta is multiplied by ``weight * scale`` where ``scale`` defaults to ``1 / rank``.
     Returns the effective multiplier of each LoRA. Raises if any tensor did not land.
     """
-    for lora, _ in loras:
+    for lora, _ in loras:  # every file checked before any is loaded
         check_fits(lora, pipe.transformer)
     names = [f"director_{i}" for i in range(len(loras))]
     for name, (lora, _) in zip(names, loras):
-        state = {_PREFIX + k: v for k, v in lora.tensors.items()}
-        with warnings.catch_warnings():  # peft warns on every adapter after the first; several are the point here
-            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            pipe.load_lora_weights(state, adapter_name=name)
-        _check_loaded(pipe.transformer, lora, name)
-    multipliers = [weight * (scale if scale is not None else 1.0 / lora.rank) for lora, weight in loras]
+        load_adapter(pipe, lora, name)
+    multipliers = director_multipliers(loras, scale)
     pipe.set_adapters(names, multipliers)
     pipe.fuse_lora(components=["transformer"], lora_scale=1.0, adapter_names=names)
     pipe.unload_lora_weights()
     return multipliers
+
+
+def director_multipliers(loras: list[tuple[LoraFile, float]], scale: float | None = None) -> list[float]:
+    """``weight * scale`` of each ``(lora, weight)``; ``scale`` defaults to ``1 / rank``."""
+    return [weight * (scale if scale is not None else 1.0 / lora.rank) for lora, weight in loras]
+
+
+def load_adapter(pipe, lora: LoraFile, name: str) -> None:
+    """Loads ``lora`` as the peft adapter ``name`` of ``pipe.transformer``; raises if any tensor did not land."""
+    check_fits(lora, pipe.transformer)
+    state = {_PREFIX + k: v for k, v in lora.tensors.items()}
+    with warnings.catch_warnings():  # peft warns on every adapter after the first; several are the point here
+        warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+        pipe.load_lora_weights(state, adapter_name=name)
+    _check_loaded(pipe.transformer, lora, name)
 
 
 def _check_loaded(transformer: torch.nn.Module, lora: LoraFile, adapter: str) -> None:

@@ -20,6 +20,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation, Slerp
 
 from ..errors import DimensionXError
+from ..splats.render import camera_centers
 
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # flips the camera's y and z axes
 
@@ -38,8 +39,7 @@ class Cameras:
 
     def centers(self) -> np.ndarray:
         """[C, 3] camera positions in world units."""
-        R, t = self.viewmats[:, :3, :3], self.viewmats[:, :3, 3]
-        return -np.einsum("cji,cj->ci", R, t)
+        return camera_centers(self.viewmats)
 
     def subset(self, ids: np.ndarray) -> "Cameras":
         return Cameras([self.names[i] for i in ids], self.frame_ids[ids], self.viewmats[ids], self.Ks[ids],

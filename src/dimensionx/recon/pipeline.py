@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..config import config_to_dict
+from ..device import resolve_device
 from ..errors import DimensionXError
 from ..media import atomic_dir, check_output_dir, write_json, write_video
 from .cameras import (
@@ -141,17 +142,6 @@ def check_inputs(config: ReconConfig) -> None:
         raise DimensionXError(f"--holdout {config.holdout} is invalid: pass K >= 2 to hold out every K-th frame, or 0")
     if config.cameras and not Path(config.cameras).is_file():
         raise DimensionXError(f"--cameras {config.cameras} does not exist: pass a transforms.json, or drop --cameras")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cuda", "cpu"):
-        raise DimensionXError(f"--device {name} is unknown: pass auto, cuda or cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DimensionXError(
-            "--device cuda was asked for but torch sees no CUDA GPU: pass --device cpu (slow) or auto")
-    return torch.device(name)
 
 
 def device_name(device: torch.device) -> str:

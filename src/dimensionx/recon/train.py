@@ -28,7 +28,7 @@ from ..splats.densify import SyncFreeDefaultStrategy
 from ..splats.loss import LossAndGradient
 from ..splats.metrics import psnr, ssim
 from ..splats.optim import SplatAdam
-from ..splats.render import rasterize
+from ..splats.render import camera_centers, rasterize
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def split_holdout(n: int, every: int) -> tuple[list[int], list[int]]:
 
 def scene_scale(viewmats: np.ndarray) -> float:
     """1.1x the largest distance of a camera from the cameras' centroid (gsplat's trainer), world units."""
-    centers = -np.einsum("cji,cj->ci", viewmats[:, :3, :3], viewmats[:, :3, 3])
+    centers = camera_centers(viewmats)
     spread = float(np.linalg.norm(centers - centers.mean(axis=0), axis=1).max())
     return 1.1 * spread if spread > 0 else 1.0
 

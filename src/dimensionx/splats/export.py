@@ -7,6 +7,10 @@ then blue), ``opacity`` is a logit, ``scale_*`` are logs of standard deviations,
 unit quaternion (w, x, y, z). The ``.splat`` format is 32 bytes a splat, largest and most
 opaque first: position float32 x3, scale float32 x3 (linear), RGBA uint8, quaternion uint8 x4
 (w, x, y, z mapped from [-1, 1] to [0, 255]).
+
+gsplat's ``export_splats`` (1.5.3) is not used for these: its PLY lacks the ``nx ny nz`` properties
+graphdeco's 3DGS writes, keeps quaternions unnormalised and silently drops non-finite splats (the
+count would no longer match ``metrics.json``); its ``.splat`` is ordered differently.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-SH_C0 = 0.28209479177387814  # Y_0^0 = 1 / (2 sqrt(pi))
+from .render import SH_C0
+
 
 
 def rgb_to_sh(rgb: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,14 @@ EXTEND_SIGMA = 3.33  # bounding-box half size in standard deviations
 TILE_BATCH_ELEMENTS = 1 << 22  # pixel x Gaussian pairs evaluated at once (memory bound)
 
 
+def camera_centers(viewmats):
+    """[..., 4, 4] world-to-camera (rigid) -> [..., 3] camera positions in world units, ``-R^T t``.
+
+    The one place camera centres are computed; takes numpy arrays and torch tensors alike.
+    """
+    return -(viewmats[..., None, :3, 3] @ viewmats[..., :3, :3])[..., 0, :]
+
+
 def rasterize(
     means: torch.Tensor,  # [N, 3] world units
     quats: torch.Tensor,  # [N, 4] (w, x, y, z), any norm
@@ -86,7 +94,7 @@ def gsplat_rasterization(
     radii, means2d, depths, conics, _ = gsplat.fully_fused_projection(
         means, None, quats, scales, viewmats, Ks, width, height, eps2d=BLUR_PX2, near_plane=NEAR_PLANE,
         far_plane=FAR_PLANE, packed=False, opacities=opacities)  # [C, N, 2], [C, N, 2], [C, N], [C, N, 3]
-    campos = -(viewmats[:, None, :3, 3] @ viewmats[:, :3, :3])[:, 0]  # [C, 3] camera centres, -R^T t
+    campos = camera_centers(viewmats)  # [C, 3]
     colors = gsplat.spherical_harmonics(sh_degree, means[None] - campos[:, None], sh.expand(C, *sh.shape),
                                         masks=(radii > 0).all(dim=-1))  # [C, N, 3]
     colors = torch.clamp_min(colors + 0.5, 0.0)
@@ -126,7 +134,7 @@ def reference_rasterization(
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Pure-torch twin of ``gsplat.rasterization(..., packed=False, rasterize_mode="classic")``."""
     means2d, conics, depths, radii = project(means, quats, scales, opacities, viewmats, Ks, width, height)
-    campos = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
+    campos = camera_centers(viewmats)  # [C, 3]
     rgb = (eval_sh(means[None] - campos[:, None], sh, sh_degree) + 0.5).clamp_min(0.0)  # [C, N, 3]
     images, alphas = [], []
     for c in range(len(viewmats)):
@@ -201,6 +209,7 @@ def project(
 
 
 # Real spherical-harmonics basis constants (the ones 3DGS and gsplat use), by degree.
+SH_C0 = 0.28209479177387814  # Y_0^0 = 1 / (2 sqrt(pi))
 SH_C1 = 0.4886025119029199
 SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
 SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
@@ -210,7 +219,7 @@ SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.37317633
 def eval_sh(dirs: torch.Tensor, sh: torch.Tensor, degree: int) -> torch.Tensor:
     """Colours [C, N, 3] of coefficients ``sh`` [N, K, 3] seen along ``dirs`` [C, N, 3] (any length)."""
     x, y, z = F.normalize(dirs, dim=-1).unbind(-1)  # [C, N]
-    basis = [torch.full_like(x, 0.28209479177387814)]
+    basis = [torch.full_like(x, SH_C0)]
     if degree >= 1:
         basis += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
     if degree >= 2:

@@ -11,9 +11,8 @@ import logging
 from pathlib import Path
 
 from ..errors import DimensionXError
-from ..models import resolve_model
 from .modes import check_mode
-from .generator import DirectorVideoGenerator, VideoConfig, generate_video, resolve_device
+from .generator import VideoConfig, check_switch, generate_video, load_generator
 from .inputs import motion_label
 
 logger = logging.getLogger(__name__)
@@ -48,8 +47,8 @@ def generate_batch(config: VideoConfig) -> list[BatchResult]:
     if not lines:
         raise DimensionXError(f"--batch {batch} has no lines of the form `image@@prompt[@@motion]`")
     check_mode(config.mode)
-    device, dtype = resolve_device(config.device, config.dtype)
-    generator = DirectorVideoGenerator(resolve_model(config.model), device, dtype, config.mode, reusable=True)
+    check_switch(config)
+    generator = load_generator(config, reusable=True)
     results = []
     for number, text in lines:
         try:

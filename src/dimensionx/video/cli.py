@@ -19,25 +19,10 @@ def register(commands) -> None:
         "Settings come from VideoConfig defaults, then --config (YAML preset or a JSON sidecar), then flags.",
     )
     video.add_argument("image", nargs="?", help="input photo (png, jpg, webp, ...)")
-    video.add_argument("--prompt", help="caption of the photo")
-    video.add_argument("--motion", help="director name, or weighted mix `orbit_left:0.7,z_zoom_in:0.3`; `none` = base model")
-    video.add_argument("--lora", help="LoRA file: with --motion replaces that director's file; alone, an unnamed director")
-    video.add_argument("--lora-dir", help="folder searched for director files by name")
-    video.add_argument("--lora-scale", type=float, help="multiplier of B@A (default 1/rank, i.e. 1/256 for official files)")
-    video.add_argument("--model", help=f"hub id or local diffusers folder (default {DEFAULT_MODEL}); `tiny` for the tiny random model")
-    video.add_argument("--steps", type=int, help="denoising steps (default 50)")
-    video.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 6)")
-    video.add_argument("--frames", type=int, help="number of frames, 4k+1 (default 49)")
-    video.add_argument("--fps", type=int, help="frames per second of the mp4 (default 8)")
-    video.add_argument("--seed", type=int, help="noise seed (default 42)")
-    video.add_argument("--fit", choices=["crop", "pad"], help="fit the photo to the model's size by centre crop or letterbox")
+    add_video_flags(video)
     video.add_argument("--out", help="output mp4 (a folder with --batch)")
     video.add_argument("--overwrite", action="store_true", default=None, help="replace existing outputs")
     video.add_argument("--batch", help="file of `image@@prompt[@@motion]` lines, one video each")
-    video.add_argument("--device", help="auto, cuda, cuda:N or cpu")
-    video.add_argument("--dtype", help="auto, bf16, fp16 or fp32")
-    video.add_argument("--mode", help="exact (default), fast (FP8 + step cache) or lowmem (offload); CPU runs eager")
-    video.add_argument("--gpus", type=int, help="2 = CFG-parallel over two GPUs (torchrun underneath; CPU processes with --device cpu)")
     video.add_argument("--config", help="YAML preset (configs/) or a JSON sidecar to reproduce")
     video.set_defaults(run=run_video)
 
@@ -47,9 +32,47 @@ def register(commands) -> None:
     motions.set_defaults(run=run_motions)
 
 
+# VideoConfig field -> (flag, argparse keywords): the flags of `video`, shared with `scene3d`.
+VIDEO_FLAGS = {
+    "prompt": ("--prompt", dict(help="caption of the photo")),
+    "motion": ("--motion", dict(help="director name, or weighted mix `orbit_left:0.7,z_zoom_in:0.3`; `none` = base model")),
+    "then": ("--then", dict(help="directors from --switch-step on (name or mix): e.g. --motion orbit_left --then time")),
+    "switch_step": ("--switch-step", dict(type=int, help="first denoising step (0-based) directed by --then")),
+    "lora_mode": ("--lora-mode", dict(choices=["auto", "fused", "adapters"],
+                                      help="fused: LoRAs baked into the weights (default for one set); adapters: peft "
+                                           "adapters, switchable per step (default with --then)")),
+    "lora": ("--lora", dict(help="LoRA file: with --motion replaces that director's file; alone, an unnamed director")),
+    "lora_dir": ("--lora-dir", dict(help="folder searched for director files by name")),
+    "lora_scale": ("--lora-scale", dict(type=float, help="multiplier of B@A (default 1/rank, i.e. 1/256 for official files)")),
+    "model": ("--model", dict(help=f"hub id or local diffusers folder (default {DEFAULT_MODEL}); `tiny` for the tiny random model")),
+    "steps": ("--steps", dict(type=int, help="denoising steps (default 50)")),
+    "guidance": ("--guidance", dict(type=float, help="classifier-free guidance scale (default 6)")),
+    "frames": ("--frames", dict(type=int, help="number of frames, 4k+1 (default 49)")),
+    "fps": ("--fps", dict(type=int, help="frames per second of the mp4 (default 8)")),
+    "seed": ("--seed", dict(type=int, help="noise seed (default 42)")),
+    "fit": ("--fit", dict(choices=["crop", "pad"], help="fit the photo to the model's size by centre crop or letterbox")),
+    "device": ("--device", dict(help="auto, cuda, cuda:N or cpu")),
+    "dtype": ("--dtype", dict(help="auto, bf16, fp16 or fp32")),
+    "mode": ("--mode", dict(help="exact (default), fast (FP8 + step cache) or lowmem (offload); CPU runs eager")),
+    "gpus": ("--gpus", dict(type=int, help="2 = CFG-parallel over two GPUs (torchrun underneath; CPU processes with --device cpu)")),
+}
+
+
+def add_video_flags(parser: argparse.ArgumentParser, prefixed: frozenset[str] = frozenset(), dest_prefix: str = "") -> None:
+    """Adds the VIDEO_FLAGS; fields in ``prefixed`` get a ``--video-`` flag (``--frames`` -> ``--video-frames``)."""
+    for field, (flag, keywords) in VIDEO_FLAGS.items():
+        name = "--video-" + flag[2:] if field in prefixed else flag
+        metavar = None if "choices" in keywords else field.upper()
+        parser.add_argument(name, dest=dest_prefix + field, metavar=metavar, **keywords)
+
+
+def video_overrides(args: argparse.Namespace, dest_prefix: str = "") -> dict:
+    """The VideoConfig values given as flags (None where a flag was not given)."""
+    return {f.name: getattr(args, dest_prefix + f.name, None) for f in dataclasses.fields(VideoConfig)}
+
+
 def video_config(args: argparse.Namespace) -> VideoConfig:
-    names = [f.name for f in dataclasses.fields(VideoConfig)]
-    return load_config(VideoConfig, args.config, {n: getattr(args, n, None) for n in names})
+    return load_config(VideoConfig, args.config, video_overrides(args))
 
 
 def run_video(args: argparse.Namespace) -> int:

@@ -4,7 +4,39 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import DimensionXError
 from ..models.hub import DEFAULT_MODEL
+
+LORA_MODES = ("auto", "fused", "adapters")
+
+
+@dataclasses.dataclass
+class ModeConfig:
+    """Knobs of the speed modes (``--mode``, see modes.py); the defaults are the measured ones (docs/speed.md)."""
+
+    compile: bool = True  # exact, fast: torch.compile each transformer block (first call: +15 s cold, +5 s warm on an H100)
+    compile_cache: str | None = None  # Inductor cache folder; None: $TORCHINDUCTOR_CACHE_DIR, else $DIMENSIONX_CACHE/inductor
+    fp8: bool = True  # fast: FP8 row-wise GEMMs in the transformer blocks (torchao, compute capability 8.9+)
+    # fast: TaylorSeer (Liu et al., ICCV 2025) runs the transformer fully on the first
+    # `cache_warmup_steps` steps and then on every `cache_interval`-th step, and forecasts the
+    # output of the steps between from a first-order Taylor expansion of the last full ones. The
+    # paper reports near-lossless 4.99x on FLUX and 5.00x on HunyuanVideo; at 50 steps, warm-up 3
+    # and interval 5 run 13 full steps (3.8x fewer), inside that published range. A fixed interval
+    # was chosen over FirstBlockCache and MagCache: their skips depend on thresholds or magnitude
+    # ratios calibrated per checkpoint (none published for CogVideoX-5B-I2V), so their speed can
+    # neither be promised nor measured on the random-weight benchmark.
+    cache_interval: int = 5  # fast: steps from one full transformer pass to the next
+    cache_warmup_steps: int = 3  # fast: first steps always computed in full
+    offload_blocks_per_group: int = 1  # lowmem: transformer blocks streamed to the GPU together
+    vae_tile: tuple[int, int] = (240, 360)  # lowmem: (height, width) in pixels; larger frames decode in overlapping tiles
+
+    def __post_init__(self):
+        if self.cache_interval < 1 or self.cache_warmup_steps < 0 or self.offload_blocks_per_group < 1:
+            raise DimensionXError(
+                f"ModeConfig(cache_interval={self.cache_interval}, cache_warmup_steps={self.cache_warmup_steps}, "
+                f"offload_blocks_per_group={self.offload_blocks_per_group}): the interval and the group need at least 1, "
+                "the warm-up at least 0 (defaults 5, 3 and 1)"
+            )
 
 
 @dataclasses.dataclass
@@ -14,6 +46,9 @@ class VideoConfig:
     image: str | None = None  # input photo (any format Pillow opens)
     prompt: str = ""  # caption of the photo; a VLM caption works best
     motion: str | None = None  # "orbit_left", "orbit_left:0.7,z_zoom_in:0.3", or "none" for the base model
+    then: str | None = None  # directors from `switch_step` on (name or mix, as `motion`): the Switch-Once ST-Director
+    switch_step: int | None = None  # first denoising step (0-based) run with `then` instead of `motion`
+    lora_mode: str = "auto"  # "fused" (weights baked in), "adapters" (peft adapters, switchable); auto: adapters only with `then`
     lora: str | None = None  # a LoRA file: replaces --motion's file, or alone is an unnamed director
     lora_dir: str | None = None  # folder searched for director files by name
     lora_scale: float | None = None  # multiplier of B @ A; None means 1 / rank (1/256 for official files)
@@ -31,6 +66,7 @@ class VideoConfig:
     device: str = "auto"  # "auto", "cuda", "cuda:1", "cpu"
     dtype: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32"
     mode: str = "exact"  # "exact", "fast" (FP8 + step cache) or "lowmem" (offload); see modes.py
+    mode_settings: ModeConfig = dataclasses.field(default_factory=ModeConfig)  # knobs of the modes (YAML only)
     gpus: int = 1  # 2 = CFG-parallel: the two guidance branches run on two GPUs (or CPU processes)
     uncond: str = "empty"  # text of the unguided branch: "empty" (embedding of "", diffusers) or "zero" (zero embedding, as SAT)
     loop_frames: int = 0  # > 0: the last N frames cross-fade into the first, so the video loops without a jump (see loop.py)

@@ -10,7 +10,8 @@ piece is a diffusers hook, processor or config, the pipeline's code is untouched
   memory and streams to the GPU only while it encodes, and the VAE decodes in its own temporal
   chunks (2 latent frames at a time with a causal conv cache, as the original).
 - ``fast``: ``exact`` plus FP8 GEMMs (torchao, row-wise scales, on every linear layer of the
-  transformer blocks) and the TaylorSeer step cache (see :data:`ModeConfig.cache_interval`).
+  transformer blocks) and the TaylorSeer step cache (see :data:`.config.ModeConfig.cache_interval`); every knob
+  sits in ``VideoConfig.mode_settings`` (``mode_settings:`` in a YAML preset).
   Approximate: measure it against ``exact`` before trusting it for your data.
 - ``lowmem``: the transformer and T5 stream block by block from CPU memory (diffusers group
   offloading on a side CUDA stream) and the VAE decodes in spatial tiles. Peak GPU memory 7 GiB
@@ -26,7 +27,6 @@ so ``fast`` quantizes lazily, right before the first forward after any fusion.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -36,40 +36,13 @@ from diffusers.hooks import HookRegistry, ModelHook, TaylorSeerCacheConfig, appl
 
 from ..errors import DimensionXError
 from .attention import use_fastest_attention
+from .config import ModeConfig
 from .noise import prefetch_step_noise
 
 logger = logging.getLogger(__name__)
 
 MODES = ("exact", "fast", "lowmem")
 FP8_HOOK = "dimensionx_fp8"
-
-
-@dataclasses.dataclass
-class ModeConfig:
-    """Knobs of the modes; the defaults are the measured ones (docs/speed.md)."""
-
-    compile: bool = True  # exact, fast: torch.compile each transformer block (first call: +15 s cold, +5 s warm on an H100)
-    compile_cache: str | None = None  # Inductor cache folder; None: $TORCHINDUCTOR_CACHE_DIR, else $DIMENSIONX_CACHE/inductor
-    # fast: TaylorSeer (Liu et al., ICCV 2025) runs the transformer fully on the first
-    # `cache_warmup_steps` steps and then on every `cache_interval`-th step, and forecasts the
-    # output of the steps between from a first-order Taylor expansion of the last full ones. The
-    # paper reports near-lossless 4.99x on FLUX and 5.00x on HunyuanVideo; at 50 steps, warm-up 3
-    # and interval 5 run 13 full steps (3.8x fewer), inside that published range. A fixed interval
-    # was chosen over FirstBlockCache and MagCache: their skips depend on thresholds or magnitude
-    # ratios calibrated per checkpoint (none published for CogVideoX-5B-I2V), so their speed can
-    # neither be promised nor measured on the random-weight benchmark.
-    cache_interval: int = 5  # fast: steps from one full transformer pass to the next
-    cache_warmup_steps: int = 3  # fast: first steps always computed in full
-    offload_blocks_per_group: int = 1  # lowmem: transformer blocks streamed to the GPU together
-    vae_tile: tuple[int, int] = (240, 360)  # lowmem: (height, width) in pixels; larger frames decode in overlapping tiles
-
-    def __post_init__(self):
-        if self.cache_interval < 1 or self.cache_warmup_steps < 0 or self.offload_blocks_per_group < 1:
-            raise DimensionXError(
-                f"ModeConfig(cache_interval={self.cache_interval}, cache_warmup_steps={self.cache_warmup_steps}, "
-                f"offload_blocks_per_group={self.offload_blocks_per_group}): the interval and the group need at least 1, "
-                "the warm-up at least 0 (defaults 5, 3 and 1)"
-            )
 
 
 def check_mode(mode: str) -> None:
@@ -95,7 +68,7 @@ def apply_mode(pipe, mode: str, device: torch.device, config: ModeConfig | None 
     pipe.transformer.to(device)
     pipe.vae.to(device)
     if mode == "fast":
-        notes += _enable_fp8(pipe.transformer, device)
+        notes += _enable_fp8(pipe.transformer, device) if config.fp8 else ["FP8 off (mode_settings.fp8: false): GEMMs stay bf16"]
     if config.compile:
         notes += _compile_blocks(pipe.transformer, config)
         notes += _compile_vae_norms(pipe.vae)

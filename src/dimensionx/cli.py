@@ -11,10 +11,11 @@ import sys
 from . import __version__
 from . import scenes
 from .errors import DimensionXError
+from .fourd import cli as fourd_cli
 from .recon import cli as recon_cli
 from .video import cli as video_cli
 
-STAGES = (video_cli, recon_cli, scenes)
+STAGES = (video_cli, recon_cli, scenes, fourd_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

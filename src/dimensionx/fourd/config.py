@@ -51,6 +51,7 @@ class FourDConfig:
     max_size: int = 480  # px, longest side of the frames the fit sees (0 keeps the size)
     init_points: int = 20000  # points drawn in the cameras' box when SfM gives none (--cameras)
     init_opacity: float = 0.1
+    sh_degree: int = 3  # spherical harmonics degree of the splat colours
     ssim_lambda: float = 0.2  # loss = (1 - l) L1 + l (1 - SSIM) + tv_weight TV(planes)
     tv_weight: float = 1e-4
     plane_resolution: int = 32  # cells per side of the coarsest spatial plane

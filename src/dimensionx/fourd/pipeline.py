@@ -163,8 +163,11 @@ class LazyGenerator:
 
 
 def write_grid(folder: Path, generator, temporal: np.ndarray, config: FourDConfig) -> None:
+    start = time.perf_counter()
     raw = generate_rows(generator, temporal, config)
+    rows_done = time.perf_counter()
     refined = refine(generator, raw, config) if config.loops > 0 else raw
+    seconds = {"reference_and_rows": rows_done - start, "refinement": time.perf_counter() - rows_done}
     for name, grid in (("raw", raw), ("", refined)):
         (folder / name).mkdir(exist_ok=True)
         for m, row in enumerate(grid.frames):
@@ -173,7 +176,8 @@ def write_grid(folder: Path, generator, temporal: np.ndarray, config: FourDConfi
         write_video(refined.frames[:, k], folder / f"view_{k:02d}.mp4", config.fps)
     Image.fromarray(contact_sheet(refined.frames)).save(folder / "contact_sheet.png")
     write_json({"times": raw.times, "time_values": time_values(raw.times, config.time_frames), "key": raw.key,
-                "consistency_before": consistency(raw.frames), "consistency_after": consistency(refined.frames)},
+                "consistency_before": consistency(raw.frames), "consistency_after": consistency(refined.frames),
+                "seconds": {k: round(v, 3) for k, v in seconds.items()}},
                folder / "grid.json")
 
 
@@ -204,4 +208,5 @@ def metrics(out: Path, config: FourDConfig) -> dict:
                  "consistency_after_refinement": grid["consistency_after"]},
         "fit": fit,
         "seconds": {name: read(f"{name}/stage.json")["seconds"] for name in ("temporal", "grid", "scene4d", "renders")},
+        "seconds_detail": {"grid": grid["seconds"], "scene4d": fit["seconds"]},
     }

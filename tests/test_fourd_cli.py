@@ -17,7 +17,7 @@ from dimensionx.media import read_frames
 from recon_synthetic import arc_cameras, intrinsics, transforms_json
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(model="tiny", device="cpu", steps=4, time_frames=9, times=9, views=9, seed=1)
+TINY = dict(model="tiny", device="cpu", steps=2, time_frames=9, times=9, views=9, seed=1)
 
 
 def dimensionx(*args: str) -> subprocess.CompletedProcess:

@@ -91,7 +91,7 @@ def test_moving_scene_beats_canonical_only():
     four_d, canonical = fit(at, deform=True).evaluate(), fit(at, deform=False).evaluate()
     assert np.mean(four_d["psnr"]) > np.mean(canonical["psnr"]) + 1.5, (four_d["psnr"], canonical["psnr"])
     assert four_d["psnr"][-1] > canonical["psnr"][-1] + 2.0
-    assert four_d["deformation"][-1] > 0.05  # world units: it moved the Gaussians
+    assert four_d["deformation"][-1] > 0.05 and four_d["motion"] > 0.05  # world units: it moved the Gaussians in time
 
 
 def test_static_scene_learns_near_zero_deformation():
@@ -100,6 +100,7 @@ def test_static_scene_learns_near_zero_deformation():
     quality = fitter.evaluate()
     # mean offset under 1% of the object's 0.8-unit size at every time, where the moving scene needs ~0.2
     assert max(quality["deformation"]) < 0.008, quality["deformation"]
+    assert quality["motion"] < 0.004, quality["motion"]
     assert min(quality["psnr"]) > 30.0
 
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 GPU_ITERATIONS = 6000
 CPU_ITERATIONS = 300  # the pure-torch reference renderer: tiny scenes only
+BOUNDS_QUANTILE = 0.01  # the field's box spans these quantiles of the canonical means: SfM outliers do not stretch it
 MEANS_LR_DECAY = 0.01  # the means' learning rate falls to this fraction over the run (exponentially)
 
 
@@ -90,7 +91,8 @@ class Fitter:
                  device: torch.device, deform: bool = True):
         self.config, self.views, self.device = config, views, device
         self.splats = splats.to(device)
-        bounds = torch.stack([self.splats["means"].min(0).values, self.splats["means"].max(0).values]).detach()
+        means = self.splats["means"].detach()
+        bounds = torch.quantile(means, torch.tensor([BOUNDS_QUANTILE, 1 - BOUNDS_QUANTILE], device=device), dim=0)  # [2, 3]
         self.field = HexPlaneField(
             bounds, config.plane_resolution, config.time_resolution or len(views.times), tuple(config.plane_scales),
             config.plane_features, config.mlp_width).to(device) if deform else None
@@ -136,7 +138,7 @@ class Fitter:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, list[float]]:
-        """PSNR (dB) and SSIM of the held-out views at every time, and the mean deformation (world units)."""
+        """PSNR (dB) and SSIM of the held-out views at every time, the mean deformation per time and the motion (world units)."""
         v = self.views
         out = {"psnr": [], "ssim": [], "deformation": []}
         for m, t in enumerate(v.times.tolist()):
@@ -146,7 +148,17 @@ class Fitter:
                 out["psnr"].append(psnr(image, v.images[m, ids]))
                 out["ssim"].append(ssim(image, v.images[m, ids]))
             out["deformation"].append(self.deformation(t))
+        out["motion"] = self.motion()
         return out
+
+    @torch.no_grad()
+    def motion(self) -> float:
+        """Mean over Gaussians of the spread (std over the grid's times) of their offsets, world units: what
+        moves in time; a constant offset (a shift of the canonical copy) does not count."""
+        if self.field is None:
+            return 0.0
+        offsets = torch.stack([self.field(self.splats["means"], t)["means"] for t in self.views.times.tolist()])  # [M, N, 3]
+        return float(offsets.std(dim=0).norm(dim=-1).mean())
 
     @torch.no_grad()
     def deformation(self, t: float) -> float:

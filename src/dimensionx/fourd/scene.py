@@ -49,7 +49,7 @@ def fit_scene(grid: Grid, grid_folder: Path, folder: Path, config: FourDConfig) 
         "times": times, "psnr_per_time": quality["psnr"], "ssim_per_time": quality["ssim"],
         "psnr": float(np.mean(quality["psnr"])) if quality["psnr"] else None,
         "ssim": float(np.mean(quality["ssim"])) if quality["ssim"] else None,
-        "deformation_per_time": quality["deformation"], "n_gaussians": len(fitter.splats["means"]),
+        "deformation_per_time": quality["deformation"], "motion": quality["motion"], "n_gaussians": len(fitter.splats["means"]),
         "iterations": fitter.iterations, "coarse_iterations": fitter.coarse_iterations,
         "final_loss": float(np.mean(losses[-50:])), "device": device.type, "seconds": seconds,
     }, folder / "fit.json")

@@ -107,6 +107,7 @@ def generator(tiny_model_dir):
     return DirectorVideoGenerator(resolve_model("tiny"), torch.device("cpu"), torch.float32, reusable=True)
 
 
+@pytest.mark.slow
 def test_refinement_zero_loops_or_zero_strength_is_identity(generator):
     frames = (np.random.default_rng(0).random((9, 9, 64, 96, 3)) * 255).astype(np.uint8)
     grid = Grid(frames, list(range(9)), 0)
@@ -116,6 +117,7 @@ def test_refinement_zero_loops_or_zero_strength_is_identity(generator):
     assert changed.shape == frames.shape and not np.array_equal(changed, frames)
 
 
+@pytest.mark.slow
 def test_same_seed_same_grid(generator):
     temporal = (np.random.default_rng(1).random((9, 64, 96, 3)) * 255).astype(np.uint8)
     config = FourDConfig(**TINY)

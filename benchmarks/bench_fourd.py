@@ -12,7 +12,8 @@ Part 2, the fit alone: the shared 360-degree orbit (``--orbit``), every 3rd fram
 static 4D scene (the same frames at every time); SfM through recon's ``run_sfm`` (timed), then
 the 4D fit. Its deformation must stay near zero and its held-out PSNR near the 3D fit's.
 
-    python benchmarks/bench_fourd.py                        # CUDA, both parts, writes benchmarks/results/fourd_<device>.json
+    python benchmarks/bench_fourd.py --part pipeline --modes fast --work /tmp/fourd   # -> results/fourd_<device>_pipeline_fast.json
+    python benchmarks/bench_fourd.py --part pipeline --modes exact --work /tmp/fourd  # reuses the saved random model
     python benchmarks/bench_fourd.py --part fit             # part 2 only (no diffusers needed)
     python benchmarks/bench_fourd.py --tiny --out /tmp/b    # CPU wiring check: tiny model, tiny grid
 """
@@ -159,7 +160,8 @@ def main() -> None:
         if args.part in ("all", "fit"):
             report["static_fit"] = run_static_fit(args, work)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"fourd_{re.sub(r'[^A-Za-z0-9]+', '_', report['device']).strip('_').lower()}.json"
+    label = args.part + ("" if args.part == "fit" else "_" + args.modes.replace(",", "_"))  # split runs keep their own files
+    path = args.out / f"fourd_{re.sub(r'[^A-Za-z0-9]+', '_', report['device']).strip('_').lower()}_{label}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -14,6 +14,7 @@ exists is read back instead of run, so a crash after the grid does not regenerat
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import shutil
@@ -158,6 +159,7 @@ class LazyGenerator:
 
     def release(self) -> None:
         self.generator = None
+        gc.collect()  # the pipeline's modules hold reference cycles (hooks)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 

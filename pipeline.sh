@@ -3,6 +3,7 @@
 #   bash pipeline.sh IMAGE MOTION [dimensionx scene3d flags]
 #   bash pipeline.sh photo.jpg orbit_left                      # -> outputs/photo_orbit_left/
 #   bash pipeline.sh photo.jpg orbit_left --model tiny --out scenes/test --iterations 50
+#   bash pipeline.sh photo.jpg orbit360 --model models/orbit360   # the 360-degree orbit model (docs/orbit.md)
 # A thin wrapper over `dimensionx scene3d` (see docs/recon.md); flags given here win.
 set -euo pipefail
 if [ $# -lt 2 ]; then
@@ -13,4 +14,8 @@ image=$1
 motion=$2
 shift 2
 name="$(basename "${image%.*}")_${motion//[^A-Za-z0-9_]/_}"
-exec "${PYTHON:-python3}" -m dimensionx.cli scene3d "$image" --motion "$motion" --out "outputs/$name" "$@"
+case $motion in
+  orbit360) video=(--orbit) ;;
+  *) video=(--motion "$motion") ;;
+esac
+exec "${PYTHON:-python3}" -m dimensionx.cli scene3d "$image" "${video[@]}" --out "outputs/$name" "$@"

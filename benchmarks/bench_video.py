@@ -201,8 +201,9 @@ def prepare(mode: str, seed: int, lora, text_encoder: bool = True):
 
 
 @torch.no_grad()
-def generate(pipe, image, args, prompt_embeds: torch.Tensor | None = None, steps: int | None = None) -> dict:
-    """One video as ``dimensionx video`` makes it, timed per phase (host clock after device syncs)."""
+def generate(pipe, image, args, prompt_embeds: torch.Tensor | None = None, steps: int | None = None, zero_uncond: bool = False) -> dict:
+    """One video as ``dimensionx video`` makes it, timed per phase (host clock after device syncs).
+    ``zero_uncond``: as ``dimensionx orbit``, the prompt is encoded once and the unguided branch gets a zero embedding."""
     starts, ends = [], []
 
     def on_transformer(module, call_args, call_kwargs):
@@ -219,6 +220,9 @@ def generate(pipe, image, args, prompt_embeds: torch.Tensor | None = None, steps
     torch.cuda.reset_peak_memory_stats()
     torch.cuda.synchronize()
     start = time.perf_counter()
+    if zero_uncond:
+        embeds = pipe.encode_prompt(PROMPT, do_classifier_free_guidance=False, device=pipe._execution_device)[0]  # [1, 226, 4096]
+        text = {"prompt_embeds": embeds, "negative_prompt_embeds": torch.zeros_like(embeds)}
     latents = pipe(image=image, height=VAE["sample_height"], width=VAE["sample_width"], num_frames=args.frames, num_inference_steps=steps or args.steps,
                    guidance_scale=6.0, use_dynamic_cfg=True, generator=torch.Generator("cpu").manual_seed(42),
                    output_type="latent", callback_on_step_end=on_step_end, **text).frames  # [1, F_latent, C, H/8, W/8]

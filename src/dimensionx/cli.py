@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from . import __version__
 from . import scenes
+from .app import cli as app_cli
 from .errors import DimensionXError
 from .fourd import cli as fourd_cli
+from .orbit import cli as orbit_cli
+from .interrupts import Interrupted, handle_signals
 from .recon import cli as recon_cli
+from .train import cli as train_cli
 from .video import cli as video_cli
 
-STAGES = (video_cli, recon_cli, scenes, fourd_cli)
+STAGES = (video_cli, orbit_cli, recon_cli, train_cli, scenes, fourd_cli, app_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    handle_signals()
+    show_progress_messages()
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -39,9 +45,21 @@ def main(argv: list[str] | None = None) -> int:
     except DimensionXError as exc:
         print(f"dimensionx {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"dimensionx {args.command}: interrupted; no partial output was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C or kill, also while importing or loading a model
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"dimensionx {args.command}: interrupted by {signal.Signals(signum).name}; no partial output was written",
+              file=sys.stderr)
+        return 128 + signum
+
+
+def show_progress_messages() -> None:
+    """Prints dimensionx's INFO messages; libraries keep their own levels (torch logs INFO lines at exit)."""
+    logger = logging.getLogger("dimensionx")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
 
 
 if __name__ == "__main__":

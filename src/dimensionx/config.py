@@ -40,6 +40,12 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Mapping
     return OmegaConf.to_object(merged)
 
 
+def config_from_args(cls: type[T], args: Any) -> T:
+    """``cls`` from its defaults, ``args.config`` (a file, or None) and the parsed flags named like its fields."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    return load_config(cls, getattr(args, "config", None), {n: getattr(args, n, None) for n in names})
+
+
 def _read_file(cls: type, path: Path):
     if not path.is_file():
         raise DimensionXError(f"config file {path} does not exist: pass a YAML file from configs/ or a JSON sidecar")

@@ -19,12 +19,15 @@ from typing import Iterator
 import numpy as np
 
 from .errors import DimensionXError
+from .interrupts import signals_deferred
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 OUTPUT_MARKER = ".dimensionx-output.json"  # written into every output folder: proof that we wrote it
+MAX_IMAGE_PIXELS = 300_000_000  # px; larger images are refused (decoding one takes about 1 GB of memory)
+WORK_IMAGE_PIXELS = 16_000_000  # px; larger images are reduced by an integer factor as they are read
 
 
 def check_writable(path: Path, overwrite: bool) -> None:
@@ -72,11 +75,17 @@ def _written_by_us(folder: Path) -> bool:
 
 
 def _check_parent_writable(path: Path) -> None:
+    """Creates and deletes a file in the nearest existing folder of ``path``: what the write will need."""
     parent = Path(path).absolute().parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise DimensionXError(f"cannot write {path}: {parent} is not a writable folder; choose another --out")
+    if not parent.is_dir():
+        raise DimensionXError(f"cannot write {path}: {parent} is a file, not a folder; choose another --out")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise DimensionXError(f"cannot write {path}: {parent} is not writable ({exc.strerror}); choose another --out") from None
 
 
 @contextlib.contextmanager
@@ -93,6 +102,26 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_files(paths: list[str | Path]) -> Iterator[list[Path]]:
+    """Like :func:`atomic_file` for files that belong together (a video and its sidecar): all of
+    them are renamed into place at the end, with signals held back, or none is."""
+    with contextlib.ExitStack() as stack:
+        temps = [Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f".{Path(p).stem}.", dir=_made_parent(p))))
+                 / Path(p).name for p in paths]
+        yield temps
+        with signals_deferred():
+            for tmp, path in zip(temps, paths):
+                os.chmod(tmp, 0o666 & ~_umask())
+                os.replace(tmp, path)
+
+
+def _made_parent(path: str | Path) -> Path:
+    parent = Path(path).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent
 
 
 def _umask() -> int:
@@ -128,16 +157,17 @@ def _replace_dir(new: Path, path: Path, overwrite: bool) -> None:
         return
     check_output_dir(path, overwrite)  # again: the folder may have changed during the run
     aside = path.with_name(f".{path.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-    os.replace(path, aside)
-    try:
-        os.replace(new, path)
-    except BaseException:
-        os.replace(aside, path)
-        raise
-    if aside.is_symlink():
-        aside.unlink()
-    else:
-        shutil.rmtree(aside)
+    with signals_deferred():
+        os.replace(path, aside)
+        try:
+            os.replace(new, path)
+        except BaseException:
+            os.replace(aside, path)
+            raise
+        if aside.is_symlink():
+            aside.unlink()
+        else:
+            shutil.rmtree(aside)
 
 
 def write_json(data: dict, path: str | Path) -> None:
@@ -214,7 +244,7 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DimensionXError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)}): pass a video or a folder of frames")
-        frames = [np.asarray(_rgb(iio.imread(f))) for f in files]
+        frames = [np.asarray(open_image(f, "frame").convert("RGB")) for f in files]
         if len({f.shape for f in frames}) != 1:
             raise DimensionXError(f"the frames in {path} differ in size: resize them to one size first")
         return np.stack(frames), None
@@ -232,7 +262,90 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
 
 
 def _rgb(frame: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame)
+    frame = to_uint8(np.asarray(frame))
     if frame.ndim == 2:
         frame = np.repeat(frame[..., None], 3, axis=-1)
-    return frame[..., :3].astype(np.uint8)
+    return frame[..., :3]
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """8-bit copy of ``pixels`` scaled, not clipped: 16-bit and 32-bit integers keep their high
+    byte (as Pillow reads 16-bit RGB), floats map [0, 1] to [0, 255]."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype.kind == "f":
+        return (np.clip(np.nan_to_num(pixels), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return (np.clip(pixels, 0, 65535).astype(np.uint16) >> 8).astype(np.uint8)
+
+
+def check_image(path: str | Path, what: str = "input image") -> tuple[int, int]:
+    """(width, height) px of an image file, from its header: refuses a file that is missing, is
+    no image, or has more than ``MAX_IMAGE_PIXELS`` (before anything is decoded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DimensionXError(f"{what} {path} does not exist: pass the path of an image (png, jpg, webp, ...)")
+    with _opened(path, what) as image:
+        image.close()
+        return image.size
+
+
+def open_image(path: str | Path, what: str = "input image"):
+    """Opens an image file as an 8-bit PIL image, reduced below ``WORK_IMAGE_PIXELS``.
+
+    Any bit depth (16-bit PNG/TIFF, 32-bit float TIFF) is scaled to 8 bits, never clipped; an
+    image of more than ``MAX_IMAGE_PIXELS`` is refused before it is decoded. Errors name the
+    file (``what`` says which role it plays, e.g. "frame").
+    """
+    with _opened(path, what) as image:
+        factor = _reduce_factor(image.width * image.height)
+        if factor > 1:
+            image.draft(image.mode, (image.width // factor, image.height // factor))  # JPEG: decodes at 1/2..1/8
+        image.load()
+    image = _eight_bit(image)
+    factor = _reduce_factor(image.width * image.height)
+    return image.reduce(factor) if factor > 1 else image
+
+
+@contextlib.contextmanager
+def _opened(path: Path, what: str):
+    """The image's header opened, its size within ``MAX_IMAGE_PIXELS``; read errors name the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = _open_unchecked(Path(path))
+        pixels = image.width * image.height
+        if pixels > MAX_IMAGE_PIXELS:
+            raise DimensionXError(
+                f"{what} {path} is {image.width}x{image.height} px ({pixels / 1e6:.0f} Mpx), more than the "
+                f"{MAX_IMAGE_PIXELS / 1e6:.0f} Mpx limit this tool decodes: shrink it first (it is resized to the "
+                "model's size anyway)")
+        yield image
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DimensionXError(f"{what} {path} cannot be read as an image ({exc.__class__.__name__}: {exc}): "
+                              "replace or remove it (png, jpg, webp, tiff)") from None
+
+
+def _open_unchecked(path: Path):
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # MAX_IMAGE_PIXELS above replaces Pillow's check
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _reduce_factor(pixels: int) -> int:
+    factor = 1
+    while pixels / factor**2 > WORK_IMAGE_PIXELS:
+        factor += 1
+    return factor
+
+
+def _eight_bit(image):
+    """Greyscale of more than 8 bits (modes I;16*, I, F) -> mode L, scaled."""
+    from PIL import Image
+
+    if image.mode.startswith("I") or image.mode == "F":
+        return Image.fromarray(to_uint8(np.asarray(image)))
+    return image

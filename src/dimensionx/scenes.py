@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import tempfile
 from pathlib import Path
 
 from .config import load_config
+from .errors import DimensionXError
 from .media import check_output_dir
 from .recon.cli import add_recon_flags, recon_config
 from .video.config import VideoConfig
@@ -23,7 +25,8 @@ def register(commands) -> None:
         description="Generate an orbit-like video of IMAGE (dimensionx video), then reconstruct it (dimensionx recon). "
                     "The video and its JSON sidecar are kept in the scene folder.")
     scene3d.add_argument("image", help="input image")
-    scene3d.add_argument("--motion", required=True, help="camera motion of the video, e.g. orbit_left")
+    scene3d.add_argument("--motion", help="camera motion of the video, e.g. orbit_left (or --orbit)")
+    scene3d.add_argument("--orbit", action="store_true", help="a 360-degree orbit video (dimensionx orbit; --model: the converted orbit model)")
     scene3d.add_argument("--prompt", help="text prompt of the video")
     scene3d.add_argument("--model", help='video model: a folder or hub id, or "tiny" (random weights, for tests)')
     scene3d.add_argument("--steps", type=int, help="video denoising steps")
@@ -40,10 +43,34 @@ def run_scene3d(args: argparse.Namespace) -> int:
     check_output_dir(config.out, config.overwrite)  # before minutes of video generation
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
-        video = generate_video(load_config(VideoConfig, None, {
+        video = _orbit_video(args, Path(tmp)) if args.orbit else generate_video(load_config(VideoConfig, None, {
             "image": args.image, "motion": args.motion, "prompt": args.prompt, "model": args.model,
             "steps": args.steps, "frames": args.video_frames, "seed": args.seed,
             "out": str(Path(tmp) / "video.mp4"), "overwrite": True,
         }))
-        reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
+        try:
+            reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
+        except DimensionXError as exc:  # keep the video: it cost minutes of GPU time
+            kept = keep_video(video, Path(config.out))
+            raise DimensionXError(f"{str(exc).replace(str(video), str(kept))}. The generated video is kept as {kept}: "
+                                  f"once fixed, run `dimensionx recon {kept} --out {config.out}`") from None
     return 0
+
+
+def _orbit_video(args: argparse.Namespace, folder: Path) -> Path:
+    from .orbit.config import OrbitConfig
+    from .orbit.generate import generate_orbit
+
+    (video,) = generate_orbit(load_config(OrbitConfig, None, {
+        "image": args.image, "prompt": args.prompt, "model": args.model, "steps": args.steps, "frames": args.video_frames,
+        "seed": args.seed, "out": str(folder / "video.mp4"), "overwrite": True,
+    }))
+    return video
+
+
+def keep_video(video: Path, out: Path) -> Path:
+    """Moves ``video`` and its sidecar beside ``out`` as ``<out>.video.mp4`` / ``.json``; returns the mp4."""
+    kept = out.with_name(f"{out.name}.video.mp4")
+    os.replace(video.with_suffix(".json"), kept.with_suffix(".json"))
+    os.replace(video, kept)
+    return kept

@@ -51,6 +51,13 @@ def read_lora(path: str | Path) -> LoraFile:
     try:
         raw = load_file(path)
     except Exception as exc:
+        if _is_pickle(path):
+            raise DimensionXError(
+                f"{path} is a PyTorch pickle (torch.save), not a safetensors file. Pickles can run code when loaded, so "
+                "dimensionx does not load them. If you trust its source, convert it once: python -c \"import torch; "
+                "from safetensors.torch import save_file; "
+                f"save_file(torch.load('{path}', weights_only=True), '{path.with_suffix('.safetensors')}')\" "
+                "and pass the .safetensors file") from None
         raise DimensionXError(f"{path} is not a readable safetensors LoRA file ({exc}): re-download it") from None
     tensors = {k[len(_PREFIX):] if k.startswith(_PREFIX) else k: v for k, v in raw.items()}
     foreign = sorted(k for k in tensors if not k.endswith(_SUFFIXES) or not k.startswith("transformer_blocks."))
@@ -61,6 +68,7 @@ def read_lora(path: str | Path) -> LoraFile:
         )
     if not tensors:
         raise DimensionXError(f"{path} holds no tensors: re-download it")
+    _check_tensors(path, tensors)
     lora = LoraFile(path, tensors, rank=0, sha256=_sha256(path))
     unpaired = [m for m in lora.modules if f"{m}.lora_B.weight" not in tensors]
     unpaired += sorted({k[: -len(_SUFFIXES[1])] for k in tensors if k.endswith(_SUFFIXES[1])} - set(lora.modules))
@@ -71,6 +79,27 @@ def read_lora(path: str | Path) -> LoraFile:
         raise DimensionXError(f"{path} mixes LoRA ranks {sorted(ranks)}: a director LoRA has one rank for all its layers")
     lora.rank = ranks.pop()
     return lora
+
+
+def _check_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Every LoRA tensor is a finite matrix; a NaN, an inf or another shape means a damaged file."""
+    not_2d = sorted(k for k, v in tensors.items() if v.ndim != 2)
+    if not_2d:
+        raise DimensionXError(
+            f"{path} is damaged: {len(not_2d)} tensor(s) are not matrices (e.g. {not_2d[0]} has shape "
+            f"{list(tensors[not_2d[0]].shape)}); LoRA tensors are [rank, in] and [out, rank]: re-download it")
+    bad = sorted(k for k, v in tensors.items() if not bool(torch.isfinite(v).all()))
+    if bad:
+        raise DimensionXError(
+            f"{path} is damaged: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+            f"{' ...' if len(bad) > 3 else ''}); re-download it or retrain the LoRA")
+
+
+def _is_pickle(path: Path) -> bool:
+    """torch.save writes a zip archive (PK) or, in the legacy format, a pickle (protocol byte 0x80)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 def save_lora(tensors: dict[str, torch.Tensor], path: str | Path) -> None:

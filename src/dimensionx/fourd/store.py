@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from plyfile import PlyData
 
 from ..errors import DimensionXError
 from ..media import write_json
-from ..splats.export import ply_properties, write_ply
+from ..splats.export import read_ply, write_ply
 from .deform import HexPlaneField
 
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # transforms.json stores OpenGL camera-to-world
@@ -63,24 +62,6 @@ def load_scene(folder: Path) -> tuple[dict[str, torch.Tensor], HexPlaneField, di
                           info["features"], info["width"])
     field.load_state_dict(load_file(str(folder / "deformation.safetensors")))
     return read_ply(folder / "canonical.ply"), field, info, json.loads((folder / "transforms.json").read_text())
-
-
-def read_ply(path: Path) -> dict[str, torch.Tensor]:
-    """The standard 3DGS PLY back as tensors: means [N, 3], quats [N, 4], scales (log) [N, 3],
-    opacities (logit) [N], sh0 [N, 1, 3], shN [N, K - 1, 3]."""
-    vertex = PlyData.read(str(path))["vertex"].data
-    names = vertex.dtype.names
-    n_rest = sum(name.startswith("f_rest_") for name in names)
-    sh_degree = int(round(np.sqrt(n_rest // 3 + 1))) - 1
-    if list(names) != ply_properties(sh_degree):
-        raise DimensionXError(f"{path} is not a 3DGS PLY of the layout dimensionx writes (properties {names[:6]}...)")
-    columns = torch.as_tensor(np.stack([vertex[name] for name in names], axis=1).astype(np.float32))  # [N, P]
-    n, rest = len(columns), 9 + n_rest
-    return {
-        "means": columns[:, 0:3], "sh0": columns[:, 6:9][:, None],
-        "shN": columns[:, 9:rest].reshape(n, 3, -1).transpose(1, 2).contiguous(),
-        "opacities": columns[:, rest], "scales": columns[:, rest + 1:rest + 4], "quats": columns[:, rest + 4:rest + 8],
-    }
 
 
 def cameras_of(transforms: dict) -> tuple[np.ndarray, np.ndarray, int, int]:

@@ -7,11 +7,13 @@ reached, the error names the exact download command and the ``--model DIR`` alte
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from ..errors import DimensionXError
 
 DEFAULT_MODEL = "THUDM/CogVideoX-5b-I2V"
+BASE_KEY = "_dimensionx_base_model"  # model_index.json key of a transformer-only folder: the pipeline lending VAE, T5, scheduler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,13 +21,19 @@ class ResolvedModel:
     id: str  # what the user asked for: a hub id, a folder or "tiny"
     path: Path  # local diffusers folder holding model_index.json
     tiny: bool = False
+    base: Path | None = None  # for a transformer-only folder (``dimensionx convert-sat``): the pipeline lending the rest
 
 
-def resolve_model(model: str) -> ResolvedModel:
+def resolve_model(model: str, download: bool = True) -> ResolvedModel:
+    """The local folder of ``model``; without ``download``, only what is cached (else an error)."""
     if model == "tiny":
         from .tiny import ensure_tiny_model
 
         return ResolvedModel("tiny", ensure_tiny_model(), tiny=True)
+    if model == "tiny-orbit":
+        from .tiny import TINY_ORBIT_FRAMES, ensure_tiny_model
+
+        return ResolvedModel("tiny-orbit", ensure_tiny_model(frames=TINY_ORBIT_FRAMES), tiny=True)
     folder = Path(model).expanduser()
     if folder.exists():
         if not (folder / "model_index.json").is_file():
@@ -33,31 +41,44 @@ def resolve_model(model: str) -> ResolvedModel:
                 f"--model {model} is a folder without model_index.json, so it is not a diffusers pipeline: "
                 f"pass a folder saved by `save_pretrained` (e.g. from `hf download {DEFAULT_MODEL} --local-dir DIR`)"
             )
-        return ResolvedModel(model, folder.resolve())
+        base = base_model_of(folder)
+        return ResolvedModel(model, folder.resolve(), base=resolve_model(base).path if base else None)
     if model.startswith((".", "/", "~")) or model.count("/") != 1:
         raise DimensionXError(
             f"--model {model} is neither an existing folder nor a hub id of the form owner/name "
             f"(default {DEFAULT_MODEL}; `--model tiny` runs the tiny random model on a CPU)"
         )
-    return ResolvedModel(model, download_snapshot(model, what="model weights"))
+    return ResolvedModel(model, download_snapshot(model, what="model weights", download=download))
 
 
-def download_snapshot(repo_id: str, what: str, allow_patterns: list[str] | None = None) -> Path:
-    """Local folder of ``repo_id``: from the hub cache, else downloaded (with a progress bar)."""
+def base_model_of(folder: Path) -> str | None:
+    """The base pipeline of a transformer-only folder (no ``vae/``, ``BASE_KEY`` in model_index.json), else None."""
+    if (folder / "vae").is_dir():
+        return None
+    return json.loads((folder / "model_index.json").read_text()).get(BASE_KEY)
+
+
+def download_snapshot(repo_id: str, what: str, allow_patterns: list[str] | None = None, download: bool = True) -> Path:
+    """Local folder of ``repo_id``: from the hub cache, else (if ``download``) downloaded with a progress bar."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=allow_patterns))
-    except LocalEntryNotFoundError:
-        pass
+    except LocalEntryNotFoundError as exc:
+        if not download:
+            raise _not_found(repo_id, what, exc, "was not downloaded") from None
     try:
         return Path(snapshot_download(repo_id, allow_patterns=allow_patterns))
     except Exception as exc:  # offline, DNS, HTTP, gated repo: all end the same way for the user
-        raise DimensionXError(
-            f"{what} ({repo_id}) not found in the local Hugging Face cache and could not be downloaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0]}). On a machine with internet run "
-            f"`hf download {repo_id} --local-dir DIR` and pass the folder instead"
-            + (" (--model DIR)" if what == "model weights" else " (--lora-dir DIR)")
-            + ", or set HF_HOME to a cache that holds it."
-        ) from None
+        raise _not_found(repo_id, what, exc, "could not be downloaded") from None
+
+
+def _not_found(repo_id: str, what: str, exc: Exception, why: str) -> DimensionXError:
+    return DimensionXError(
+        f"{what} ({repo_id}) not found in the local Hugging Face cache and {why} "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0]}). On a machine with internet run "
+        f"`hf download {repo_id} --local-dir DIR` and pass the folder instead"
+        + (" (--model DIR)" if what == "model weights" else " (--lora-dir DIR)")
+        + ", or set HF_HOME to a cache that holds it."
+    )

@@ -23,6 +23,7 @@ TINY_SEED = 0
 TINY_SAMPLE_HEIGHT = 8
 TINY_SAMPLE_WIDTH = 12
 TINY_LORA_RANK = 4
+TINY_ORBIT_FRAMES = 33  # sample_frames of `tiny-orbit` (the real orbit model: 145); few, so CPU tests decode fast
 TINY_VERSION = "1"  # bump when the tiny architecture changes, so stale caches are rebuilt
 
 
@@ -32,17 +33,18 @@ def tiny_cache_dir() -> Path:
     return root / f"tiny-v{TINY_VERSION}"
 
 
-def ensure_tiny_model() -> Path:
-    """Builds and saves the tiny pipeline once; returns the pipeline folder."""
+def ensure_tiny_model(frames: int = 49) -> Path:
+    """Builds and saves the tiny pipeline made for ``frames`` frames once; returns the pipeline folder."""
     root = tiny_cache_dir()
-    model_dir = root / "CogVideoX-tiny-I2V"
+    model_dir = root / ("CogVideoX-tiny-I2V" if frames == 49 else f"CogVideoX-tiny-I2V-{frames}f")
     if not (model_dir / "model_index.json").is_file():
         with atomic_dir(model_dir, overwrite=True) as tmp:
-            build_tiny_pipeline().save_pretrained(tmp)
+            build_tiny_pipeline(frames).save_pretrained(tmp)
     return model_dir
 
 
-def build_tiny_pipeline():
+def build_tiny_pipeline(frames: int = 49):
+    """``frames``: the transformer's sample_frames, which size its learned positional table (``tiny-orbit``: 33)."""
     from diffusers import (
         AutoencoderKLCogVideoX,
         CogVideoXDPMScheduler,
@@ -67,7 +69,7 @@ def build_tiny_pipeline():
         num_layers=2,
         sample_width=TINY_SAMPLE_WIDTH,
         sample_height=TINY_SAMPLE_HEIGHT,
-        sample_frames=49,
+        sample_frames=frames,
         patch_size=2,
         temporal_compression_ratio=4,
         max_text_seq_length=226,

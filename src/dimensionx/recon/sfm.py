@@ -16,11 +16,13 @@ import numpy as np
 import pycolmap
 
 from ..errors import DimensionXError
+from ..interrupts import handle_signals
 from .cameras import Cameras, cameras_from_reconstruction
 from .config import ReconConfig
 from .frames import thumbnails
 
 log = logging.getLogger(__name__)
+handle_signals()  # again: importing pycolmap installed glog's SIGTERM handler, which prints a native stack dump
 
 
 @dataclass

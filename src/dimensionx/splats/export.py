@@ -58,3 +58,22 @@ def write_splat(splats: torch.nn.ParameterDict, path: Path) -> None:
     record["rgba"] = (rgba[order] * 255).round().clamp(0, 255).byte().cpu().numpy()
     record["rotation"] = (quats[order] * 128 + 128).round().clamp(0, 255).byte().cpu().numpy()
     path.write_bytes(record.tobytes())
+
+
+def read_ply(path: Path) -> dict[str, torch.Tensor]:
+    """The splats of a standard 3DGS PLY (as :func:`write_ply` writes it), as gsplat's trainer stores them:
+    means [N, 3], scales [N, 3] log, quats [N, 4], opacities [N] logit, sh0 [N, 1, 3], shN [N, K-1, 3]."""
+    vertex = PlyData.read(str(path))["vertex"]
+    names = [p.name for p in vertex.properties]
+    n_rest = sum(name.startswith("f_rest_") for name in names)
+    column = lambda *keys: np.stack([np.asarray(vertex[k], dtype=np.float32) for k in keys], axis=1)  # noqa: E731
+    n = len(vertex.data)
+    rest = column(*[f"f_rest_{i}" for i in range(n_rest)]) if n_rest else np.zeros((n, 0), np.float32)
+    return {
+        "means": torch.from_numpy(column("x", "y", "z")),
+        "scales": torch.from_numpy(column("scale_0", "scale_1", "scale_2")),
+        "quats": torch.from_numpy(column("rot_0", "rot_1", "rot_2", "rot_3")),
+        "opacities": torch.from_numpy(column("opacity")[:, 0]),
+        "sh0": torch.from_numpy(column("f_dc_0", "f_dc_1", "f_dc_2"))[:, None],
+        "shN": torch.from_numpy(rest.reshape(n, 3, n_rest // 3)).transpose(1, 2).contiguous(),  # channel-major in the file
+    }

@@ -13,7 +13,8 @@ from pathlib import Path
 from ..errors import DimensionXError
 from ..models import resolve_model
 from .modes import check_mode
-from .generator import DirectorVideoGenerator, VideoConfig, generate_video, motion_label, resolve_device
+from .generator import DirectorVideoGenerator, VideoConfig, generate_video, resolve_device
+from .inputs import motion_label
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ import dataclasses
 from ..config import load_config
 from ..models import DEFAULT_MODEL
 from .config import VideoConfig
+from .inputs import check_inputs
 
 
 def register(commands) -> None:
@@ -52,12 +53,14 @@ def video_config(args: argparse.Namespace) -> VideoConfig:
 
 
 def run_video(args: argparse.Namespace) -> int:
+    config = video_config(args)
+    if not config.batch:
+        check_inputs(config)  # a typo costs no torch import
+
     from .batch import generate_batch
     from .generator import generate_video
-
     from .parallel import is_distributed, launch
 
-    config = video_config(args)
     if config.gpus > 1 and not is_distributed():
         return launch(args.argv, config.gpus)
     if config.batch:

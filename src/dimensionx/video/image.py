@@ -1,37 +1,36 @@
-"""The input photo: opened with Pillow, EXIF orientation applied, alpha flattened, fitted to the model."""
+"""The input photo: opened with Pillow (any bit depth, huge ones reduced), EXIF orientation applied,
+alpha flattened, fitted to the model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ..errors import DimensionXError
+from ..media import open_image
 
 MIN_SIDE_PX = 64
 FITS = ("crop", "pad")
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """Opens ``path`` as an RGB image, upright, transparent areas on white. Checked, not yet resized."""
-    path = Path(path)
-    if not path.is_file():
-        raise DimensionXError(f"input image {path} does not exist: pass the path of a photo (png, jpg, webp, ...)")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DimensionXError(f"input image {path} cannot be read as an image ({exc.__class__.__name__}): pass a png, jpg or webp file") from None
-    if min(image.size) < MIN_SIDE_PX:
-        raise DimensionXError(
-            f"input image {path} is {image.width}x{image.height} px; the smallest side must be at least {MIN_SIDE_PX} px: pass a larger photo"
-        )
+    """Opens ``path`` as an RGB image, upright, transparent areas on white, 8 bits per channel
+    (16-bit scaled), at most ``WORK_IMAGE_PIXELS`` (larger photos reduced). Checked, not yet fitted."""
+    image = ImageOps.exif_transpose(open_image(path))
+    check_size(path, *image.size)
     if image.mode in ("RGBA", "LA", "P", "PA"):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
     return image.convert("RGB")
+
+
+def check_size(path: str | Path, width: int, height: int) -> None:
+    if min(width, height) < MIN_SIDE_PX:
+        raise DimensionXError(
+            f"input image {path} is {width}x{height} px; the smallest side must be at least {MIN_SIDE_PX} px: pass a larger photo"
+        )
 
 
 def fit_image(image: Image.Image, width: int, height: int, fit: str = "crop") -> Image.Image:

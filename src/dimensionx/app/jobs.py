@@ -1,0 +1,43 @@
+"""One job at a time on the accelerator, and cancellation of the running job at its next step."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Iterator
+
+from ..errors import DimensionXError
+
+
+class JobCancelled(DimensionXError):
+    """The user pressed Cancel; the job stopped at its next progress step and wrote nothing."""
+
+
+class Jobs:
+    """A lock that runs jobs one after another, and a cancel flag per session checked at every progress step."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._flags: dict[str, threading.Event] = {}
+        self._running = threading.local()
+
+    @contextlib.contextmanager
+    def run(self, session_id: str) -> Iterator[None]:
+        flag = self._flags.setdefault(session_id, threading.Event())
+        flag.clear()
+        with self._lock:
+            self._running.flag = flag
+            try:
+                yield
+            finally:
+                self._running.flag = None
+
+    def cancel(self, session_id: str) -> None:
+        if session_id in self._flags:
+            self._flags[session_id].set()
+
+    def check(self) -> None:
+        """Raises ``JobCancelled`` in the thread of a job whose session asked to cancel."""
+        flag = getattr(self._running, "flag", None)
+        if flag is not None and flag.is_set():
+            raise JobCancelled("the job was cancelled; nothing was written. Press the button again to restart it")

@@ -1,0 +1,34 @@
+"""``OrbitConfig`` and ``ConvertConfig``: every knob of ``dimensionx orbit`` / ``convert-sat``, importable without torch."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..models.hub import DEFAULT_MODEL
+from ..video.config import VideoConfig
+
+
+@dataclasses.dataclass
+class OrbitConfig(VideoConfig):
+    """``VideoConfig`` with the original 360-degree orbit settings (DimensionX ``inference_145.yaml``):
+    the model's 145 frames at its 320x480, 50 DPM++ steps, dynamic CFG 6, zero unconditional text
+    embedding, 8 fps, seed 42. A sidecar of an orbit reproduces it with ``--config``."""
+
+    model: str | None = None  # folder written by `dimensionx convert-sat`, or "tiny-orbit" (random weights, tests)
+    motion: str | None = "none"  # the orbit is in the model's weights; --lora adds a director on top
+    frames: int | None = None  # None: the model's sample_frames (145), the only count its learned position table fits
+    uncond: str = "zero"  # unguided branch: zero text embedding, as the SAT original
+
+
+@dataclasses.dataclass
+class ConvertConfig:
+    """Every knob of ``dimensionx convert-sat``."""
+
+    source: str | None = None  # SAT checkpoint folder (holding `latest`) or its mp_rank_00_model_states.pt
+    out: str | None = None  # diffusers folder, or a .safetensors director file with lora_only
+    base: str = DEFAULT_MODEL  # pipeline whose VAE, T5 and scheduler the orbit model uses (hub id or folder)
+    with_base: str | None = None  # local base pipeline folder: write a full pipeline (its components hard-linked or copied)
+    sat_config: str | None = None  # SAT model YAML: frames/latent size of the position table, LoRA alpha (default: the orbit's)
+    lora_only: bool = False  # write only the SAT LoRA (matrix_A/matrix_B) as a director file
+    trust_pickle: bool = False  # let torch.load run code stored in the checkpoint (only for files you trust)
+    overwrite: bool = False  # replace an existing --out written by dimensionx

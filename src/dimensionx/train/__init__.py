@@ -1,0 +1,1 @@
+"""Director LoRA training and the dataset builder (`dimensionx train`, `dimensionx make-dataset`)."""

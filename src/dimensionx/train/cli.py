@@ -1,0 +1,85 @@
+"""``dimensionx train`` and ``dimensionx make-dataset``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from ..config import load_config
+from ..models.hub import DEFAULT_MODEL
+from .config import DatasetConfig, TrainConfig
+
+
+def register(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="teach the model a camera motion: LoRA fine-tuning of CogVideoX-5B-I2V (accelerate + peft)",
+        description="Train a director LoRA. Settings come from TrainConfig defaults (the original S-Director recipe), "
+        "then --config (YAML in configs/train/), then flags. Multi-GPU: `accelerate launch -m dimensionx.cli train ...` "
+        "or finetune_multi_gpus.sh.",
+    )
+    train.add_argument("--config", help="YAML preset (configs/train/s_director.yaml) or a run's train_config.json")
+    train.add_argument("--model", help=f"hub id or local diffusers folder (default {DEFAULT_MODEL}); `tiny` for the tiny random model")
+    train.add_argument("--data", help="CSV file (video,caption), folder with metadata.csv, or folder of videos/ + captions/")
+    train.add_argument("--output-dir", help="run folder: train_log.jsonl, checkpoints/, pytorch_lora_weights.safetensors")
+    train.add_argument("--max-steps", type=int, help="optimiser steps (default 3000)")
+    train.add_argument("--resume", nargs="?", const="latest", help="continue from a checkpoint folder, or `latest` (the default value)")
+    train.add_argument("--overwrite", action="store_true", default=None, help="start afresh in an existing run folder")
+    train.add_argument("--rank", type=int, help="LoRA rank (default 256)")
+    train.add_argument("--learning-rate", type=float, help="AdamW learning rate (default 1e-3)")
+    train.add_argument("--micro-batch", type=int, help="clips per process per micro-step (default 2)")
+    train.add_argument("--grad-accumulation", type=int, help="micro-steps per optimiser step (default 1)")
+    train.add_argument("--frames", type=int, help="frames per clip, 4k+1 (default 49)")
+    train.add_argument("--pre-encode", action="store_true", default=None, help="cache VAE latents and T5 embeddings on disk first")
+    train.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                       help="recompute activations in the backward pass (default on)")
+    train.add_argument("--mixed-precision", help="auto, bf16, fp16 or no")
+    train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 250)")
+    train.add_argument("--sample-every", type=int, help="steps between sample videos (default 0: none)")
+    train.add_argument("--sample-steps", type=int, help="denoising steps of a sample video (default 50)")
+    train.add_argument("--num-workers", type=int, help="data-loader worker processes (default 2)")
+    train.add_argument("--seed", type=int, help="seed of noise, timesteps, dropout and data order (default 42)")
+    train.set_defaults(run=run_train)
+
+    make = commands.add_parser(
+        "make-dataset",
+        help="render training clips of the 16 camera motions from a reconstructed 3D scene",
+        description="Render, from a recon scene folder (point_cloud.ply + transforms.json), clips of each S-Director "
+        "camera motion, with captions, in the CSV form `dimensionx train --data` reads, and a contact sheet per motion.",
+    )
+    make.add_argument("scene", nargs="?", help="scene folder written by `dimensionx recon`")
+    make.add_argument("--out", help="dataset folder to write")
+    make.add_argument("--motions", help="`all` (default) or a comma list, e.g. orbit_left,pan_right")
+    make.add_argument("--clips", type=int, help="clips per motion (default 8)")
+    make.add_argument("--frames", type=int, help="frames per clip (default 49)")
+    make.add_argument("--size", help="WIDTHxHEIGHT px (default 720x480)")
+    make.add_argument("--fps", type=int, help="frames per second of the mp4s (default 8)")
+    make.add_argument("--caption", help="caption of every clip (default: a 3D scene of <scene folder name>)")
+    make.add_argument("--device", help="auto, cuda (gsplat) or cpu (reference renderer)")
+    make.add_argument("--jitter", type=float, help="degrees of random swing of each start camera (default 5; 0 = the recon cameras)")
+    make.add_argument("--seed", type=int, help="seed of the start-camera jitter")
+    make.add_argument("--overwrite", action="store_true", default=None, help="replace an existing dataset folder")
+    make.add_argument("--config", help="YAML preset")
+    make.set_defaults(run=run_make_dataset)
+
+
+def _config(cls, args: argparse.Namespace):
+    names = [f.name for f in dataclasses.fields(cls)]
+    return load_config(cls, args.config, {n: getattr(args, n, None) for n in names})
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .trainer import train
+
+    result = train(_config(TrainConfig, args))
+    if result.status == "stopped":
+        print(f"dimensionx train: stopped by SIGTERM at step {result.step}; checkpoint saved, continue with --resume latest")
+        return 143
+    return 0
+
+
+def run_make_dataset(args: argparse.Namespace) -> int:
+    from .make_dataset import make_dataset
+
+    make_dataset(_config(DatasetConfig, args))
+    return 0

@@ -1,0 +1,177 @@
+"""``dimensionx make-dataset``: training clips of the S-Director motions rendered from a 3D Gaussian scene.
+
+1. check the scene folder (``point_cloud.ply`` + ``transforms.json`` from ``dimensionx recon``) and options;
+2. read the splats and cameras; the scene centre is the median of the splat centres;
+3. pick ``clips`` start cameras among the recon cameras (evenly spaced, swung up to ``jitter``
+   degrees about the centre) and aim each at the centre;
+4. per motion and start camera, the path of ``directors/camera_paths.py``, rendered with
+   ``splats/render.py`` (gsplat on CUDA, the pure-torch reference on CPU);
+5. write ``<motion>/videos/*.mp4``, ``<motion>/cameras/*.json``, ``<motion>/metadata.csv``,
+   ``<motion>/contact_sheet.png``, and ``metadata.csv`` over all motions (the CSV form ``train`` reads).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..config import config_to_dict
+from ..directors.camera_paths import MOTIONS, camera_path, look_at, rotation
+from ..errors import DimensionXError
+from ..media import atomic_dir, check_output_dir, write_json, write_video
+from .config import DatasetConfig
+
+log = logging.getLogger(__name__)
+
+OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # transforms.json stores OpenGL camera axes
+SHEET_COLUMNS = 5  # frames per clip on the contact sheet
+SHEET_HEIGHT = 96  # px of one contact-sheet cell
+
+
+def make_dataset(config: DatasetConfig) -> Path:
+    import torch
+    from tqdm import tqdm
+
+    # 1. Check inputs.
+    motions, (width, height), background = check_inputs(config)
+    scene = Path(config.scene)
+    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if config.device == "auto" else config.device))
+    # 2. Scene and cameras.
+    from ..splats.export import read_ply
+
+    splats = {k: v.to(device) for k, v in read_ply(scene / "point_cloud.ply").items()}
+    recon_c2w, focal_x, recon_width = read_cameras(scene / "transforms.json")
+    centre = np.median(splats["means"].cpu().numpy(), axis=0)
+    K = intrinsics(focal_x * width / recon_width, width, height)
+    # 3. Start cameras.
+    starts = start_cameras(recon_c2w, centre, config.clips, config.jitter, config.seed)
+    caption = config.caption or f"a 3D scene of {scene.resolve().name}"
+    rows = []
+    with atomic_dir(config.out, config.overwrite) as out:
+        for name in tqdm(motions, desc="motions", unit="motion"):
+            sheet_rows = []
+            for k, start in enumerate(starts):
+                # 4. Path and frames.
+                poses = camera_path(name, start, centre, config.frames)  # [T, 4, 4] camera-to-world
+                frames = render(splats, poses, K, width, height, background, device)  # [T, H, W, 3] uint8
+                # 5. Files.
+                clip = f"{name}/videos/{name}_{k:03d}.mp4"
+                write_video(frames, out / clip, config.fps)
+                write_json({"motion": name, "definition": config_to_dict(MOTIONS[name]), "centre": centre.tolist(),
+                            "K": K.tolist(), "width": width, "height": height,
+                            "camera_to_world_opencv": poses.tolist()}, out / name / "cameras" / f"{name}_{k:03d}.json")
+                rows.append((clip, caption))
+                sheet_rows.append(frames[np.linspace(0, len(frames) - 1, SHEET_COLUMNS).round().astype(int)])
+            write_csv(out / name / "metadata.csv", [(c.removeprefix(f"{name}/"), t) for c, t in rows if c.startswith(f"{name}/")])
+            contact_sheet(sheet_rows).save(out / name / "contact_sheet.png")
+        write_csv(out / "metadata.csv", rows)
+        write_json({"config": config_to_dict(config), "motions": {m: config_to_dict(MOTIONS[m]) for m in motions},
+                    "centre": centre.tolist(), "clips": len(rows), "device": str(device)}, out / "dataset.json")
+    log.info("wrote %d clips of %d motions to %s", len(rows), len(motions), config.out)
+    return Path(config.out)
+
+
+def check_inputs(config: DatasetConfig) -> tuple[list[str], tuple[int, int], np.ndarray]:
+    if not config.scene:
+        raise DimensionXError("no scene: pass SCENE_DIR, a folder written by `dimensionx recon`")
+    scene = Path(config.scene)
+    for name in ("point_cloud.ply", "transforms.json"):
+        if not (scene / name).is_file():
+            raise DimensionXError(f"{scene} has no {name}: pass a scene folder written by `dimensionx recon`")
+    if not config.out:
+        raise DimensionXError("no output folder: pass --out DIR")
+    check_output_dir(config.out, config.overwrite)
+    motions = list(MOTIONS) if config.motions == "all" else [m.strip() for m in config.motions.split(",") if m.strip()]
+    unknown = [m for m in motions if m not in MOTIONS]
+    if unknown or not motions:
+        raise DimensionXError(f"--motions {config.motions}: unknown {', '.join(unknown) or 'empty list'}; "
+                              f"use `all` or names among {', '.join(MOTIONS)}")
+    try:
+        width, height = (int(v) for v in config.size.lower().split("x"))
+    except ValueError:
+        raise DimensionXError(f"--size {config.size}: write WIDTHxHEIGHT in pixels, e.g. 720x480") from None
+    if width < 8 or height < 8 or config.clips < 1 or config.frames < 2 or config.fps <= 0:
+        raise DimensionXError("--size must be at least 8x8 px, --clips at least 1, --frames at least 2 and --fps positive")
+    try:
+        background = np.array([float(v) for v in config.background.split(",")], dtype=np.float32)
+        assert background.shape == (3,)
+    except (ValueError, AssertionError):
+        raise DimensionXError(f"background {config.background!r}: write R,G,B in [0, 1], e.g. 0,0,0") from None
+    if config.device not in ("auto", "cpu", "cuda"):
+        raise DimensionXError(f"--device {config.device}: use auto, cuda or cpu")
+    return motions, (width, height), background
+
+
+def read_cameras(path: Path) -> tuple[np.ndarray, float, int]:
+    """transforms.json -> (camera-to-world [C, 4, 4] OpenCV axes, focal length px, image width px) of the first frame."""
+    try:
+        data = json.loads(path.read_text())
+        frames = data["frames"]
+        fields = {**data, **frames[0]}
+        c2w = np.stack([np.asarray(f["transform_matrix"], dtype=np.float64).reshape(4, 4) @ OPENGL_FROM_OPENCV
+                        for f in frames])
+        width = int(fields["w"])
+        focal = float(fields["fl_x"]) if "fl_x" in fields else 0.5 * width / np.tan(0.5 * float(fields["camera_angle_x"]))
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise DimensionXError(f"{path} is not a usable transforms.json ({exc!r}): re-run `dimensionx recon`") from None
+    return c2w, focal, width
+
+
+def intrinsics(focal: float, width: int, height: int) -> np.ndarray:
+    """[3, 3] px: square pixels, principal point at the image centre."""
+    return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=np.float64)
+
+
+def start_cameras(c2w: np.ndarray, centre: np.ndarray, clips: int, jitter: float, seed: int) -> list[np.ndarray]:
+    """``clips`` poses [4, 4]: recon cameras evenly spaced, swung up to ``jitter`` degrees about ``centre``, aimed at it."""
+    rng = np.random.default_rng(seed)
+    starts = []
+    for index in np.linspace(0, len(c2w) - 1, clips).round().astype(int):
+        pose = c2w[index]
+        up = -pose[:3, 1]
+        swing = rotation(up, rng.uniform(-jitter, jitter)) @ rotation(pose[:3, 0], rng.uniform(-jitter, jitter))
+        starts.append(look_at(centre + swing @ (pose[:3, 3] - centre), centre, up))
+    return starts
+
+
+def render(splats: dict, poses: np.ndarray, K: np.ndarray, width: int, height: int, background: np.ndarray,
+           device) -> np.ndarray:
+    """[T, H, W, 3] uint8 frames of ``splats`` seen from ``poses`` [T, 4, 4] (camera-to-world, OpenCV)."""
+    import torch
+
+    from ..splats.render import rasterize
+
+    sh = torch.cat([splats["sh0"], splats["shN"]], dim=1)  # [N, K, 3]
+    sh_degree = int(round(sh.shape[1] ** 0.5)) - 1
+    viewmats = torch.as_tensor(np.linalg.inv(poses), dtype=torch.float32, device=device)  # [T, 4, 4]
+    Ks = torch.as_tensor(K, dtype=torch.float32, device=device).expand(len(poses), 3, 3)
+    with torch.no_grad():
+        colors, _, _ = rasterize(splats["means"], splats["quats"], torch.exp(splats["scales"]),
+                                 torch.sigmoid(splats["opacities"]), sh, viewmats, Ks, width, height, sh_degree,
+                                 background=torch.as_tensor(background, device=device))
+    return (colors.clamp(0, 1) * 255 + 0.5).byte().cpu().numpy()
+
+
+def contact_sheet(rows: list[np.ndarray]):
+    """One row per clip of [SHEET_COLUMNS, H, W, 3] frames, scaled to SHEET_HEIGHT px."""
+    from PIL import Image
+
+    grid = np.concatenate([np.concatenate(list(frames), axis=1) for frames in rows], axis=0)
+    image = Image.fromarray(grid)
+    scale = SHEET_HEIGHT / rows[0].shape[1]
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["video", "caption"])
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.getvalue())

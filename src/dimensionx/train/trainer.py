@@ -1,0 +1,467 @@
+"""Director LoRA training, top to bottom: ``train(TrainConfig(...))``.
+
+1. check the config and every data row before any model loads;
+2. start accelerate (one process, DDP or DeepSpeed, as ``accelerate launch`` set it up);
+3. load the frozen transformer (and the VAE and T5 unless everything is pre-encoded);
+4. pre-encode the clips into the latent cache, or decode them on the fly;
+5. add the LoRA (peft, alpha 1 -> scale 1/rank), the optimiser and the learning-rate schedule;
+6. resume from a checkpoint: LoRA, optimiser, schedule, RNG states, and the data position;
+7. train: v-prediction loss, gradient clipping, a log line per step, checkpoints every N steps,
+   a checkpoint on SIGTERM, a stop on a NaN/inf loss (the last good checkpoint is kept);
+8. export ``pytorch_lora_weights.safetensors`` in the official unprefixed layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..config import config_to_dict
+from ..directors.lora import save_lora
+from ..errors import DimensionXError
+from ..media import OUTPUT_MARKER, atomic_file, check_replaceable, write_json, write_video
+from ..models import resolve_model
+from .batches import CachedClips, EpochShuffle, VideoClips, pre_encode
+from .config import TrainConfig
+from .data import ClipList, find_clips, load_clip
+from .model import (
+    Components,
+    add_lora,
+    diffusion_loss,
+    encode_first_frame,
+    encode_text,
+    encode_video,
+    image_condition,
+    load_components,
+    load_lora_state,
+    lora_state,
+    rotary_embedding,
+)
+
+log = logging.getLogger(__name__)
+
+LORA_FILE = "pytorch_lora_weights.safetensors"
+LOG_FILE = "train_log.jsonl"
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+CHECKPOINT_LORA = "lora.safetensors"
+TRAIN_TIMESTEPS = 1000
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}
+EXPORT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    output_dir: Path
+    step: int  # optimiser steps done
+    status: str  # "done" or "stopped" (SIGTERM: a checkpoint was saved; --resume latest continues)
+    lora: Path | None  # the exported file (None when stopped)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    from accelerate import Accelerator
+
+    # 1. Check everything a user passed, before any model loads.
+    check_inputs(config)
+    out = Path(config.output_dir)
+    resume_dir = find_resume(config, out)
+    clips = find_clips(config.data, config.skip_frames)
+
+    # 2. Processes and devices: accelerate (`accelerate launch` decides DDP / DeepSpeed).
+    accelerator = Accelerator(mixed_precision=mixed_precision(config.mixed_precision),
+                              gradient_accumulation_steps=config.grad_accumulation)
+    if accelerator.is_main_process:
+        prepare_run_folder(out, config, resume_dir, clips)
+    accelerator.wait_for_everyone()
+    device, dtype = accelerator.device, DTYPES[accelerator.mixed_precision]
+
+    # 3. The frozen model.
+    model = resolve_model(config.model)
+    parts = load_components(model.path, encoders=True, dtype=dtype)
+    height, width = parts.size
+    for module in (parts.transformer, parts.vae, parts.text_encoder):
+        module.to(device)
+    rng = torch.Generator().manual_seed(config.seed + 1_000_003 * accelerator.process_index)
+
+    # 4. The data: pre-encoded latents, or clips decoded by the loader's workers.
+    if config.pre_encode:
+        with accelerator.main_process_first():
+            dataset = CachedClips(pre_encode(clips.clips, cache_dir(config, clips), encode_settings(config, model, dtype),
+                                             lambda clip: encode_clip(parts, clip, config, height, width)))
+        if not config.sample_every:
+            parts.vae = parts.text_encoder = parts.tokenizer = None  # training holds the transformer alone
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    else:
+        dataset = VideoClips(clips.clips, config.frames, config.skip_frames, height, width)
+    sampler = EpochShuffle(len(dataset), config.seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=config.micro_batch, sampler=sampler,
+                                         num_workers=config.num_workers)
+
+    # 5. LoRA, optimiser, schedule.
+    if config.gradient_checkpointing:
+        parts.transformer.enable_gradient_checkpointing()
+    torch.manual_seed(config.seed)  # peft draws lora_A from the global generator: same start in every process and run
+    add_lora(parts.transformer, config.rank)
+    params = [p for p in parts.transformer.parameters() if p.requires_grad]
+    optimizer = build_optimizer(config, params, device)
+    schedule = build_schedule(config, optimizer, accelerator.num_processes)
+    transformer, optimizer, loader, schedule = accelerator.prepare(parts.transformer, optimizer, loader, schedule)
+    register_lora_hooks(accelerator)
+
+    # 6. Resume.
+    step = 0
+    if resume_dir is not None:
+        step = resume(accelerator, resume_dir, rng, out)
+    epoch, skip = divmod(step * config.grad_accumulation, len(loader))
+
+    # 7. Train.
+    latent_frames = (config.frames - 1) // 4 + 1
+    rotary = rotary_embedding(accelerator.unwrap_model(transformer), height, width, latent_frames, device)
+    alphas = parts.scheduler.alphas_cumprod.to(device)
+    stop = StopRequest()
+    progress = tqdm(total=config.max_steps, initial=step, desc="training", unit="step",
+                    disable=not accelerator.is_main_process, dynamic_ncols=True)
+    transformer.train()
+    status, losses, start = "done", [], time.perf_counter()
+    with stop.on_sigterm():
+        while step < config.max_steps and status == "done":
+            sampler.use_epoch(epoch)
+            for batch in (accelerator.skip_first_batches(loader, skip) if skip else loader):
+                with accelerator.accumulate(transformer):
+                    loss = micro_step(transformer, parts, batch, config, rng, alphas, rotary, latent_frames, device).mean()
+                    bad, stopping = flags(accelerator, loss, stop.requested)
+                    if bad:
+                        stop_on_nan(accelerator, out, step, loss)
+                    losses.append(loss.detach())
+                    accelerator.backward(loss)
+                    grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm) if accelerator.sync_gradients else None
+                    optimizer.step()
+                    schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                seconds, start = time.perf_counter() - start, time.perf_counter()
+                mean_loss = accelerator.gather(torch.stack(losses).mean()[None]).mean().item()
+                losses = []
+                progress.update(1)
+                progress.set_postfix(loss=f"{mean_loss:.4f}")
+                if accelerator.is_main_process and step % config.log_every == 0:
+                    append_log(out, step, mean_loss, schedule.get_last_lr()[0], grad_norm, seconds,
+                               config.micro_batch * config.grad_accumulation * accelerator.num_processes)
+                if stopping or step == config.max_steps or (config.checkpoint_every and step % config.checkpoint_every == 0):
+                    save_checkpoint(accelerator, out, step, rng, config)
+                if config.sample_every and step % config.sample_every == 0 and accelerator.is_main_process:
+                    write_sample(accelerator.unwrap_model(transformer), parts, clips, config, out, step, device)
+                if stopping:
+                    status = "stopped"
+                if stopping or step == config.max_steps:
+                    break
+            epoch, skip = epoch + 1, 0
+    progress.close()
+
+    # 8. Export.
+    accelerator.wait_for_everyone()
+    lora = None
+    if status == "done" and accelerator.is_main_process:
+        lora = export_lora(accelerator.unwrap_model(transformer), out, config, model.id, clips, step)
+    accelerator.end_training()
+    return TrainResult(out, step, status, lora)
+
+
+def check_inputs(config: TrainConfig) -> None:
+    if not config.data:
+        raise DimensionXError("no training data: pass --data (a CSV file, a folder with metadata.csv, or videos/ + captions/)")
+    if not config.output_dir:
+        raise DimensionXError("no run folder: pass --output-dir DIR")
+    if config.frames < 5 or (config.frames - 1) % 4:
+        raise DimensionXError(f"frames {config.frames}: CogVideoX takes 4k+1 frames (the VAE packs 4 in one latent), e.g. 49")
+    positive = {"rank": config.rank, "max_steps": config.max_steps, "micro_batch": config.micro_batch,
+                "grad_accumulation": config.grad_accumulation, "learning_rate": config.learning_rate,
+                "text_max_length": config.text_max_length, "image_noise_draws": config.image_noise_draws}
+    for name, value in positive.items():
+        if value <= 0:
+            raise DimensionXError(f"{name} {value}: must be positive")
+    for name in ("text_dropout", "image_dropout"):
+        if not 0 <= getattr(config, name) < 1:
+            raise DimensionXError(f"{name} {getattr(config, name)}: a probability in [0, 1)")
+    if config.mixed_precision not in ("auto", *DTYPES):
+        raise DimensionXError(f"mixed_precision {config.mixed_precision!r}: use auto, bf16, fp16 or no")
+    if config.export_dtype not in EXPORT_DTYPES:
+        raise DimensionXError(f"export_dtype {config.export_dtype!r}: use bf16 or fp32")
+    if config.optimizer not in ("adamw", "adamw8bit"):
+        raise DimensionXError(f"optimizer {config.optimizer!r}: use adamw or adamw8bit")
+
+
+def mixed_precision(name: str) -> str:
+    """"auto": what `accelerate launch` / its config chose, else bf16 on CUDA and none on a CPU."""
+    if name != "auto":
+        return name
+    return os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
+
+
+def find_resume(config: TrainConfig, out: Path) -> Path | None:
+    """The checkpoint folder ``--resume`` names (None: a fresh run)."""
+    if config.resume is None:
+        return None
+    if config.resume == "latest":
+        found = sorted((out / CHECKPOINTS).glob("step_*")) if (out / CHECKPOINTS).is_dir() else []
+        if not found:
+            log.info("--resume latest: no checkpoint in %s yet, starting from step 0", out / CHECKPOINTS)
+            return None
+        return found[-1]
+    path = Path(config.resume)
+    if not (path / STATE_FILE).is_file():
+        raise DimensionXError(f"--resume {path}: not a checkpoint folder (no {STATE_FILE}); pass a folder "
+                              f"{out / CHECKPOINTS}/step_NNNNNN or `latest`")
+    return path
+
+
+def prepare_run_folder(out: Path, config: TrainConfig, resume_dir: Path | None, clips: ClipList) -> None:
+    """Creates (or, with --overwrite, empties) the run folder and writes its config and data report."""
+    if out.exists() and any(out.iterdir()) and config.resume is None:
+        if not config.overwrite:
+            raise DimensionXError(f"--output-dir {out} already holds a run: pass --resume latest to continue it, "
+                                  "--overwrite to start again, or another --output-dir")
+        check_replaceable(out)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OUTPUT_MARKER).write_text(json.dumps({"tool": "dimensionx", "stage": "train"}) + "\n")
+    write_json({"config": config_to_dict(config)}, out / "train_config.json")
+    write_json(clips.report(), out / "data_report.json")
+    if resume_dir is None:
+        (out / LOG_FILE).unlink(missing_ok=True)
+
+
+def cache_dir(config: TrainConfig, clips: ClipList) -> Path:
+    return Path(config.cache_dir) if config.cache_dir else clips.root / ".dimensionx-cache"
+
+
+def encode_settings(config: TrainConfig, model, dtype: torch.dtype) -> dict:
+    """Everything a cached file depends on besides the video bytes and the caption."""
+    return {"model": str(model.path), "dtype": str(dtype), "frames": config.frames, "skip": config.skip_frames,
+            "text_max_length": config.text_max_length, "draws": config.image_noise_draws, "seed": config.seed,
+            "image_noise": [config.image_noise_mean, config.image_noise_std], "version": 1}
+
+
+def encode_clip(parts: Components, clip, config: TrainConfig, height: int, width: int) -> dict[str, torch.Tensor]:
+    """One clip's latents [F', C, h, w], ``draws`` noisy first-frame latents [draws, 1, C, h, w], caption [L, D]."""
+    rng = torch.Generator().manual_seed(config.seed)
+    video = load_clip(clip, config.frames, config.skip_frames, height, width)[None]  # [1, F, 3, H, W]
+    draws = config.image_noise_draws
+    sigma = torch.exp(torch.normal(config.image_noise_mean, config.image_noise_std, (draws,), generator=rng))
+    noise = torch.randn((draws, *video.shape[2:]), generator=rng)
+    first = encode_first_frame(parts.vae, video[:, 0].expand(draws, -1, -1, -1), sigma.to(parts.vae.device),
+                               noise.to(parts.vae.device), rng)
+    return {"latents": encode_video(parts.vae, video, rng)[0].cpu(), "image_latents": first.cpu(),
+            "prompt_embeds": encode_text(parts.tokenizer, parts.text_encoder, [clip.caption], config.text_max_length)[0].cpu()}
+
+
+def micro_step(transformer, parts: Components, batch: dict, config: TrainConfig, rng: torch.Generator,
+               alphas: torch.Tensor, rotary, latent_frames: int, device: torch.device) -> torch.Tensor:
+    """Per-sample loss [B] of one micro-batch; every random draw comes from ``rng`` (CPU)."""
+    if "latents" in batch:
+        latents, prompt = batch["latents"].to(device), batch["prompt_embeds"].to(device)
+        batch_size = len(latents)
+        pick = torch.randint(0, batch["image_latents"].shape[1], (batch_size,), generator=rng)
+        first = batch["image_latents"][torch.arange(batch_size), pick].to(device)  # [B, 1, C, h, w]
+    else:
+        video = batch["video"]  # [B, F, 3, H, W]
+        batch_size = len(video)
+        latents = encode_video(parts.vae, video, rng)
+        sigma = torch.exp(torch.normal(config.image_noise_mean, config.image_noise_std, (batch_size,), generator=rng))
+        noise = torch.randn(video[:, 0].shape, generator=rng)
+        first = encode_first_frame(parts.vae, video[:, 0].to(device), sigma.to(device), noise.to(device), rng)
+        prompt = encode_text(parts.tokenizer, parts.text_encoder, list(batch["caption"]), config.text_max_length)
+    timesteps = torch.randint(0, TRAIN_TIMESTEPS, (batch_size,), generator=rng)
+    noise = torch.randn(latents.shape, generator=rng)
+    keep_text = (torch.rand(batch_size, generator=rng) >= config.text_dropout).float()
+    keep_image = (torch.rand(batch_size, generator=rng) >= config.image_dropout).float()
+    prompt = prompt * keep_text.to(device).view(-1, 1, 1)
+    condition = image_condition(first * keep_image.to(device).view(-1, 1, 1, 1, 1), latent_frames)
+    return diffusion_loss(transformer, alphas, latents, condition.to(latents.dtype), prompt,
+                          timesteps.to(device), noise.to(device), rotary)
+
+
+def build_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], device: torch.device):
+    kwargs = dict(lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
+                  weight_decay=config.weight_decay, eps=config.adam_epsilon)
+    if config.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise DimensionXError("optimizer adamw8bit needs bitsandbytes: pip install bitsandbytes, or use adamw") from None
+        return bnb.optim.AdamW8bit(params, **kwargs)
+    return torch.optim.AdamW(params, fused=device.type == "cuda", **kwargs)
+
+
+def build_schedule(config: TrainConfig, optimizer, processes: int):
+    """diffusers' named schedules; accelerate steps a prepared schedule once per process, hence the factor."""
+    from diffusers.optimization import get_scheduler
+
+    try:
+        return get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * processes,
+                             num_training_steps=config.max_steps * processes)
+    except ValueError as exc:
+        raise DimensionXError(f"lr_scheduler {config.lr_scheduler!r}: {exc}") from None
+
+
+class StopRequest:
+    """Set by SIGTERM; the loop saves a checkpoint at the end of the current step and stops."""
+
+    def __init__(self):
+        self.requested = False
+
+    @contextlib.contextmanager
+    def on_sigterm(self):
+        previous = signal.signal(signal.SIGTERM, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+
+def flags(accelerator, loss: torch.Tensor, stop_requested: bool) -> tuple[bool, bool]:
+    """(any process saw a NaN/inf loss, any process got SIGTERM): every process decides alike."""
+    local = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0, float(stop_requested)], device=loss.device)
+    total = accelerator.reduce(local, reduction="sum")
+    return bool(total[0] > 0), bool(total[1] > 0)
+
+
+def stop_on_nan(accelerator, out: Path, step: int, loss: torch.Tensor) -> None:
+    found = sorted((out / CHECKPOINTS).glob("step_*")) if (out / CHECKPOINTS).is_dir() else []
+    if accelerator.is_main_process:
+        with open(out / LOG_FILE, "a") as f:
+            f.write(json.dumps({"step": step + 1, "loss": None, "error": "non-finite loss"}) + "\n")
+    raise DimensionXError(
+        f"the loss became {loss.item()} at step {step + 1}: training stopped, no LoRA exported. "
+        + (f"The last good checkpoint is {found[-1]}; " if found else "No checkpoint was written yet; ")
+        + "lower learning_rate, use mixed_precision bf16 instead of fp16, or check the data, then --resume latest"
+    )
+
+
+def append_log(out: Path, step: int, loss: float, lr: float, grad_norm, seconds: float, samples: int) -> None:
+    line = {"step": step, "loss": loss, "lr": lr,
+            "grad_norm": None if grad_norm is None else float(grad_norm),
+            "seconds": round(seconds, 4), "samples_per_s": round(samples / seconds, 4)}
+    with open(out / LOG_FILE, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def register_lora_hooks(accelerator) -> None:
+    """Checkpoints hold the LoRA alone (not the frozen 5B weights): accelerate's save/load hooks."""
+    from safetensors.torch import load_file, save_file
+
+    def save(models, weights, output_dir):
+        if accelerator.is_main_process and models:
+            tensors = {k: v.float().contiguous() for k, v in lora_state(accelerator.unwrap_model(models[0])).items()}
+            save_file(tensors, os.path.join(output_dir, CHECKPOINT_LORA))
+        weights.clear()
+
+    def load(models, input_dir):
+        while models:
+            load_lora_state(accelerator.unwrap_model(models.pop()), load_file(os.path.join(input_dir, CHECKPOINT_LORA)))
+
+    accelerator.register_save_state_pre_hook(save)
+    accelerator.register_load_state_pre_hook(load)
+
+
+def save_checkpoint(accelerator, out: Path, step: int, rng: torch.Generator, config: TrainConfig) -> Path:
+    """``checkpoints/step_NNNNNN``: written under a temporary name, renamed when complete; older ones pruned."""
+    from accelerate.utils import DistributedType
+
+    final = out / CHECKPOINTS / f"step_{step:06d}"
+    partial = out / CHECKPOINTS / f".step_{step:06d}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    extra = {"exclude_frozen_parameters": True} if accelerator.distributed_type == DistributedType.DEEPSPEED else {}
+    accelerator.save_state(str(partial), **extra)
+    torch.save(rng.get_state(), partial / f"rng_state_{accelerator.process_index}.pt")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_json({"step": step, "processes": accelerator.num_processes, "micro_batch": config.micro_batch,
+                    "grad_accumulation": config.grad_accumulation, "seed": config.seed}, partial / STATE_FILE)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        for old in sorted((out / CHECKPOINTS).glob("step_*"))[: -max(1, config.checkpoints_kept)]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def resume(accelerator, checkpoint: Path, rng: torch.Generator, out: Path) -> int:
+    """Loads ``checkpoint`` into the prepared objects; returns its step. The log keeps lines up to that step."""
+    from accelerate.utils import DistributedType
+
+    state = json.loads((checkpoint / STATE_FILE).read_text())
+    if state["processes"] != accelerator.num_processes:
+        log.warning("checkpoint %s was written by %d processes, this run has %d: the data order will differ",
+                    checkpoint, state["processes"], accelerator.num_processes)
+    extra = {"load_module_strict": False} if accelerator.distributed_type == DistributedType.DEEPSPEED else {}
+    accelerator.load_state(str(checkpoint), **extra)
+    rng_file = checkpoint / f"rng_state_{accelerator.process_index}.pt"
+    if rng_file.is_file():
+        rng.set_state(torch.load(rng_file))
+    step = int(state["step"])
+    if accelerator.is_main_process and (out / LOG_FILE).is_file():
+        lines = (out / LOG_FILE).read_text().splitlines()
+        kept = [line for line in lines if line and (json.loads(line).get("step") or 0) <= step]
+        (out / LOG_FILE).write_text("".join(f"{line}\n" for line in kept))
+    log.info("resumed from %s at step %d", checkpoint, step)
+    return step
+
+
+def export_lora(transformer, out: Path, config: TrainConfig, model_id: str, clips: ClipList, step: int) -> Path:
+    """``pytorch_lora_weights.safetensors`` (unprefixed, ``dimensionx video --lora`` fuses it at 1/rank) + JSON sidecar."""
+    tensors = {k: v.to(EXPORT_DTYPES[config.export_dtype]) for k, v in lora_state(transformer).items()}
+    path = out / LORA_FILE
+    with atomic_file(path) as tmp:
+        save_lora(tensors, tmp)
+    lines = (out / LOG_FILE).read_text().splitlines() if (out / LOG_FILE).is_file() else []
+    final_loss = json.loads(lines[-1]).get("loss") if lines else None
+    write_json({"config": config_to_dict(config), "model": model_id, "steps": step, "rank": config.rank,
+                "scale": f"1/{config.rank} (peft lora_alpha=1), the scale `dimensionx video` fuses at",
+                "final_loss": final_loss, "clips": len(clips.clips), "skipped_rows": len(clips.bad)},
+               path.with_suffix(".json"))
+    log.info("wrote %s (rank %d, %d tensors)", path, config.rank, len(tensors))
+    return path
+
+
+@torch.no_grad()
+def write_sample(transformer, parts: Components, clips: ClipList, config: TrainConfig, out: Path, step: int,
+                 device: torch.device) -> None:
+    """A video from the first clip's first frame and caption, with the LoRA as it is now."""
+    from diffusers import CogVideoXDPMScheduler, CogVideoXImageToVideoPipeline
+    from PIL import Image
+
+    height, width = parts.size
+    clip = clips.clips[0]
+    frame = load_clip(clip, config.frames, config.skip_frames, height, width)[0]  # [3, H, W]
+    image = Image.fromarray(((frame.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy())
+    pipe = CogVideoXImageToVideoPipeline(
+        tokenizer=parts.tokenizer, text_encoder=parts.text_encoder, vae=parts.vae, transformer=transformer,
+        scheduler=CogVideoXDPMScheduler.from_config(parts.scheduler.config, timestep_spacing="trailing"))
+    pipe.set_progress_bar_config(disable=True)
+    was_training = transformer.training
+    transformer.eval()
+    frames = pipe(image=image, prompt=clip.caption, height=height, width=width, num_frames=config.frames,
+                  num_inference_steps=config.sample_steps, guidance_scale=6.0, use_dynamic_cfg=True,
+                  generator=torch.Generator("cpu").manual_seed(config.seed), output_type="np").frames[0]
+    transformer.train(was_training)
+    write_video((frames.clip(0, 1) * 255 + 0.5).astype("uint8"), out / "samples" / f"step_{step:06d}.mp4", fps=8)

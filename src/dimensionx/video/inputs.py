@@ -1,0 +1,77 @@
+"""Checks of what a user passes to ``video``, light enough to run before torch is imported."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..directors.registry import get_director
+from ..errors import DimensionXError
+from ..media import check_image, check_writable
+from .config import VideoConfig
+from .image import FITS, check_size
+from .loop import check_loop
+
+DTYPE_NAMES = ("bf16", "fp16", "fp32")
+UNCONDS = ("empty", "zero")  # unguided branch: embedding of the empty prompt (diffusers) or zeros (SAT, the orbit model)
+
+
+def parse_motion(motion: str) -> list[tuple[str, float]]:
+    """``"orbit_left:0.7,z_zoom_in:0.3"`` -> ``[("orbit_left", 0.7), ("z_zoom_in", 0.3)]``."""
+    parts = []
+    for item in motion.split(","):
+        name, _, weight = item.strip().partition(":")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise DimensionXError(f"--motion {motion!r}: weight {weight!r} of {name} is not a number (write name:0.5)") from None
+        if not math.isfinite(value) or value < 0:
+            raise DimensionXError(f"--motion {motion!r}: weight {weight} of {name} must be a finite number >= 0 (write name:0.5)")
+        parts.append((name.strip(), value))
+    return parts
+
+
+def check_inputs(config: VideoConfig) -> None:
+    """Everything a user passes that can be checked without torch: run before any heavy import."""
+    if config.image is None:
+        raise DimensionXError("no input image: pass IMAGE (or --batch FILE)")
+    check_size(config.image, *check_image(config.image))
+    if config.motion is None and config.lora is None:
+        raise DimensionXError("no director chosen: pass --motion NAME (see `dimensionx motions`), --lora FILE, or --motion none for the base model")
+    if config.motion not in (None, "none"):
+        for name, _ in parse_motion(config.motion):
+            get_director(name)
+    if config.frames < 1 or (config.frames - 1) % 4:
+        raise DimensionXError(f"--frames {config.frames}: CogVideoX makes 4k+1 frames (the VAE packs 4 frames in one latent): use e.g. 49")
+    if config.steps < 1:
+        raise DimensionXError(f"--steps {config.steps}: use at least 1 (50 is the original setting)")
+    if config.fps <= 0:
+        raise DimensionXError(f"--fps {config.fps}: frames per second must be positive")
+    if not math.isfinite(config.guidance) or config.guidance < 0:
+        raise DimensionXError(f"--guidance {config.guidance}: the guidance scale must be >= 0 (6 is the original setting; "
+                              "1 or less turns guidance off)")
+    if config.fit not in FITS:
+        raise DimensionXError(f"--fit {config.fit!r} is unknown: use one of {', '.join(FITS)}")
+    if config.dtype != "auto" and config.dtype not in DTYPE_NAMES:
+        raise DimensionXError(f"--dtype {config.dtype!r} is unknown: use auto, {', '.join(DTYPE_NAMES)}")
+    if config.uncond not in UNCONDS:
+        raise DimensionXError(f"--uncond {config.uncond!r} is unknown: use empty (embedding of the empty prompt) or zero (zero embedding, as SAT)")
+    check_loop(config.loop_frames, config.frames)
+    out = output_path(config)
+    check_writable(out, config.overwrite)
+    check_writable(out.with_suffix(".json"), config.overwrite)
+    if out.suffix.lower() != ".mp4":
+        raise DimensionXError(f"--out {out}: the video is written as an mp4, so name the file *.mp4 (e.g. {out.with_suffix('.mp4')})")
+
+
+def output_path(config: VideoConfig) -> Path:
+    if config.out:
+        return Path(config.out)
+    return Path("outputs") / f"{Path(config.image).stem}_{motion_label(config.motion)}.mp4"
+
+
+def motion_label(motion: str | None) -> str:
+    """File-name form of ``--motion``: ``orbit_left:0.7,z_zoom_in:0.3`` -> ``orbit_left0.7+z_zoom_in0.3``."""
+    return (motion or "custom").replace(":", "").replace(",", "+")
+
+

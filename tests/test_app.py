@@ -1,0 +1,304 @@
+"""The app's callbacks on the tiny model (generate, reproduce, build scene, errors) and its safety rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dimensionx.app.callbacks import App, VideoForm, form_from_config
+from dimensionx.app.config import AppConfig
+from dimensionx.app.jobs import JobCancelled, Jobs
+from dimensionx.app.sessions import Sessions
+from dimensionx.cli import build_parser, main
+from dimensionx.errors import DimensionXError
+from dimensionx.media import read_frames
+from app_server import TINY_RECON, TINY_VIDEO
+from recon_synthetic import write_orbit_video
+
+SESSION = "session-a1"
+FORM = VideoForm(prompt="a barn", motion="orbit_left", seed=7, steps=2, frames=9)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_cache) -> App:
+    folder = tmp_path_factory.mktemp("app")
+    (folder / "video.yaml").write_text(TINY_VIDEO)
+    (folder / "recon.yaml").write_text(TINY_RECON)
+    return App(AppConfig(model="tiny", device="cpu", share_dir=str(folder / "share"), max_upload_mb=2,
+                         max_image_megapixels=1.0, video_config=str(folder / "video.yaml"),
+                         recon_config=str(folder / "recon.yaml")))
+
+
+@pytest.fixture(scope="module")
+def generated(app, tmp_path_factory):
+    photo = tmp_path_factory.mktemp("photo") / "photo.png"
+    y, x = np.mgrid[0:100, 0:150]
+    Image.fromarray(np.stack([x * 255 // 150, y * 255 // 100, (x + y) % 256], -1).astype(np.uint8)).save(photo)
+    return photo, app.generate(SESSION, photo, FORM)
+
+
+def test_generate_writes_the_same_video_as_the_cli_into_the_session_folder(app, generated, tmp_path):
+    photo, result = generated
+    assert result.video == app.sessions.root / SESSION / "video-001" / "video.mp4"
+    sidecar = json.loads(result.sidecar.read_text())["config"]
+    assert (sidecar["motion"], sidecar["seed"], sidecar["steps"], sidecar["frames"], sidecar["prompt"]) == ("orbit_left", 7, 2, 9, "a barn")
+
+    cli_video = tmp_path / "cli.mp4"
+    assert main(["video", str(photo), "--model", "tiny", "--device", "cpu", "--motion", "orbit_left", "--prompt", "a barn",
+                 "--seed", "7", "--steps", "2", "--frames", "9", "--out", str(cli_video)]) == 0
+    app_frames, cli_frames = read_frames(result.video)[0], read_frames(cli_video)[0]
+    assert app_frames.shape == cli_frames.shape and app_frames.shape[0] == 9
+    assert np.abs(app_frames.astype(int) - cli_frames.astype(int)).max() <= 2  # same video (H.264 rounding aside)
+
+
+def test_second_video_reuses_the_loaded_model_with_other_directors(app, generated):
+    photo, first = generated
+    loaded = app._generator
+    mixed = app.generate(SESSION, photo, VideoForm(motion="orbit_left", mix_with="z_zoom_in", mix_weight=0.7, seed=7, steps=2, frames=9))
+    assert app._generator is loaded  # the weights loaded once
+    assert mixed.video.parent.name == "video-002"
+    directors = json.loads(mixed.sidecar.read_text())["directors"]
+    assert [(d["name"], d["weight"]) for d in directors] == [("orbit_left", 0.7), ("z_zoom_in", pytest.approx(0.3))]
+    assert not np.array_equal(read_frames(mixed.video)[0], read_frames(first.video)[0])
+
+
+def test_reproduce_loads_a_sidecar_back_into_the_form(app, generated):
+    _, result = generated
+    assert app.load_settings(result.sidecar) == VideoForm(prompt="a barn", motion="orbit_left", seed=7, steps=2, frames=9)
+    with pytest.raises(DimensionXError, match="not a settings sidecar"):
+        app.load_settings(result.video)
+
+
+def test_form_mixes_two_directors_into_one_motion():
+    form = VideoForm(motion="orbit_left", mix_with="z_zoom_in", mix_weight=0.75)
+    assert form.motion_spec() == "orbit_left:0.75,z_zoom_in:0.25"
+    assert VideoForm(motion="pan_up", mix_with="none", mix_weight=0.3).motion_spec() == "pan_up"
+    from dimensionx.video.config import VideoConfig
+
+    assert form_from_config(VideoConfig(motion="orbit_left:0.75,z_zoom_in:0.25")).mix_weight == 0.75
+
+
+def test_build_scene_reconstructs_an_uploaded_clip(app, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    write_orbit_video(clip)
+    scene = app.build_scene(SESSION, clip)
+    assert scene.folder.parent == app.sessions.root / SESSION and scene.folder.name.startswith("scene-")
+    assert scene.metrics["frames_registered"] == 16 and scene.metrics["iterations"] == 10 and scene.metrics["psnr"] > 10
+    assert scene.viewer.parent == scene.folder and scene.viewer.stat().st_size == 32 * scene.metrics["n_gaussians"]
+    assert [p.name for p in scene.downloads] == ["point_cloud.ply", "scene.splat", "transforms.json", "metrics.json"]
+    assert all(p.is_file() for p in scene.downloads) and read_frames(scene.orbit)[0].shape[0] == 6
+
+
+def test_the_viewer_gets_the_scene_centred_and_scaled(tmp_path):
+    from dimensionx.app.viewer import SPLAT_RECORD, VIEW_RADIUS, framed_splat
+
+    records = np.zeros(5, dtype=SPLAT_RECORD)
+    records["position"] = [[10, 0, 0], [12, 0, 0], [14, 0, 0], [16, 0, 0], [110, 0, 0]]  # median x 14; a floater
+    records["scale"] = 0.5
+    records["rgba"] = [[1, 2, 3, 4]] * 5
+    records.tofile(tmp_path / "scene.splat")
+    framed = np.fromfile(framed_splat(tmp_path / "scene.splat", tmp_path / "viewer.splat"), dtype=SPLAT_RECORD)
+    # distances from the median: 4, 2, 0, 2, 96; their 80% quantile is 4 + 0.2 * (96 - 4) = 22.4
+    factor = VIEW_RADIUS / 22.4
+    np.testing.assert_allclose(framed["position"][:, 0], np.array([-4, -2, 0, 2, 96]) * factor, rtol=1e-6)
+    np.testing.assert_allclose(framed["scale"], 0.5 * factor, rtol=1e-6)
+    assert (framed["rgba"] == records["rgba"]).all()
+
+
+def crash():
+    raise ZeroDivisionError("boom")
+
+
+def test_errors_name_the_problem_and_the_app_keeps_working(app, generated):
+    import gradio as gr
+
+    from dimensionx.app.ui import shown_in_page
+
+    _, result = generated
+    build = shown_in_page(app.build_scene)
+    with pytest.raises(gr.Error, match="structure from motion registered only"):  # the tiny model draws noise
+        build(SESSION, result.video)
+    with pytest.raises(gr.Error, match="no video to reconstruct"):
+        build(SESSION, None)
+    with pytest.raises(gr.Error, match=r"the job failed \(ZeroDivisionError: boom\); the app keeps serving"):
+        shown_in_page(crash)()
+    with pytest.raises(DimensionXError, match="unknown motion 'orbit_sideways'"):
+        app.generate(SESSION, generated[0], VideoForm(motion="orbit_sideways", steps=2, frames=9))
+    with pytest.raises(DimensionXError, match="4k\\+1"):
+        app.generate(SESSION, generated[0], VideoForm(steps=2, frames=10))
+
+
+# ---- safety
+
+
+def test_the_app_binds_to_loopback_unless_told_and_warns_when_told(caplog):
+    from dimensionx.app.cli import check_host
+    from dimensionx.config import config_from_args
+
+    def parsed(*flags):
+        return config_from_args(AppConfig, build_parser().parse_args(["app", *flags]))
+
+    assert parsed().host == "127.0.0.1" and parsed("--port", "8080").host == "127.0.0.1"
+    with caplog.at_level(logging.WARNING):
+        check_host(parsed())
+        assert not caplog.records
+        check_host(parsed("--host", "0.0.0.0"))
+    assert "serves the app to every machine" in caplog.text
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("#!/bin/sh\necho not a photo\n"), "is not an image"),
+    (lambda p: Image.new("RGB", (1500, 1000)).save(p), "1500x1000 px"),  # 1.5 MP over the 1 MP limit, 8 kB of PNG
+    (lambda p: p.write_bytes(os.urandom(3_000_000)), "the limit is 2 MB"),
+])
+def test_uploads_are_checked_before_any_model_runs(tmp_path, tiny_cache, make, message):
+    app = App(AppConfig(model="tiny", device="cpu", share_dir=str(tmp_path / "share"), max_upload_mb=2, max_image_megapixels=1.0))
+    upload = tmp_path / "upload.png"
+    make(upload)
+    with pytest.raises(DimensionXError, match=message):
+        app.generate(SESSION, upload, FORM)
+    assert app._generator is None and not (app.sessions.root / SESSION).exists()
+    with pytest.raises(DimensionXError, match="is not a video"):
+        app.build_scene(SESSION, upload)
+
+
+def test_session_folders_expire_and_stay_closed(tmp_path):
+    sessions = Sessions(tmp_path / "share", ttl_seconds=600)
+    old, new = sessions.folder("old-session"), sessions.folder("new-session")
+    os.utime(old, (time.time() - 601, time.time() - 601))
+    assert sessions.sweep() == [old] and not old.exists() and new.is_dir()
+    assert sessions.resolve("new-session", "video-001/video.mp4") == new / "video-001" / "video.mp4"
+    (tmp_path / "share" / "other-session").mkdir()
+    for escape in ("../other-session/x.mp4", "/etc/passwd", "video/../../other-session"):
+        with pytest.raises(DimensionXError, match="outside this session's folder"):
+            sessions.resolve("new-session", escape)
+    with pytest.raises(DimensionXError, match="not a plain name"):
+        sessions.folder("../new-session")
+
+
+def test_cancel_stops_the_running_job_at_its_next_step():
+    jobs, steps = Jobs(), []
+
+    def job():
+        with jobs.run(SESSION):
+            for step in range(1000):
+                jobs.check()
+                steps.append(step)
+                time.sleep(0.005)
+
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(pytest.raises(JobCancelled, job)))
+    thread.start()
+    while len(steps) < 5:
+        time.sleep(0.005)
+    jobs.cancel(SESSION)
+    thread.join(5)
+    assert errors and 5 <= len(steps) < 1000
+    with jobs.run(SESSION):  # the next job of the session starts afresh
+        jobs.check()
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    from dimensionx.app.ui import launch
+
+    app.config.port = 0
+    demo = launch(app, block=False)
+    yield app, urlparse(demo.local_url)
+    demo.close()
+
+
+def get(url, path: str) -> int:
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.request("GET", path)  # sent as written: no client-side clean-up of ".."
+    return connection.getresponse().status
+
+
+def test_no_route_serves_a_file_outside_the_session_folders(server, generated, tmp_path_factory):
+    app, url = server
+    _, result = generated
+    secret = app.sessions.root.parent / "secret.txt"
+    secret.write_text("not for the browser")
+    inside = f"{app.sessions.root}/{SESSION}"
+    assert get(url, f"/gradio_api/file={result.video}") == 200  # a session's own file is served
+    for path in (f"/gradio_api/file={inside}/../../secret.txt", f"/gradio_api/file={inside}/%2e%2e/%2e%2e/secret.txt",
+                 f"/gradio_api/file={secret}", "/gradio_api/file=/etc/passwd", "/gradio_api/file=../../../../etc/passwd"):
+        assert get(url, path) in (403, 404), path
+
+
+def test_cancel_in_the_page_stops_a_running_video_at_its_next_step(server, generated):
+    from gradio_client import Client, handle_file
+
+    app, url = server
+    client = Client(url.geturl(), verbose=False)
+    form = dataclasses.replace(FORM, steps=400)  # minutes on a CPU if not stopped
+    job = client.submit(handle_file(str(generated[0])), *dataclasses.astuple(form), api_name="/on_generate")
+    deadline = time.monotonic() + 120
+    while not (job.status().progress_data and job.status().progress_data[0].index >= 2):  # steps shown as they run
+        assert time.monotonic() < deadline and not job.done(), "the job never reported its steps"
+        time.sleep(0.2)
+    client.predict(api_name="/on_cancel")
+    with pytest.raises(Exception, match="the job was cancelled; nothing was written"):
+        job.result(timeout=60)
+    assert not app.jobs._lock.locked()  # the next job may start
+    assert not list(app.sessions.root.glob(f"{client.session_hash}/*/video.mp4"))
+
+
+def test_an_upload_over_the_limit_is_refused_by_the_server(server):
+    _, url = server
+    body = b"x" * 2_100_000  # the app's limit is 2 MB
+    boundary = "dimensionxboundary"
+    payload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
+               f"Content-Type: image/png\r\n\r\n").encode() + body + f"\r\n--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.request("POST", "/gradio_api/upload", payload, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert connection.getresponse().status == 413
+
+
+def test_configs_app_yaml_holds_the_defaults():
+    from dimensionx.config import load_config
+
+    assert load_config(AppConfig, Path(__file__).resolve().parents[1] / "configs" / "app.yaml") == AppConfig()
+
+
+def subject_mask(image: Image.Image) -> np.ndarray:
+    """[H, W] bool: pixels of the preview's subject (the orange house)."""
+    rgb = np.asarray(image.convert("RGB")).astype(int)
+    return (rgb[..., 0] > 200) & (rgb[..., 1] > 140) & (rgb[..., 1] < 200) & (rgb[..., 2] < 100)
+
+
+def test_director_previews_move_the_view_as_the_camera_moves(tmp_path):
+    from dimensionx.app.previews import write_previews
+    from dimensionx.directors.registry import DIRECTORS
+
+    previews = write_previews(tmp_path)
+    assert set(previews) == set(DIRECTORS)
+
+    def frames(name) -> list[Image.Image]:
+        with Image.open(previews[name]) as gif:
+            assert gif.n_frames > 10 and gif.info["loop"] == 0  # animated, for ever
+            return [gif.seek(i) or gif.convert("RGB") for i in range(gif.n_frames)]
+
+    def centre_x(image) -> float:
+        return np.nonzero(subject_mask(image))[1].mean()
+
+    pan = [centre_x(f) for f in frames("pan_left")]
+    assert max(pan) - pan[0] > 10 and min(pan) >= pan[0] - 0.5  # the camera turns left: the subject slides right
+    slide = [centre_x(f) for f in frames("x_right")]
+    assert min(slide) - slide[0] < -10 and max(slide) <= slide[0] + 0.5
+    zoom = [subject_mask(f).sum() for f in frames("z_zoom_in")]
+    assert max(zoom) > 2 * zoom[0]  # the camera moves in: the subject grows
+    orbit = frames("orbit_left")
+    assert all(abs(centre_x(f) - centre_x(orbit[0])) < 1 for f in orbit)  # the subject stays centred ...
+    assert not np.array_equal(np.asarray(orbit[0]), np.asarray(orbit[len(orbit) // 2]))  # ... while the view changes

@@ -13,13 +13,14 @@ from . import __version__
 from . import scenes
 from .app import cli as app_cli
 from .errors import DimensionXError
+from .fourd import cli as fourd_cli
 from .orbit import cli as orbit_cli
 from .interrupts import Interrupted, handle_signals
 from .recon import cli as recon_cli
 from .train import cli as train_cli
 from .video import cli as video_cli
 
-STAGES = (video_cli, orbit_cli, recon_cli, train_cli, scenes, app_cli)
+STAGES = (video_cli, orbit_cli, recon_cli, train_cli, scenes, fourd_cli, app_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

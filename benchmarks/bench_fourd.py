@@ -1,0 +1,170 @@
+"""Seconds per stage and peak memory of ``dimensionx scene4d`` at its defaults, and the 4D fit of a static scene.
+
+Part 1, the whole pipeline: the full CogVideoX-5B-I2V architecture with random weights (built as
+``bench_video.py`` builds it, saved once as a diffusers folder under ``--work``), two random
+rank-64 director LoRAs standing in for ``time`` and ``orbit_left``, then ``make_scene4d`` with
+the defaults of configs/fourd.yaml in each ``--modes`` (exact, fast). Random frames defeat SfM,
+so the cameras are a known arc (``--cameras``); SfM is timed in part 2. Reports the seconds of
+the T video, the reference + identity-preserving rows, the refinement loops, the 4D fit, the
+renders, and peak GPU memory. Goal: a whole scene in <= 300 s in fast mode.
+
+Part 2, the fit alone: the shared 360-degree orbit (``--orbit``), every 3rd frame of its first ``3 views``, is a
+static 4D scene (the same frames at every time); SfM through recon's ``run_sfm`` (timed), then
+the 4D fit. Its deformation must stay near zero and its held-out PSNR near the 3D fit's.
+
+    python benchmarks/bench_fourd.py --part pipeline --modes fast --work /tmp/fourd   # -> results/fourd_<device>_pipeline_fast.json
+    python benchmarks/bench_fourd.py --part pipeline --modes exact --work /tmp/fourd  # reuses the saved random model
+    python benchmarks/bench_fourd.py --part fit             # part 2 only (no diffusers needed)
+    python benchmarks/bench_fourd.py --tiny --out /tmp/b    # CPU wiring check: tiny model, tiny grid
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "src"), str(REPO / "benchmarks"), str(REPO / "tests")]
+SHARED_ORBIT = REPO / ".." / "shared" / "data" / "videos" / "orbit360_landscape_145f_480x320.mp4"
+TINY = {"model": "tiny", "device": "cpu", "fit_device": "cpu", "steps": 4, "time_frames": 9, "times": 9, "views": 9,
+        "iterations": 10, "init_points": 300, "max_size": 0, "render_frames": 3}
+
+from dimensionx.config import load_config  # noqa: E402
+from dimensionx.fourd.config import FourDConfig  # noqa: E402
+
+
+def device_name() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or platform.machine()
+
+
+def arc_transforms(views: int, width: int, height: int) -> dict:
+    from recon_synthetic import arc_cameras, intrinsics, transforms_json
+
+    return transforms_json(arc_cameras(views, 60.0), intrinsics(width, height), width, height)
+
+
+def full_model(work: Path) -> tuple[str, str]:
+    """(model folder, LoRA folder) of the random full-size model and directors, built once under ``work``."""
+    from bench_video import build_pipeline, random_director
+
+    from dimensionx.directors.registry import get_director
+
+    model, loras = work / "cogvideox-5b-i2v-random", work / "loras"
+    if not (model / "model_index.json").is_file():
+        pipe = build_pipeline(seed=0)
+        pipe.save_pretrained(model)
+        del pipe
+        torch.cuda.empty_cache()
+    if not loras.is_dir():
+        loras.mkdir(parents=True)
+        for seed, name in enumerate(("time", "orbit_left")):
+            lora = random_director(64, seed, work)
+            shutil.move(lora.path, loras / get_director(name).filename)
+    return str(model), str(loras)
+
+
+def photo(path: Path, width: int, height: int) -> Path:
+    from PIL import Image
+
+    y, x = np.mgrid[0:height, 0:width]
+    disc = (x - width / 2) ** 2 + (y - height / 2) ** 2 < (0.3 * height) ** 2
+    Image.fromarray(np.stack([x / width * 255, y / height * 255, disc * 200 + 30], -1).astype(np.uint8)).save(path)
+    return path
+
+
+def run_pipeline(args, work: Path) -> list[dict]:
+    from dimensionx.fourd.pipeline import make_scene4d
+
+    base = load_config(FourDConfig, REPO / "configs" / ("fourd_tiny.yaml" if args.tiny else "fourd.yaml"), TINY if args.tiny else None)
+    if args.tiny:
+        width, height = 96, 64
+    else:
+        base = dataclasses.replace(base, **dict(zip(("model", "lora_dir"), full_model(work))))
+        width, height = 720, 480
+    cameras = work / "arc.json"
+    cameras.write_text(json.dumps(arc_transforms(base.views, width, height)))
+    rows = []
+    for mode in args.modes.split(","):
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        config = dataclasses.replace(base, mode=mode, image=str(photo(work / "photo.png", width, height)),
+                                     cameras=str(cameras), out=str(work / f"scene_{mode}"), overwrite=True)
+        start = time.perf_counter()
+        out = make_scene4d(config)
+        total = time.perf_counter() - start
+        metrics = json.loads((out / "metrics.json").read_text())
+        rows.append({"mode": mode, "seconds_total": round(total, 1), "seconds": metrics["seconds"],
+                     "seconds_detail": metrics["seconds_detail"], "grid": metrics["grid"],
+                     "fit_psnr": metrics["fit"]["psnr"], "videos": videos_made(config),
+                     "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None})
+        print(json.dumps(rows[-1], indent=1))
+    return rows
+
+
+def videos_made(config: FourDConfig) -> dict:
+    """What the grid costs in videos: counts and frames of each kind."""
+    return {"temporal": [1, config.time_frames], "reference": [1, config.views], "rows": [config.times - 1, config.views],
+            "refine_over_time": [config.loops * config.views, config.times], "refine_over_views": [config.loops * config.times, config.views]}
+
+
+def run_static_fit(args, work: Path) -> dict:
+    """Part 2: the shared orbit as a static 4D scene."""
+    from dimensionx.fourd.grid import Grid
+    from dimensionx.fourd.scene import fit_scene
+    from dimensionx.media import read_frames
+
+    config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml", TINY if args.tiny else None)
+    frames, _ = read_frames(args.orbit)
+    views = frames[: 3 * config.views : 3]  # every 3rd frame (7.5 degrees apart, as recon's 49 of 145): SfM matches them
+    grid = Grid(np.repeat(views[None], config.times, axis=0), list(range(0, config.time_frames, (config.time_frames - 1) // (config.times - 1))), 0)
+    folder = work / "static_fit"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    fit_scene(grid, folder, folder, config)
+    fit = json.loads((folder / "fit.json").read_text())
+    fit["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
+    print(json.dumps(fit, indent=1))
+    return fit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["all", "pipeline", "fit"], default="all")
+    parser.add_argument("--modes", default="fast,exact", help="comma-separated video modes of part 1")
+    parser.add_argument("--orbit", type=Path, default=SHARED_ORBIT, help="part 2's static scene (a video)")
+    parser.add_argument("--tiny", action="store_true", help="CPU wiring check: tiny model and grid")
+    parser.add_argument("--work", type=Path, help="folder for the model and scenes (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+    if not args.tiny and not torch.cuda.is_available():
+        raise SystemExit("bench_fourd.py times the default settings on CUDA; pass --tiny for a CPU wiring check")
+    report = {"device": device_name(), "torch": torch.__version__, "tiny": args.tiny}
+    with tempfile.TemporaryDirectory(prefix="bench-fourd-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if args.part in ("all", "pipeline"):
+            report["pipeline"] = run_pipeline(args, work)
+        if args.part in ("all", "fit"):
+            report["static_fit"] = run_static_fit(args, work)
+    args.out.mkdir(parents=True, exist_ok=True)
+    label = args.part + ("" if args.part == "fit" else "_" + args.modes.replace(",", "_"))  # split runs keep their own files
+    path = args.out / f"fourd_{re.sub(r'[^A-Za-z0-9]+', '_', report['device']).strip('_').lower()}_{label}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

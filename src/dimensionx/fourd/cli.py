@@ -1,0 +1,107 @@
+"""``dimensionx scene4d`` (image -> grid -> 4D Gaussians) and ``dimensionx render4d`` (any time, any camera path)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from ..config import load_config
+from .config import FourDConfig
+
+FLAGS = {  # flag -> help; every other FourDConfig field is reachable through --config
+    "prompt": "caption of the photo",
+    "out": "scene folder (an existing one made with the same settings is resumed)",
+    "model": 'video model: hub id, local folder, or "tiny" (random weights, for tests)',
+    "lora_dir": "folder searched for director files by name",
+    "mode": "exact (default), fast or lowmem",
+    "device": "device of the video model: auto, cuda, cpu",
+    "fit_device": "device of the 4D fit: auto, cuda, cpu",
+    "steps": "denoising steps of a full video (default 50)",
+    "seed": "seed of every video and of the fit",
+    "space_director": "S-Director of the spatial videos (default orbit_left)",
+    "time_frames": "frames of the T-Director video, 4k+1 (default 49)",
+    "times": "M: rows (times) of the grid, 4k+1 (default 9)",
+    "views": "K: columns (views) of the grid, 4k+1 (default 25)",
+    "loops": "multi-loop refinement rounds (default 1)",
+    "refine_strength": "SDEdit strength of each refinement pass, 0-1 (default 0.3)",
+    "ip_start": "identity-preserving: fraction of the schedule skipped (default 0.2)",
+    "ip_strength": "identity-preserving: blend weight of the reference, 1 - lambda (default 0.5)",
+    "ip_until": "identity-preserving: fraction of the schedule blended (default 0.5)",
+    "cameras": "transforms.json with one camera per view: skips SfM",
+    "iterations": "4D fit iterations (default 6000 on CUDA, 300 on CPU)",
+    "max_size": "px, longest side of the frames the fit sees (default 480)",
+    "init_points": "Gaussians drawn in the cameras' box when --cameras replaces SfM (default 20000)",
+    "render_frames": "frames of each render video (default 49)",
+}
+
+
+def register(commands) -> None:
+    scene4d = commands.add_parser(
+        "scene4d", help="image -> ST-Director video grid -> 4D Gaussian scene (orbit it and play it in time)",
+        description="Build a 4D scene from one photo: a T-Director video, an S-Director grid with identity-preserving "
+                    "denoising and multi-loop refinement, then 4D Gaussians. Settings: FourDConfig defaults, then "
+                    "--config (configs/fourd.yaml or a scene4d.json to reproduce), then flags.")
+    scene4d.add_argument("image", help="input photo")
+    for name, help_text in FLAGS.items():
+        kind = next(f.type for f in dataclasses.fields(FourDConfig) if f.name == name)
+        scene4d.add_argument(f"--{name.replace('_', '-')}", type=_parser_type(kind), help=help_text)
+    scene4d.add_argument("--overwrite", action="store_true", default=None, help="start the scene folder over")
+    scene4d.add_argument("--config", help="YAML preset or a scene4d.json sidecar")
+    scene4d.set_defaults(run=run_scene4d)
+
+    render4d = commands.add_parser("render4d", help="render a 4D scene at any time along its camera path",
+                                   description="Render SCENE (a scene4d folder) as an orbit at --time, or as a time-lapse "
+                                               "from --view, or as a space-time spiral.")
+    render4d.add_argument("scene", help="scene folder written by scene4d (or its scene4d/ sub-folder)")
+    render4d.add_argument("--out", required=True, help="output mp4")
+    group = render4d.add_mutually_exclusive_group()
+    group.add_argument("--time", type=float, help="orbit along the views at this time in [0, 1] (default 0.5)")
+    group.add_argument("--view", type=int, help="time-lapse from this view")
+    group.add_argument("--spiral", action="store_true", help="time 0 -> 1 while the camera travels the views and back")
+    render4d.add_argument("--frames", type=int, default=FourDConfig.render_frames, help="frames of the video")
+    render4d.add_argument("--fps", type=int, default=FourDConfig.render_fps, help="frames per second")
+    render4d.add_argument("--device", default="auto", help="auto, cuda or cpu")
+    render4d.add_argument("--overwrite", action="store_true", help="replace --out")
+    render4d.set_defaults(run=run_render4d)
+
+
+def _parser_type(kind):
+    kind = str(kind)
+    return int if "int" in kind else float if "float" in kind else str
+
+
+def run_scene4d(args: argparse.Namespace) -> int:
+    from .pipeline import make_scene4d
+
+    overrides = {name: getattr(args, name) for name in FLAGS} | {"image": args.image, "overwrite": args.overwrite}
+    make_scene4d(load_config(FourDConfig, args.config, overrides))
+    return 0
+
+
+def run_render4d(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from ..errors import DimensionXError
+    from ..media import check_writable, write_video
+    from .render4d import SceneRenderer
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise DimensionXError(f"--out {out}: the render is an mp4, name it *.mp4")
+    check_writable(out, args.overwrite)
+    if args.time is not None and not 0 <= args.time <= 1:
+        raise DimensionXError(f"--time {args.time}: times run from 0 (first row of the grid) to 1 (last)")
+    folder = Path(args.scene)
+    folder = folder / "scene4d" if (folder / "scene4d").is_dir() else folder
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    renderer = SceneRenderer(folder, device)
+    if args.view is not None:
+        frames = renderer.timelapse(args.view, args.frames)
+    elif args.spiral:
+        frames = renderer.spiral(args.frames)
+    else:
+        frames = renderer.orbit(0.5 if args.time is None else args.time, args.frames)
+    write_video(frames, out, args.fps)
+    return 0

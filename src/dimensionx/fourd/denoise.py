@@ -1,0 +1,167 @@
+"""Denoising schedules of the 4D grid on diffusers' own hooks: a shortened schedule, initial latents, a step callback.
+
+Two ways of generating a video close to another one, both on a loaded ``DirectorVideoGenerator``:
+
+- identity-preserving denoising (paper, 4D): a spatial video of time frame m starts from the
+  reference's latents noised to an intermediate timestep, ``z = sqrt(a_t) z_ref + sqrt(1 - a_t) eps``,
+  and for the early steps each new latent is pulled toward the reference at the same noise level,
+  ``z_t <- lambda z_t + (1 - lambda) z_ref,t``, with the same ``eps`` for every row;
+- SDEdit: frames are encoded, noised to the timestep ``strength`` of the way up the schedule and
+  denoised over the remaining steps only.
+
+The schedule is shortened by :func:`schedule_from`, which cuts the first steps off the
+scheduler's timesteps while keeping ``num_inference_steps`` (the DPM step size) of the full
+schedule. The pipeline then runs DPM-Solver++(2M) from its first-order start on the remaining
+steps: its multistep history (``old_pred_original_sample``) holds only model predictions of this
+run. Reference blending happens in ``callback_on_step_end``, after each step, so the history is
+untouched and the next step starts from the blended latent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..video.config import VideoConfig
+
+
+@contextlib.contextmanager
+def schedule_from(scheduler, start_step: int):
+    """Within the block, ``scheduler.set_timesteps(n)`` keeps timesteps ``start_step ..`` of its ``n`` steps."""
+    set_timesteps = scheduler.set_timesteps
+
+    def set_shortened(num_inference_steps, *args, **kwargs):
+        set_timesteps(num_inference_steps, *args, **kwargs)
+        scheduler.timesteps = scheduler.timesteps[start_step:]
+
+    scheduler.set_timesteps = set_shortened
+    try:
+        yield
+    finally:
+        scheduler.set_timesteps = set_timesteps
+
+
+def full_timesteps(scheduler, steps: int) -> torch.Tensor:
+    """[steps] int64: the timesteps of a full ``steps``-step schedule, noisiest first."""
+    twin = type(scheduler).from_config(scheduler.config)  # leaves the pipeline's scheduler state alone
+    twin.set_timesteps(steps)
+    return twin.timesteps
+
+
+def noised(scheduler, clean: torch.Tensor, noise: torch.Tensor, alpha_prod: torch.Tensor) -> torch.Tensor:
+    """``sqrt(a) clean + sqrt(1 - a) noise`` for [1, F, C, h, w] latents and a cumulative alpha ``a``."""
+    a = alpha_prod.to(clean.device, torch.float32)
+    return (a.sqrt() * clean.float() + (1 - a).sqrt() * noise.float()).to(clean.dtype)
+
+
+def alpha_after(scheduler, timestep: torch.Tensor) -> torch.Tensor:
+    """Cumulative alpha of the latents a DPM step from ``timestep`` returns (the scheduler's own rule)."""
+    prev = int(timestep) - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+    return scheduler.alphas_cumprod[prev] if prev >= 0 else scheduler.final_alpha_cumprod
+
+
+@dataclass
+class ReferenceBlend:
+    """``callback_on_step_end`` of identity-preserving denoising: after steps ``< until_step`` of the
+    full schedule, ``latents <- (1 - strength) latents + strength z_ref,t`` (strength = 1 - lambda)."""
+
+    reference: torch.Tensor  # [1, F, C, h, w] clean latents of the reference video
+    noise: torch.Tensor  # [1, F, C, h, w] the shared eps
+    strength: float  # in [0, 1]
+    start_step: int  # index in the full schedule of the run's first step
+    until_step: int  # index in the full schedule of the first step left unblended
+
+    def __call__(self, pipe, i: int, t: torch.Tensor, tensors: dict) -> dict:
+        latents = tensors["latents"]
+        if self.strength <= 0 or self.start_step + i >= self.until_step:
+            return {"latents": latents}
+        target = noised(pipe.scheduler, self.reference, self.noise, alpha_after(pipe.scheduler, t))
+        blended = (1 - self.strength) * latents.float() + self.strength * target.float()
+        return {"latents": blended.to(latents.dtype)}
+
+
+def denoise(
+    generator,  # video.generator.DirectorVideoGenerator with the wanted directors fused
+    image,  # PIL image at the model's size: the first frame
+    prompt: str,
+    config: VideoConfig,  # steps, frames, guidance, dynamic_cfg
+    init: torch.Tensor,  # [1, F, C, h, w] latents at the noise level of ``start_step``
+    start_step: int,  # first step run, of ``config.steps``
+    rng: torch.Generator,  # the scheduler's per-step noise
+    callback=None,  # callback_on_step_end
+) -> torch.Tensor:
+    """Runs steps ``start_step ..`` of the schedule from ``init``; returns [1, F, C, h, w] clean latents."""
+    pipe = generator.pipe
+    height, width = generator.size
+    with schedule_from(pipe.scheduler, start_step):
+        return pipe(
+            image=image, prompt=prompt, height=height, width=width, num_frames=config.frames,
+            num_inference_steps=config.steps, guidance_scale=config.guidance, use_dynamic_cfg=config.dynamic_cfg,
+            latents=init.to(generator.device, generator.dtype), generator=rng, callback_on_step_end=callback,
+            output_type="latent",
+        ).frames
+
+
+def initial_noise(generator, frames: int, seed: int) -> torch.Tensor:
+    """[1, F, C, h, w] standard normal latents of a ``frames``-frame video, from a CPU generator (same on every device)."""
+    transformer = generator.pipe.transformer.config
+    shape = (1, (frames - 1) // generator.pipe.vae_scale_factor_temporal + 1, transformer.out_channels,
+             transformer.sample_height, transformer.sample_width)
+    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
+
+
+def identity_preserving(
+    generator, image, prompt: str, config: VideoConfig,
+    reference: torch.Tensor,  # [1, F, C, h, w] clean latents of the reference spatial video
+    noise: torch.Tensor,  # [1, F, C, h, w] eps shared by every row
+    start: float,  # fraction of the schedule skipped
+    strength: float,  # 1 - lambda
+    until: float,  # fraction of the schedule blended
+) -> torch.Tensor:
+    """A spatial video of ``image`` that keeps the reference's identity; [1, F, C, h, w] clean latents."""
+    scheduler = generator.pipe.scheduler
+    start_step = min(int(round(start * config.steps)), config.steps - 1)
+    first = full_timesteps(scheduler, config.steps)[start_step]
+    init = noised(scheduler, reference, noise, scheduler.alphas_cumprod[first])
+    blend = ReferenceBlend(reference, noise.to(reference.device), strength, start_step,
+                           int(round(until * config.steps)))
+    rng = torch.Generator("cpu").manual_seed(config.seed)
+    return denoise(generator, image, prompt, config, init, start_step, rng, blend)
+
+
+def sdedit(
+    generator, image, prompt: str, config: VideoConfig,
+    clean: torch.Tensor,  # [1, F, C, h, w] latents of the video to refine
+    strength: float,  # fraction of the schedule re-run; 0 returns ``clean``
+) -> torch.Tensor:
+    """SDEdit (Meng et al. 2022): ``clean`` noised to the timestep ``strength`` up the schedule, then denoised."""
+    run = int(round(strength * config.steps))
+    if run <= 0:
+        return clean
+    start_step = config.steps - run
+    scheduler = generator.pipe.scheduler
+    noise = initial_noise(generator, config.frames, config.seed).to(clean.device)
+    init = noised(scheduler, clean, noise, scheduler.alphas_cumprod[full_timesteps(scheduler, config.steps)[start_step]])
+    rng = torch.Generator("cpu").manual_seed(config.seed + 1)
+    return denoise(generator, image, prompt, config, init, start_step, rng)
+
+
+@torch.no_grad()
+def encode(generator, frames: np.ndarray) -> torch.Tensor:
+    """[T, H, W, 3] uint8 -> [1, F, C, h, w] latents scaled as the transformer sees them (the posterior mean)."""
+    pipe = generator.pipe
+    video = torch.as_tensor(frames).to(generator.device, generator.dtype).permute(3, 0, 1, 2)[None] / 127.5 - 1
+    latents = pipe.vae.encode(video).latent_dist.mode()  # [1, C, F, h, w]
+    return (latents * pipe.vae.config.scaling_factor).permute(0, 2, 1, 3, 4)
+
+
+@torch.no_grad()
+def decode(generator, latents: torch.Tensor) -> np.ndarray:
+    """[1, F, C, h, w] latents -> [T, H, W, 3] uint8 frames."""
+    pipe = generator.pipe
+    video = pipe.decode_latents(latents)  # [1, 3, T, H, W] in [-1, 1]
+    frames = pipe.video_processor.postprocess_video(video, output_type="np")[0]  # [T, H, W, 3] in [0, 1]
+    return (np.clip(frames * 255.0, 0, 255) + 0.5).astype(np.uint8)

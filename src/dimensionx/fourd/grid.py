@@ -1,0 +1,133 @@
+"""The M x K video grid of a 4D scene (paper, 4D: steps 1-5), rows = times, columns = views.
+
+1. the T-Director makes a ``time_frames`` video of the photo (the scene moves, the camera stays);
+2. ``times`` frames are taken from it, evenly spaced; the key row is the one with the most motion;
+3. the S-Director makes the reference spatial video from the key frame;
+4. every other row is a spatial video of its frame by identity-preserving denoising
+   (:func:`.denoise.identity_preserving`) toward the reference;
+5. ``loops`` rounds of refinement: SDEdit with the T-Director on each view's time sequence, then
+   with the S-Director on each time's view sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..video.config import VideoConfig
+from .config import FourDConfig
+from .denoise import decode, denoise, encode, identity_preserving, initial_noise, sdedit
+
+
+@dataclass
+class Grid:
+    frames: np.ndarray  # [M, K, H, W, 3] uint8: row m = views at time m
+    times: list[int]  # [M] frame index of each row in the T-Director video
+    key: int  # row of the key frame, whose spatial video is the reference
+
+
+def pick_times(n_frames: int, m: int) -> list[int]:
+    """``m`` frame indices evenly spaced over ``n_frames``, first and last included."""
+    return [int(i) for i in np.round(np.linspace(0, n_frames - 1, m))]
+
+
+def motion_scores(frames: np.ndarray) -> np.ndarray:
+    """[T, H, W, 3] uint8 -> [T] mean absolute difference (0-1 colour) of each frame from the per-pixel
+    temporal median: the area of what moved times how far its colour changed, a flow-free stand-in for
+    the paper's dynamic-mask size and flow magnitude."""
+    x = frames.astype(np.float32) / 255.0
+    return np.abs(x - np.median(x, axis=0, keepdims=True)).mean(axis=(1, 2, 3))
+
+
+def video_config(config: FourDConfig, frames: int, seed: int) -> VideoConfig:
+    return VideoConfig(model=config.model, steps=config.steps, guidance=config.guidance, frames=frames, seed=seed,
+                       device=config.device, dtype=config.dtype, mode=config.mode, lora_dir=config.lora_dir)
+
+
+def use_director(generator, name: str, config: FourDConfig) -> float:
+    """Fuses director ``name`` alone (swapping out the previous one); returns seconds spent."""
+    from ..video.generator import resolve_directors
+
+    choice = resolve_directors(dataclasses.replace(video_config(config, 1, 0), motion=name), tiny=generator.model.tiny)
+    return generator.set_directors(choice, None)
+
+
+def generate_temporal(generator, photo: Image.Image, config: FourDConfig) -> np.ndarray:
+    """Step 1: [time_frames, H, W, 3] uint8, the T-Director video of ``photo`` (fitted to the model's size)."""
+    use_director(generator, config.time_director, config)
+    frames, _ = generator(photo, config.prompt, video_config(config, config.time_frames, config.seed))
+    return frames
+
+
+def generate_rows(generator, temporal: np.ndarray, config: FourDConfig) -> Grid:
+    """Steps 2-4: the unrefined grid from the T-Director video."""
+    times = pick_times(len(temporal), config.times)
+    key = int(np.argmax(motion_scores(temporal[times])))
+    use_director(generator, config.space_director, config)
+    spatial = video_config(config, config.views, config.seed + 1)
+    reference = denoise(generator, Image.fromarray(temporal[times[key]]), config.prompt, spatial,
+                        initial_noise(generator, config.views, config.seed + 1), 0,
+                        torch.Generator("cpu").manual_seed(config.seed + 1))  # [1, F, C, h, w]
+    shared_noise = initial_noise(generator, config.views, config.seed + 2)  # the eps of every row
+    rows = []
+    for m, t in enumerate(tqdm(times, desc="spatial videos", unit="video")):
+        latents = reference if m == key else identity_preserving(
+            generator, Image.fromarray(temporal[t]), config.prompt, spatial, reference, shared_noise,
+            config.ip_start, config.ip_strength, config.ip_until)
+        rows.append(decode(generator, latents))
+    return Grid(np.stack(rows), times, key)
+
+
+def refine(generator, grid: Grid, config: FourDConfig) -> Grid:
+    """Step 5: ``config.loops`` rounds of SDEdit, T-Director over each column, then S-Director over each row."""
+    frames = grid.frames.copy()
+    M, K = frames.shape[:2]
+    for loop in tqdm(range(config.loops), desc="refinement loops", unit="loop"):
+        use_director(generator, config.time_director, config)
+        over_time = video_config(config, M, config.seed + 10 + 2 * loop)
+        for k in range(K):
+            frames[:, k] = sdedit_frames(generator, frames[:, k], config, over_time)
+        use_director(generator, config.space_director, config)
+        over_views = video_config(config, K, config.seed + 11 + 2 * loop)
+        for m in range(M):
+            frames[m] = sdedit_frames(generator, frames[m], config, over_views)
+    return dataclasses.replace(grid, frames=frames)
+
+
+def sdedit_frames(generator, frames: np.ndarray, config: FourDConfig, video: VideoConfig) -> np.ndarray:
+    """[T, H, W, 3] uint8 refined by SDEdit at ``config.refine_strength``, first frame as the image."""
+    if config.refine_strength <= 0:
+        return frames
+    latents = sdedit(generator, Image.fromarray(frames[0]), config.prompt, video, encode(generator, frames),
+                     config.refine_strength)
+    return decode(generator, latents)
+
+
+def consistency(frames: np.ndarray) -> dict[str, float]:
+    """Grid consistency, mean absolute differences in 0-1 colour over [M, K, H, W, 3] uint8 frames:
+    ``time_step`` between consecutive times of a view, ``time_flicker`` the second difference along time
+    (motion that changes direction every frame: flicker), ``view_flicker`` the same along views."""
+    x = frames.astype(np.float32) / 255.0
+
+    def second(a: np.ndarray, axis: int) -> float:
+        return float(np.abs(np.diff(a, n=2, axis=axis)).mean()) if a.shape[axis] > 2 else 0.0
+
+    return {
+        "time_step": float(np.abs(np.diff(x, axis=0)).mean()) if len(x) > 1 else 0.0,
+        "time_flicker": second(x, 0),
+        "view_flicker": second(x, 1),
+    }
+
+
+def contact_sheet(frames: np.ndarray, width: int = 96) -> np.ndarray:
+    """[M, K, H, W, 3] uint8 -> one [M h, K width, 3] uint8 image of thumbnails ``width`` px wide."""
+    M, K, H, W = frames.shape[:4]
+    height = max(1, round(H * width / W))
+    thumbs = [[np.asarray(Image.fromarray(f).resize((width, height), Image.BILINEAR)) for f in row] for row in frames]
+    return np.concatenate([np.concatenate(row, axis=1) for row in thumbs], axis=0)
+

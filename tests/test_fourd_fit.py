@@ -1,0 +1,109 @@
+"""4D Gaussians on synthetic scenes with known cameras and known motion (CPU reference renderer).
+
+The scene: a backdrop wall and an object of small Gaussians that translates 0.8 units along x
+and turns 60 degrees about y over t in [0, 1], seen from 9 cameras on an arc at 5 times. Both
+fits start from the true Gaussians at t = 0, so what they must learn is the motion: the
+canonical-only fit can place the object at one position only, the 4D fit can follow it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dimensionx.fourd.config import FourDConfig
+from dimensionx.fourd.fit import Fitter, GridViews, scene_extent, split_views
+from dimensionx.splats.gaussians import rgb_to_sh
+from dimensionx.splats.render import reference_rasterization
+from recon_synthetic import arc_cameras, intrinsics
+
+WIDTH, HEIGHT, VIEWS, TIMES = 48, 36, 9, 5
+SHIFT, TURN_DEGREES = 0.8, 60.0
+
+
+def moving_scene(motion: float, n: int = 200, seed: int = 0):
+    """A function t -> Gaussians (means, quats, scales, opacities, sh) at time t; ``motion`` 0 is static."""
+    g = torch.Generator().manual_seed(seed)
+    n_obj = n // 2
+    obj = torch.rand(n_obj, 3, generator=g) * 0.8 - 0.4
+    wall = torch.cat([torch.rand(n - n_obj, 2, generator=g) * 5 - 2.5, torch.full((n - n_obj, 1), 2.0)], dim=1)
+    sh = rgb_to_sh(torch.rand(n, 3, generator=g))[:, None]
+    fixed = {"quats": torch.randn(n, 4, generator=g), "opacities": torch.full((n,), 0.9), "sh": sh,
+             "scales": torch.cat([torch.full((n_obj, 3), 0.08), torch.full((n - n_obj, 3), 0.25)])}
+
+    def at(t: float) -> dict[str, torch.Tensor]:
+        a = math.radians(motion * TURN_DEGREES * t)
+        R = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+        moved = obj @ R.T + torch.tensor([motion * SHIFT * (t - 0.5), 0.0, 0.0])
+        return {**fixed, "means": torch.cat([moved, wall])}
+
+    return at
+
+
+def grid_views(at) -> GridViews:
+    viewmats = torch.tensor(arc_cameras(VIEWS, 60.0), dtype=torch.float32)
+    Ks = torch.tensor(intrinsics(WIDTH, HEIGHT), dtype=torch.float32).expand(VIEWS, 3, 3).contiguous()
+    times = torch.linspace(0, 1, TIMES)
+    images = []
+    with torch.no_grad():
+        for t in times.tolist():
+            s = at(t)
+            image, _, _ = reference_rasterization(s["means"], s["quats"], s["scales"], s["opacities"], s["sh"], viewmats, Ks,
+                                                  WIDTH, HEIGHT, 0, torch.zeros(VIEWS, 3))
+            images.append(image.clamp(0, 1))
+    train, holdout = split_views(VIEWS, 4)
+    return GridViews(torch.stack(images), times, viewmats, Ks, train, holdout)
+
+
+def fit(at, deform: bool) -> Fitter:
+    torch.manual_seed(0)
+    start = at(0.0)
+    splats = torch.nn.ParameterDict({
+        "means": start["means"].clone(), "quats": start["quats"].clone(), "scales": start["scales"].log(),
+        "opacities": torch.logit(start["opacities"]), "sh0": start["sh"].clone(), "shN": torch.zeros(len(start["means"]), 0, 3),
+    })
+    config = FourDConfig(iterations=150, coarse_iterations=0, plane_resolution=8, plane_scales=(1,), plane_features=8,
+                         mlp_width=32, lr_means=1.6e-3, lr_planes=1e-2, lr_mlp=1e-3)
+    views = grid_views(at)
+    fitter = Fitter(config, splats, views, scene_extent(views.viewmats.numpy()), torch.device("cpu"), deform=deform)
+    fitter.train(seed=0, progress=False)
+    return fitter
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_moving_scene_beats_canonical_only():
+    """Held-out views (never trained on) at every time: the deformation field follows the object.
+
+    The bar, 1.5 dB over the canonical-only fit averaged over times, is about what moving a
+    tenth of the image's pixels to the right place is worth at this size; at t = 1, where the
+    object is farthest from where it started, the gap must be larger still."""
+    at = moving_scene(motion=1.0)
+    four_d, canonical = fit(at, deform=True).evaluate(), fit(at, deform=False).evaluate()
+    assert np.mean(four_d["psnr"]) > np.mean(canonical["psnr"]) + 1.5, (four_d["psnr"], canonical["psnr"])
+    assert four_d["psnr"][-1] > canonical["psnr"][-1] + 2.0
+    assert four_d["deformation"][-1] > 0.05 and four_d["motion"] > 0.05  # world units: it moved the Gaussians in time
+
+
+def test_static_scene_learns_near_zero_deformation():
+    at = moving_scene(motion=0.0)
+    fitter = fit(at, deform=True)
+    quality = fitter.evaluate()
+    # mean offset under 1% of the object's 0.8-unit size at every time, where the moving scene needs ~0.2
+    assert max(quality["deformation"]) < 0.008, quality["deformation"]
+    assert quality["motion"] < 0.004, quality["motion"]
+    assert min(quality["psnr"]) > 30.0
+
+
+def test_split_views_keeps_view_zero_for_training():
+    train, holdout = split_views(9, 4)
+    assert holdout == [1, 5] and train == [0, 2, 3, 4, 6, 7, 8]

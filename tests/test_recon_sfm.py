@@ -87,6 +87,8 @@ def test_real_360_orbit_registers_every_frame_in_one_model(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known failure: SfM registers the 24 views but collapses their centres "
+                   "to one point (a rotation-only solution), with a first-pair angle of 4 or 16 degrees")
 def test_sparse_360_orbit_with_repeated_texture_closes_in_one_model(tmp_path):
     """24 views 15 degrees apart around a cloud, inside a wall whose pattern repeats every 90 degrees."""
     viewmats, K = ring_cameras(24), intrinsics(192, 144)

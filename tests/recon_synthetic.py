@@ -99,3 +99,31 @@ def umeyama(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, 
     R = U @ S @ Vt
     s = np.trace(np.diag(D) @ S) / xs.var(0).sum()
     return s, R, mu_t - s * R @ mu_s
+
+
+def ring_cameras(n: int, radius: float = 4.0, height: float = -1.0) -> np.ndarray:
+    """[n, 4, 4] cameras once around the origin (360 degrees, the last one short of the first), looking at it."""
+    angles = np.radians(np.arange(n) * 360.0 / n)
+    return np.stack([look_at(np.array([radius * np.sin(a), height, -radius * np.cos(a)])) for a in angles])
+
+
+def repeated_ring_scene(n_cloud: int = 900, n_tile: int = 300, tiles: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Gaussians: a random cloud in [-1, 1]^3 inside a cylinder wall (radius 6) covered by ``tiles`` copies of
+    one random pattern, so that views ``360 / tiles`` degrees apart see the same wall texture."""
+    g = torch.Generator().manual_seed(seed)
+    cloud = torch.rand(n_cloud, 3, generator=g) * 2 - 1
+    pattern_angle = torch.rand(n_tile, generator=g) * (2 * np.pi / tiles)  # one tile's pattern
+    pattern_y = torch.rand(n_tile, generator=g) * 4 - 3
+    pattern_rgb = torch.rand(n_tile, 3, generator=g)
+    angle = torch.cat([pattern_angle + k * 2 * np.pi / tiles for k in range(tiles)])
+    wall = torch.stack([6 * torch.sin(angle), pattern_y.repeat(tiles), -6 * torch.cos(angle)], dim=1)
+    n = n_cloud + len(wall)
+    sh = torch.zeros(n, 16, 3)
+    sh[:, 0] = rgb_to_sh(torch.cat([torch.rand(n_cloud, 3, generator=g), pattern_rgb.repeat(tiles, 1)]))
+    return {
+        "means": torch.cat([cloud, wall]),
+        "quats": torch.randn(n, 4, generator=g),
+        "scales": torch.cat([torch.rand(n_cloud, 3, generator=g) * 0.06 + 0.01, torch.full((len(wall), 3), 0.12)]),
+        "opacities": torch.rand(n, generator=g) * 0.5 + 0.5,
+        "sh": sh,
+    }

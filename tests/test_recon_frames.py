@@ -71,3 +71,13 @@ def test_real_montage_is_split_at_its_cuts_and_the_orbit_is_not():
 
     orbit, _ = read_frames(shared_file("videos/orbit360_landscape_145f_480x320.mp4"))
     assert find_cuts(orbit, ReconConfig()) == []
+
+
+def test_clips_that_all_start_from_one_photo_are_cut_apart():
+    rng = np.random.default_rng(2)
+    texture = np.kron(rng.integers(0, 256, (12, 40, 3)), np.ones((4, 4, 1))).astype(np.uint8)  # [48, 160, 3]
+    right = np.stack([texture[:, 48 + t : 112 + t] for t in range(20)])  # from the photo, panning right
+    left = np.stack([texture[:, 48 - t : 112 - t] for t in range(20)])  # from the same photo, panning left
+    video = np.concatenate([right, left, right])
+    # Each cut goes back to the photo, a view shown 20 frames before: still a cut.
+    assert find_cuts(video, ReconConfig()) == [20, 40]

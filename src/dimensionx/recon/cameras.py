@@ -163,3 +163,49 @@ def smooth_path(cameras: Cameras, n_frames: int, sigma: float) -> np.ndarray:
     viewmats[:, :3, :3] = np.transpose(path_rot, (0, 2, 1))
     viewmats[:, :3, 3] = -np.einsum("tij,tj->ti", viewmats[:, :3, :3], path_centers)
     return viewmats
+
+
+@dataclass
+class PathSteps:
+    """How far each registered camera moved from the previous one, and how much the image changed."""
+
+    rotation_degrees: np.ndarray  # [C - 1] angle between neighbouring orientations
+    distance: np.ndarray  # [C - 1] distance between neighbouring centres, world units
+    image_change: np.ndarray  # [C - 1] mean abs change of 32x32 thumbnails (colours in 0..1)
+    radius: np.ndarray  # [C] distance of each centre from the centres' mean, world units
+
+    def ratios(self) -> np.ndarray:
+        """[C - 1] each step against the median step (rotation or distance, the larger), over the image
+        change against the median change: ~1 where the cameras move as much as the footage does."""
+        def relative(x: np.ndarray) -> np.ndarray:
+            return x / max(float(np.median(x)), 1e-12)
+
+        motion = np.maximum(relative(self.rotation_degrees), relative(self.distance))
+        return motion / np.maximum(relative(self.image_change), 1.0)
+
+
+def path_steps(cameras: Cameras, thumbs: np.ndarray) -> PathSteps:
+    """Steps of ``cameras`` in frame order; ``thumbs`` [C, D] are the thumbnails of their frames."""
+    rotations = Rotation.from_matrix(cameras.viewmats[:, :3, :3])
+    centers = cameras.centers()
+    return PathSteps(
+        rotation_degrees=np.degrees((rotations[1:] * rotations[:-1].inv()).magnitude()),
+        distance=np.linalg.norm(np.diff(centers, axis=0), axis=1),
+        image_change=np.abs(np.diff(thumbs, axis=0)).mean(axis=1),
+        radius=np.linalg.norm(centers - centers.mean(axis=0), axis=1),
+    )
+
+
+def orbit_span_degrees(cameras: Cameras) -> float:
+    """Degrees the camera centres sweep around the circle that fits them best, in their best-fit plane."""
+    centers = cameras.centers() - cameras.centers().mean(axis=0)
+    if len(centers) < 3:
+        return 0.0
+    _, _, axes = np.linalg.svd(centers)
+    planar = centers @ axes[:2].T  # [C, 2]
+    # Circle x^2 + y^2 + D x + E y + F = 0 by least squares (Kasa); its centre is (-D/2, -E/2).
+    design = np.column_stack([planar, np.ones(len(planar))])
+    (d, e, _), *_ = np.linalg.lstsq(design, -(planar**2).sum(axis=1), rcond=None)
+    around = planar - np.array([-d / 2, -e / 2])
+    angles = np.unwrap(np.arctan2(around[:, 1], around[:, 0]))
+    return float(np.degrees(np.abs(angles[-1] - angles[0])))

@@ -24,17 +24,22 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML/JSON ReconConfig (e.g. configs/recon.yaml); flags override it")
     parser.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out folder")
     parser.add_argument("--frames", type=int, help="frames sampled uniformly from the shot (default 64)")
-    parser.add_argument("--max-size", dest="max_size", type=int, help="px, longest image side (default 720; 0 keeps)")
+    parser.add_argument("--max-size", dest="max_size", type=int, help="px, longest image side (default 720 on CUDA, 240 on CPU; 0 keeps)")
     parser.add_argument("--shot", type=int, help="shot of a montage to reconstruct, 0-based (default: the longest)")
+    parser.add_argument("--orbit-degrees", dest="orbit_degrees", type=float,
+                        help="the video's orbit sweep, e.g. 360: matches across the seam and checks the path "
+                             "(default: from the video's JSON sidecar)")
     parser.add_argument("--cameras", help="transforms.json with one camera per sampled frame: skips SfM")
     parser.add_argument("--iterations", type=int, help="training iterations (default 7000 on CUDA, 300 on CPU)")
+    parser.add_argument("--max-gaussians", dest="max_gaussians", type=int,
+                        help="SfM points the splats start from, at most (default all on CUDA, 6000 on CPU; 0: all)")
     parser.add_argument("--sh-degree", dest="sh_degree", type=int, help="spherical harmonics degree, 0-3 (default 3)")
     parser.add_argument("--holdout", type=int, help="hold out every K-th frame for evaluation (default 8; 0: none)")
     parser.add_argument("--refine-cameras", dest="refine_cameras", action="store_true", default=None,
                         help="optimise the training cameras' poses with the splats")
     parser.add_argument("--densify", action=argparse.BooleanOptionalAction, default=None,
                         help="gsplat DefaultStrategy densification (default on)")
-    parser.add_argument("--orbit-frames", dest="orbit_frames", type=int, help="frames of renders/orbit.mp4 (0: none)")
+    parser.add_argument("--orbit-frames", dest="orbit_frames", type=int, help="frames of renders/orbit.mp4 (default 120 on CUDA, 24 on CPU; 0: none)")
     parser.add_argument("--device", help="auto (default), cuda or cpu")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

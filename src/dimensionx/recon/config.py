@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-GPU_ITERATIONS = 7000  # gsplat on CUDA: the 3DGS "7k" schedule
-CPU_ITERATIONS = 300  # the pure-torch reference renderer is ~1000x slower: tiny scenes only
+# Settings left at None take the default of the device that trains. On CUDA gsplat renders a
+# 480x320 view in well under a millisecond; on CPU the pure-torch reference renderer takes
+# some 0.1-1 s a view, so a CPU run keeps frames small, Gaussians few and the schedule short
+# enough that `dimensionx recon` of a 145-frame orbit ends within 5 minutes on 2 cores.
+DEVICE_DEFAULTS = {
+    "cuda": {"iterations": 7000, "max_size": 720, "max_gaussians": 0, "orbit_frames": 120},
+    "cpu": {"iterations": 300, "max_size": 240, "max_gaussians": 6000, "orbit_frames": 24},
+}
 
 
 @dataclass
@@ -21,7 +27,7 @@ class ReconConfig:
 
     # ---- frames
     frames: int = 64  # frames sampled uniformly from the shot (all of them if fewer)
-    max_size: int = 720  # px; longest image side after downscaling (0 keeps the size)
+    max_size: int | None = None  # px, longest image side after downscaling (0 keeps it); None: 720 CUDA, 240 CPU
     shot: int | None = None  # which shot of a montage to reconstruct (0-based); None: the longest
     cut_ratio: float = 1.6  # a hard cut: a frame change this many times its neighbours' ...
     cut_min_change: float = 0.05  # ... and at least this mean abs change (0-1 colour, 32x32 thumbnails)
@@ -36,11 +42,24 @@ class ReconConfig:
     loop_candidates: int = 3  # far-apart frames matched per frame by thumbnail similarity (loop closure)
     loop_min_gap: int = 0  # frames; 0 means 2 * match_overlap. Loop pairs are at least this far apart
     min_registered_fraction: float = 0.5  # fewer registered frames than this fraction is an error
+    exhaustive_frames: int = 40  # a shot of at most this many sampled frames matches every pair
+    camera_motion: str | None = None  # the video's director, e.g. orbit_left; None: its sidecar's (VIDEO.json)
+    orbit_degrees: float | None = None  # the orbit's sweep, e.g. 360; None: the sidecar's, else unknown
+    orbit_span_tolerance: float = 0.8  # cameras sweeping less than this times orbit_degrees are reported
+    target_registered_fraction: float = 0.95  # fewer registered frames than this: repair the split
+    jump_ratio: float = 3.0  # a camera step this many times the median step, image change alike, is a jump
+    repair_jumps: bool = False  # also re-sample around jumps (jumps are always measured and reported)
+    sfm_repairs: int = 2  # rounds of repair (denser frames + pairs around splits and jumps), 0: none
+    repair_margin: int = 2  # sampled frames on each side of a break whose window is sampled densely
+    repair_max_frames: int = 24  # input frames a window may span to be sampled densely (else pairs only)
     ba_global_ratio: float = 1.4  # global bundle adjustment when the model grew by this factor (COLMAP: 1.1)
+    init_min_tri_angle: float = 4.0  # degrees; the first pair's triangulation angle (COLMAP: 16, too wide
+    # for a zoom or a slow dolly, whose frames see the scene from nearly one point)
     ba_refinements: int = 1  # bundle-adjustment rounds after filtering / re-triangulating (COLMAP: 2 local, 5 global)
 
     # ---- 3D Gaussians (gsplat)
     iterations: int | None = None  # None: 7000 on CUDA, 300 on CPU
+    max_gaussians: int | None = None  # SfM points kept to start from (0: all); None: all on CUDA, 6000 on CPU
     sh_degree: int = 3  # spherical harmonics degree of the splat colours
     sh_degree_interval: int = 1000  # iterations between SH degree increments
     ssim_lambda: float = 0.2  # loss = (1 - l) * L1 + l * (1 - SSIM)
@@ -74,13 +93,12 @@ class ReconConfig:
     pose_reg: float = 1e-6  # weight decay of the pose corrections
 
     # ---- renders
-    orbit_frames: int = 120  # frames of renders/orbit.mp4
+    orbit_frames: int | None = None  # frames of renders/orbit.mp4 (0: none); None: 120 on CUDA, 24 on CPU
     orbit_fps: float = 30.0
     orbit_smoothing: float = 2.0  # frames; Gaussian sigma applied to camera centres along the path
 
 
-def resolve_iterations(config: ReconConfig, device_type: str) -> int:
-    """The training length: the configured one, else the default of the device that trains."""
-    if config.iterations is not None:
-        return config.iterations
-    return GPU_ITERATIONS if device_type == "cuda" else CPU_ITERATIONS
+def for_device(config: ReconConfig, device_type: str) -> ReconConfig:
+    """``config`` with every setting left at None set to the default of ``device_type`` ("cuda" or "cpu")."""
+    defaults = DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
+    return replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})

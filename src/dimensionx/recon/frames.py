@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
 
+import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..errors import DimensionXError
-from ..media import read_frames
+from ..media import IMAGE_SUFFIXES
 from .config import ReconConfig
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_PX = 32  # side of the square thumbnails compared by the cut detector
+THUMBNAIL_SOURCE_PX = 64  # side of the frames decoded for thumbnails (swscale, area filter)
 DUPLICATE_CHANGE = 0.01  # mean abs change below which a frame repeats the previous one
 
 
@@ -28,17 +35,115 @@ class Footage:
     frames_total: int  # frames in the input video
     shots: list[range]  # every shot found in the input, in frame indices
     shot: int  # index into ``shots`` of the reconstructed shot
+    reader: "FrameReader"  # reads more frames of the input (denser sampling when SfM needs it)
+
+    def add(self, ids: np.ndarray) -> np.ndarray:
+        """Adds the input frames ``ids`` (not yet sampled, inside the shot); returns the new [T'] source ids."""
+        ids = np.setdiff1d(ids, self.source_ids)
+        if len(ids) == 0:
+            return self.source_ids
+        merged = np.concatenate([self.source_ids, ids])
+        order = np.argsort(merged, kind="stable")
+        self.images = np.concatenate([self.images, self.reader.read(ids)])[order]
+        self.source_ids = merged[order]
+        return self.source_ids
+
+
+    def keep(self, ids: np.ndarray) -> None:
+        """Keeps only the frames whose source ids are ``ids``."""
+        kept = np.isin(self.source_ids, ids)
+        self.images, self.source_ids = self.images[kept], self.source_ids[kept]
+
+
+class FrameReader:
+    """Frames of a video file (PyAV) or of a folder of images, converted only where asked, at one size.
+
+    A video is decoded once for the cut detector's thumbnails (swscale shrinks each frame straight
+    to 64 px: no full-size RGB copy) and once more for the sampled frames, which swscale converts
+    to RGB at the target size; decoding stops after the last frame asked for.
+    """
+
+    def __init__(self, path: str, max_size: int):
+        self.path = Path(path)
+        if self.path.is_dir():
+            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self.files:
+                raise DimensionXError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)}): pass a video or a "
+                                      "folder of frames")
+            with Image.open(self.files[0]) as first:
+                width, height = first.size
+        elif self.path.is_file():
+            self.files = None
+            width, height = self._probe()
+        else:
+            raise DimensionXError(f"{path} does not exist: pass a video file (mp4, mov, ...) or a folder of frames")
+        self.size = target_size(width, height, max_size)  # (width, height) px of the frames read
+
+    def _probe(self) -> tuple[int, int]:
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                return stream.codec_context.width, stream.codec_context.height
+        except (av.FFmpegError, IndexError) as exc:
+            raise DimensionXError(f"{self.path} could not be read as a video ({exc}): pass an mp4/mov file or a "
+                                  "folder of frames") from None
+
+    def thumbnails(self) -> torch.Tensor:
+        """[T, 3 * 32 * 32] float in [0, 1]: every frame, as the cut detector compares them."""
+        small = [frame for _, frame in self._frames(None, (THUMBNAIL_SOURCE_PX, THUMBNAIL_SOURCE_PX))]
+        return thumbnails(np.stack(small)) if small else torch.zeros(0, 3 * THUMBNAIL_PX**2)
+
+    def read(self, ids: np.ndarray) -> np.ndarray:
+        """[len(ids), H, W, 3] uint8: the frames ``ids`` (ascending) at the target size."""
+        frames = dict(self._frames(set(int(i) for i in ids), self.size))
+        return np.stack([frames[int(i)] for i in ids])
+
+    def _frames(self, wanted: set[int] | None, size: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, [h, w, 3] uint8) of the ``wanted`` frames (None: all) at ``size`` (width, height) px."""
+        last = max(wanted) if wanted else None
+        if self.files is not None:
+            for i, file in enumerate(self.files):
+                if wanted is None or i in wanted:
+                    yield i, _resized(file, size)
+            return
+        with av.open(str(self.path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(container.decode(stream)):
+                if wanted is None or i in wanted:
+                    yield i, frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
+                if last is not None and i >= last:
+                    return
+
+
+def _resized(file: Path, size: tuple[int, int]) -> np.ndarray:
+    with Image.open(file) as image:
+        image.draft("RGB", size)  # JPEG: decode at a reduced scale
+        rgb = image.convert("RGB")
+        if rgb.size != size:
+            rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return np.asarray(rgb)
+
+
+def target_size(width: int, height: int, max_size: int) -> tuple[int, int]:
+    """(width, height) px with the longest side at most ``max_size`` (0 keeps the size)."""
+    if max_size <= 0 or max(width, height) <= max_size:
+        return width, height
+    scale = max_size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def load_footage(config: ReconConfig) -> Footage:
-    """Reads ``config.video``, keeps one shot, samples ``config.frames`` frames and downscales them."""
-    video, _ = read_frames(config.video)  # [T, H, W, 3]
-    if len(video) < 3:
-        raise DimensionXError(f"{config.video} has {len(video)} frame(s): reconstruction needs at least 3 views")
-    shots = split_shots(len(video), find_cuts(video, config))
+    """Finds the cuts of ``config.video``, keeps one shot and reads ``config.frames`` of its frames, downscaled."""
+    reader = FrameReader(config.video, config.max_size)
+    thumbs = reader.thumbnails()  # [T, D]
+    if len(thumbs) < 3:
+        raise DimensionXError(f"{config.video} has {len(thumbs)} frame(s): reconstruction needs at least 3 views")
+    shots = split_shots(len(thumbs), cuts_of_thumbnails(thumbs, config))
     shot = choose_shot(shots, config.shot, config.video)
     ids = sample_ids(shots[shot], config.frames)
-    return Footage(downscale(video[ids], config.max_size), ids, len(video), shots, shot)
+    log.info("read %d of %d frames at %dx%d px", len(ids), len(thumbs), *reader.size)
+    return Footage(reader.read(ids), ids, len(thumbs), shots, shot, reader)
 
 
 def thumbnails(video: np.ndarray, px: int = THUMBNAIL_PX) -> torch.Tensor:
@@ -64,9 +169,15 @@ def find_cuts(video: np.ndarray, config: ReconConfig) -> list[int]:
     is a cut only if it brings a view the shot has not just shown: the new frame must differ from
     each of the ``cut_memory`` distinct frames before it by at least ``cut_novelty`` times the
     jump. A generated video whose background pops back to an earlier state jumps to a view
-    close to one it showed a few frames before, and stays one shot.
+    close to one it showed a few frames before, and stays one shot. Clips that all start from
+    one photo are cut apart when each is longer than ``cut_memory`` distinct frames (a return to
+    that photo from within the memory reads as such a pop).
     """
-    thumbs = thumbnails(video)  # [T, D]
+    return cuts_of_thumbnails(thumbnails(video), config)
+
+
+def cuts_of_thumbnails(thumbs: torch.Tensor, config: ReconConfig) -> list[int]:
+    """:func:`find_cuts` on [T, D] thumbnails."""
     distinct = [0]
     for t in range(1, len(thumbs)):
         if (thumbs[t] - thumbs[distinct[-1]]).abs().mean() > DUPLICATE_CHANGE:
@@ -134,3 +245,9 @@ def downscale(images: np.ndarray, max_size: int) -> np.ndarray:
     scale = max_size / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     return resize(images, size).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+def save_pngs(paths: Sequence[Path], images: Sequence[np.ndarray]) -> None:
+    """Writes each [H, W, 3] uint8 image as a PNG, several at once (zlib runs outside the GIL)."""
+    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda p, image: Image.fromarray(image).save(p, compress_level=1), paths, images))

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..config import config_to_dict
 from ..device import resolve_device
@@ -28,12 +25,12 @@ from .cameras import (
     smooth_path,
     transforms_from_cameras,
 )
-from .config import ReconConfig
+from .config import ReconConfig, for_device
 from ..splats.export import write_ply, write_splat
-from .frames import load_footage
+from .frames import load_footage, save_pngs
 from ..splats.gaussians import init_splats, random_points
 from ..splats.metrics import LPIPS_NOTE
-from .sfm import run_sfm
+from .sfm import camera_prior, frame_names, recover_cameras, save_images
 from .train import Runner, Scene, scene_scale, split_holdout
 
 log = logging.getLogger(__name__)
@@ -44,25 +41,32 @@ def reconstruct(config: ReconConfig, attach: Sequence[Path] = ()) -> Path:
     # 0. check inputs and pick the device
     check_inputs(config)
     device = resolve_device(config.device)
+    config = for_device(config, device.type)
+    if device.type == "cpu":
+        log.info("training on CPU with the reference renderer: frames of at most %d px, at most %s Gaussians, "
+                 "%d iterations, a %d-frame orbit video (set --max-size, --max-gaussians, --iterations, "
+                 "--orbit-frames to change)", config.max_size, config.max_gaussians or "all", config.iterations,
+                 config.orbit_frames)
     torch.manual_seed(config.seed)
     seconds: dict[str, float] = {}
     with atomic_dir(config.out, config.overwrite) as out:
         # 1. frames: one shot, sampled and downscaled, saved as the images the cameras refer to
         with stage("frames", seconds, device):
             footage = load_footage(config)
-            names = save_images(footage.images, out / "images")
 
         # 2. cameras: SfM, or the given transforms.json
         with stage("sfm", seconds, device):
             if config.cameras:
+                names = save_images(footage.images, out / "images", footage.source_ids)
                 cameras = scale_intrinsics(cameras_from_transforms(config.cameras, names), *image_size(footage.images))
                 points, colors = random_points(*camera_box(cameras), config.random_init_points, config.seed)
                 rec = reconstruction_from_cameras(cameras, points, colors)
-                models_found, reprojection_error = None, None
+                models_found, reprojection_error, camera_path = None, None, None
             else:
-                sfm = run_sfm(footage.images, names, out / "images", config)
+                sfm = recover_cameras(footage, out / "images", config, camera_prior(config))
                 cameras, points, colors, rec = sfm.cameras, sfm.points, sfm.colors, sfm.reconstruction
-                models_found, reprojection_error = sfm.models_found, sfm.reprojection_error_px
+                models_found, reprojection_error, camera_path = sfm.models_found, sfm.reprojection_error_px, sfm.path
+                names = frame_names(footage.source_ids)
 
         # 3. splats: fit 3D Gaussians to the training frames
         with stage("train", seconds, device):
@@ -73,6 +77,7 @@ def reconstruct(config: ReconConfig, attach: Sequence[Path] = ()) -> Path:
                 Ks=torch.as_tensor(cameras.Ks, dtype=torch.float32, device=device),
                 train_ids=train_ids, holdout_ids=holdout_ids,
             )
+            points, colors = within_budget(points, colors, config.max_gaussians, config.seed)
             splats = init_splats(points, colors, config.sh_degree, config.init_opacity, config.init_scale)
             runner = Runner(config, splats, scene, scene_scale(cameras.viewmats), device)
             runner.train()
@@ -106,6 +111,7 @@ def reconstruct(config: ReconConfig, attach: Sequence[Path] = ()) -> Path:
             "frames_registered": len(cameras),
             "models_found": models_found,
             "reprojection_error_px": reprojection_error,
+            "camera_path": camera_path,
             "shots_found": len(footage.shots),
             "shot": footage.shot,
             "shot_frames": [footage.shots[footage.shot].start, footage.shots[footage.shot].stop - 1],
@@ -160,18 +166,13 @@ def stage(name: str, seconds: dict[str, float], device: torch.device) -> Iterato
     seconds[name] = time.perf_counter() - start
 
 
-def save_images(images: np.ndarray, folder: Path) -> list[str]:
-    """Writes [T, H, W, 3] uint8 frames as ``frame_00000.png``...; returns their names."""
-    folder.mkdir(parents=True)
-    names = [f"frame_{i:05d}.png" for i in range(len(images))]
-    save_pngs([folder / name for name in names], images)
-    return names
-
-
-def save_pngs(paths: Sequence[Path], images: Sequence[np.ndarray]) -> None:
-    """Writes each [H, W, 3] uint8 image as a PNG, several at once (zlib runs outside the GIL)."""
-    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
-        list(pool.map(lambda p, image: Image.fromarray(image).save(p, compress_level=1), paths, images))
+def within_budget(points: np.ndarray, colors: np.ndarray, budget: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``budget`` (0: all) of the [P, 3] points and their [P, 3] colours, drawn at random."""
+    if budget <= 0 or len(points) <= budget:
+        return points, colors
+    keep = np.sort(np.random.default_rng(seed).choice(len(points), budget, replace=False))
+    log.info("starting from %d of the %d SfM points (max_gaussians)", budget, len(points))
+    return points[keep], colors[keep]
 
 
 def image_size(images: np.ndarray) -> tuple[int, int]:

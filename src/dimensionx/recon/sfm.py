@@ -7,9 +7,10 @@ pairs, which is what closes a 360-degree orbit: its last frames see what its fir
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,11 @@ import pycolmap
 
 from ..errors import DimensionXError
 from ..interrupts import reinstall_signals
-from .cameras import Cameras, cameras_from_reconstruction
+from .cameras import Cameras, cameras_from_reconstruction, orbit_span_degrees, path_steps
 from .config import ReconConfig
-from .frames import thumbnails
+from .frames import Footage, save_pngs, thumbnails
+
+CLOSED_LOOP_DEGREES = 300.0  # an orbit sweeping this much or more ends where it began: match across the seam
 
 log = logging.getLogger(__name__)
 reinstall_signals()  # again: importing pycolmap installed glog's SIGTERM handler, which prints a native stack dump
@@ -33,32 +36,226 @@ class SfmResult:
     colors: np.ndarray  # [P, 3] uint8
     models_found: int
     reprojection_error_px: float
+    path: dict = field(default_factory=dict)  # the camera path's steps and what was repaired (metrics.json)
+
+
+@dataclass
+class CameraPrior:
+    """What the video's sidecar says of the camera motion."""
+
+    motion: str | None = None  # director(s), e.g. "orbit_left"
+    orbit_degrees: float | None = None  # expected sweep of an orbit (360: the path closes on itself)
+
+    @property
+    def closed_loop(self) -> bool:
+        return self.orbit_degrees is not None and self.orbit_degrees >= CLOSED_LOOP_DEGREES
+
+
+def camera_prior(config: ReconConfig) -> CameraPrior:
+    """The flags' motion prior, else the one in the video's JSON sidecar (``VIDEO.json``), else none."""
+    motion, degrees = config.camera_motion, config.orbit_degrees
+    sidecar = Path(config.video).with_suffix(".json")
+    if (motion is None or degrees is None) and Path(config.video).is_file() and sidecar.is_file():
+        try:
+            data = json.loads(sidecar.read_text())
+        except ValueError:
+            data = {}
+        settings = data.get("config", {}) if isinstance(data, dict) else {}
+        motion = motion if motion is not None else settings.get("motion")
+        degrees = degrees if degrees is not None else data.get("orbit_degrees", settings.get("orbit_degrees"))
+    if motion is not None and degrees is None and str(motion).startswith("orbit") and "," not in str(motion):
+        log.info("camera motion %s (sidecar): an orbit about the scene centre", motion)
+    return CameraPrior(motion, float(degrees) if degrees is not None else None)
+
+
+def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prior: CameraPrior) -> SfmResult:
+    """SfM on the sampled frames (saved into ``image_dir``), repaired where it split.
+
+    Each round maps every frame saved so far. When the largest model misses more than
+    ``1 - target_registered_fraction`` of them (a split), or, with ``repair_jumps``, neighbouring
+    cameras step much further than the footage changes (a jump), the frames of the shot between
+    the sampled ones around each break are added and matched with each other, and the model is
+    mapped again (features and matches of earlier rounds are kept). After ``sfm_repairs`` rounds
+    the best round wins (most frames registered, then fewest jumps); frames it did not use are
+    removed again. What was done, and the path's largest step, are in ``SfmResult.path``.
+    """
+    pycolmap.logging.minloglevel = 0 if log.isEnabledFor(logging.DEBUG) else 3  # our error explains failures
+    pycolmap.set_random_seed(config.seed)
+    repairs: list[str] = []
+    extra: set[tuple[int, int]] = set()  # pairs of source frame ids added by repairs
+    best = None
+    with tempfile.TemporaryDirectory(prefix="dimensionx-sfm-") as work:
+        database, matched, extracted = Path(work) / "database.db", set(), []
+        for attempt in range(config.sfm_repairs + 1):
+            names = save_images(footage.images, image_dir, footage.source_ids)
+            extract_features(database, image_dir, [n for n in names if n not in extracted], config, bool(extracted))
+            extracted = names
+            pairs = choose_pairs(footage, config, prior) | index_pairs(footage.source_ids, extra)
+            match_pairs(database, names, sorted(pairs - matched), Path(work) / "pairs.txt")
+            matched |= pairs
+            models = map_incrementally(database, image_dir, Path(work) / f"sparse{attempt}", config)
+            rec = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
+            registered = rec.num_reg_images() if rec is not None else 0
+            log.info("SfM round %d: %d of %d frames registered in the largest of %d model(s)", attempt + 1,
+                     registered, len(names), len(models))
+            if registered < 3:
+                break
+            cameras = cameras_from_reconstruction(rec, names)
+            breaks = unregistered_runs(cameras.frame_ids, len(names))
+            jumps = find_jumps(cameras, footage, config) if config.repair_jumps else []
+            score = (registered / len(names), -len(jumps))
+            if best is None or score > best[0]:
+                best = (score, rec, len(models), footage.source_ids.copy())
+            split = bool(breaks) and registered < config.target_registered_fraction * len(names)
+            if (not split and not jumps) or attempt == config.sfm_repairs:
+                break
+            spans = [(cameras.frame_ids[a], cameras.frame_ids[b]) for a, b in jumps] + (breaks if split else [])
+            frames_before = len(footage.source_ids)
+            repairs.append(repair(footage, spans, extra, config, "split" if split else "jump"))
+            if len(footage.source_ids) == frames_before and index_pairs(footage.source_ids, extra) <= matched:
+                repairs[-1] += " (nothing new to match: stopped)"
+                break
+    if best is None:
+        check_registered(0, len(footage.source_ids), 0, config)
+    _, rec, models_found, ids = best
+    footage.keep(ids)  # the frames of the best round: frames added later are dropped
+    names = frame_names(ids)
+    for dropped in set(p.name for p in image_dir.iterdir()) - set(names):
+        (image_dir / dropped).unlink()
+    check_registered(rec.num_reg_images(), len(names), models_found, config)
+    cameras = cameras_from_reconstruction(rec, names)
+    points = np.array([p.xyz for p in rec.points3D.values()], dtype=np.float64).reshape(-1, 3)
+    colors = np.array([p.color for p in rec.points3D.values()], dtype=np.uint8).reshape(-1, 3)
+    path = describe_path(cameras, footage, config, prior)
+    path["repairs"] = repairs
+    return SfmResult(rec, cameras, points, colors, models_found, float(rec.compute_mean_reprojection_error()), path)
 
 
 def run_sfm(images: np.ndarray, names: list[str], image_dir: Path, config: ReconConfig) -> SfmResult:
-    """Recovers the cameras of ``images`` ([T, H, W, 3] uint8, saved in ``image_dir`` as ``names``)."""
-    pycolmap.logging.minloglevel = 0 if log.isEnabledFor(logging.DEBUG) else 3  # our error explains failures
-    pycolmap.set_random_seed(config.seed)
-    with tempfile.TemporaryDirectory(prefix="dimensionx-sfm-") as work:
-        database = Path(work) / "database.db"
-        extract_features(database, image_dir, names, config)
-        pairs = sequential_pairs(len(names), config.match_overlap) | loop_pairs(images, config)
-        match_pairs(database, names, sorted(pairs), Path(work) / "pairs.txt")
-        models = map_incrementally(database, image_dir, Path(work) / "sparse", config)
-    rec = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
-    registered = rec.num_reg_images() if rec is not None else 0
-    log.info("SfM registered %d of %d frames in the largest of %d model(s)", registered, len(names), len(models))
-    check_registered(registered, len(names), len(models), config)
-    points = np.array([p.xyz for p in rec.points3D.values()], dtype=np.float64).reshape(-1, 3)
-    colors = np.array([p.color for p in rec.points3D.values()], dtype=np.uint8).reshape(-1, 3)
-    return SfmResult(rec, cameras_from_reconstruction(rec, names), points, colors, len(models),
-                     float(rec.compute_mean_reprojection_error()))
+    """SfM on ``images`` ([T, H, W, 3] uint8, saved in ``image_dir`` as ``names``), without repairs."""
+    ids = np.array([int(name.removeprefix("frame_").removesuffix(".png")) for name in names])
+    footage = Footage(images, ids, len(images), [range(len(images))], 0, reader=None)
+    return recover_cameras(footage, image_dir, replace(config, sfm_repairs=0), CameraPrior())
 
 
-def extract_features(database: Path, image_dir: Path, names: list[str], config: ReconConfig) -> None:
-    """SIFT keypoints of every frame, all frames sharing one camera (a video has one lens)."""
+def frame_names(source_ids: np.ndarray) -> list[str]:
+    return [f"frame_{int(i):05d}.png" for i in source_ids]
+
+
+def save_images(images: np.ndarray, folder: Path, source_ids: np.ndarray | None = None) -> list[str]:
+    """Writes [T, H, W, 3] uint8 frames as ``frame_<source id>.png`` (those not written yet); returns the names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = frame_names(np.arange(len(images)) if source_ids is None else source_ids)
+    new = [k for k, name in enumerate(names) if not (folder / name).exists()]
+    save_pngs([folder / names[k] for k in new], [images[k] for k in new])
+    return names
+
+
+def choose_pairs(footage: Footage, config: ReconConfig, prior: CameraPrior) -> set[tuple[int, int]]:
+    """Frame index pairs to match: neighbours, look-alikes far apart, and across the seam of a closed orbit."""
+    n = len(footage.source_ids)
+    if n <= config.exhaustive_frames:
+        return {(i, j) for i in range(n) for j in range(i + 1, n)}
+    pairs = sequential_pairs(n, config.match_overlap) | loop_pairs(footage.images, config)
+    if prior.closed_loop:  # the last frames continue into the first ones
+        pairs |= {(i, j) for i in range(config.match_overlap) for j in range(n - config.match_overlap + i, n)}
+    return pairs
+
+
+def index_pairs(source_ids: np.ndarray, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Pairs of source frame ids -> pairs of indices into ``source_ids``."""
+    index = {int(s): k for k, s in enumerate(source_ids)}
+    return {(index[a], index[b]) for a, b in pairs if a in index and b in index}
+
+
+def unregistered_runs(frame_ids: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """Runs of frames missing from the model, each as (last registered frame before, first after), clipped."""
+    registered = np.zeros(n, dtype=bool)
+    registered[frame_ids] = True
+    runs, k = [], 0
+    while k < n:
+        if registered[k]:
+            k += 1
+            continue
+        end = k
+        while end < n and not registered[end]:
+            end += 1
+        runs.append((max(0, k - 1), min(n - 1, end)))
+        k = end
+    return runs
+
+
+def find_jumps(cameras: Cameras, footage: Footage, config: ReconConfig) -> list[tuple[int, int]]:
+    """Neighbouring cameras (indices into ``cameras``) that step ``jump_ratio`` times further than the
+    median step while the image changes no more than usual (see :meth:`PathSteps.ratios`)."""
+    if len(cameras) < 4:
+        return []
+    ratios = path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy()).ratios()
+    return [(int(k), int(k) + 1) for k in np.flatnonzero(ratios > config.jump_ratio)]
+
+
+def repair(footage: Footage, spans: list[tuple[int, int]], extra: set[tuple[int, int]], config: ReconConfig,
+           problem: str) -> str:
+    """Samples the shot densely around each span (frame indices a < b) and matches each such window
+    exhaustively; returns what was done, for the log and metrics.json."""
+    added, windows = 0, []
+    for a, b in spans:
+        lo = footage.source_ids[max(0, a - config.repair_margin)]
+        hi = footage.source_ids[min(len(footage.source_ids) - 1, b + config.repair_margin)]
+        window = np.arange(lo, hi + 1)
+        if footage.reader is not None and len(window) <= config.repair_max_frames:
+            before = len(footage.source_ids)
+            footage.add(window)
+            added += len(footage.source_ids) - before
+        inside = [int(s) for s in footage.source_ids if lo <= s <= hi]
+        extra |= {(p, q) for i, p in enumerate(inside) for q in inside[i + 1 :]}
+        windows.append(f"{lo}-{hi}")
+    action = (f"{problem} around frames {', '.join(windows)}: added {added} frame(s) of the shot there and "
+              "matched each window's frames with each other")
+    log.info("SfM repair: %s", action)
+    return action
+
+
+def describe_path(cameras: Cameras, footage: Footage, config: ReconConfig, prior: CameraPrior) -> dict:
+    """The path's largest step (degrees, against the median), its radius there, its sweep and its jumps."""
+    if len(cameras) < 3:
+        return {}
+    steps = path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy())
+    k = int(np.argmax(steps.rotation_degrees))
+    a, b = (int(footage.source_ids[cameras.frame_ids[i]]) for i in (k, k + 1))
+    span = orbit_span_degrees(cameras)
+    path = {
+        "largest_step_degrees": round(float(steps.rotation_degrees[k]), 2),
+        "median_step_degrees": round(float(np.median(steps.rotation_degrees)), 2),
+        "largest_step_frames": [a, b],
+        "largest_step_ratio": round(float(steps.ratios().max()), 2),
+        "radius_ratio_at_largest_step": round(float(steps.radius[k + 1] / max(steps.radius[k], 1e-12)), 3),
+        "jumps": [[int(footage.source_ids[cameras.frame_ids[i]]), int(footage.source_ids[cameras.frame_ids[j]])]
+                  for i, j in find_jumps(cameras, footage, config)],
+        "orbit_span_degrees": round(span, 1),
+        "motion_prior": prior.motion,
+        "expected_orbit_degrees": prior.orbit_degrees,
+    }
+    if path["jumps"]:
+        log.warning("the camera path still jumps between frames %s (largest step %.1f degrees, median %.1f): "
+                    "try more --frames", path["jumps"], path["largest_step_degrees"], path["median_step_degrees"])
+    if prior.orbit_degrees is not None and span < config.orbit_span_tolerance * prior.orbit_degrees:
+        path["warning"] = (f"the cameras sweep {span:.0f} degrees where the video is a {prior.orbit_degrees:.0f} "
+                           "degree orbit: part of the path is missing or folded")
+        log.warning("%s", path["warning"])
+    return path
+
+
+def extract_features(database: Path, image_dir: Path, names: list[str], config: ReconConfig,
+                     add: bool = False) -> None:
+    """SIFT keypoints of the frames ``names``, all frames sharing one camera (a video has one lens);
+    ``add``: the database already holds that camera (id 1) and other frames."""
+    if not names:
+        return
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = config.camera_model
+    if add:
+        reader.existing_camera_id = 1
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.sift.max_num_features = config.sift_max_features
     pycolmap.extract_features(database, image_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
@@ -105,6 +302,7 @@ def map_incrementally(
     options.random_seed = config.seed
     options.ba_global_frames_ratio = options.ba_global_points_ratio = config.ba_global_ratio
     options.ba_local_max_refinements = options.ba_global_max_refinements = config.ba_refinements
+    options.mapper.init_min_tri_angle = config.init_min_tri_angle
     return pycolmap.incremental_mapping(database, image_dir, out, options)
 
 

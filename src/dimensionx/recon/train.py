@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import DimensionXError
-from .config import ReconConfig, resolve_iterations
+from .config import ReconConfig
 from ..splats.densify import SyncFreeDefaultStrategy
 from ..splats.loss import LossAndGradient
 from ..splats.metrics import psnr, ssim
@@ -80,7 +80,7 @@ class Runner:
         self.device = device
         self.scene = scene
         self.scale = scale
-        self.iterations = resolve_iterations(config, device.type)
+        self.iterations = config.iterations
         self.splats = splats.to(device)
         self.background = torch.tensor(config.background, dtype=torch.float32, device=device)
         self.loss = LossAndGradient((1, scene.height, scene.width, 3), config.ssim_lambda, device,

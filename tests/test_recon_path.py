@@ -1,0 +1,90 @@
+"""Camera paths: jumps against the image change, an orbit's sweep, the pairs SfM matches, the sidecar prior."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from dimensionx.recon.cameras import Cameras, orbit_span_degrees
+from dimensionx.recon.config import ReconConfig, for_device
+from dimensionx.recon.frames import Footage
+from dimensionx.recon.sfm import CameraPrior, camera_prior, choose_pairs, find_jumps, unregistered_runs
+from recon_synthetic import arc_cameras, intrinsics, ring_cameras
+
+
+def cameras_of(viewmats: np.ndarray) -> Cameras:
+    n = len(viewmats)
+    return Cameras([f"frame_{i:05d}.png" for i in range(n)], np.arange(n), viewmats,
+                   np.repeat(intrinsics(64, 48)[None], n, axis=0), 64, 48)
+
+
+def panning_footage(n: int) -> Footage:
+    """[n] frames of a window sliding 2 px a frame over a random texture: the image changes evenly."""
+    rng = np.random.default_rng(0)
+    texture = np.kron(rng.integers(0, 256, (12, 60, 3)), np.ones((4, 4, 1))).astype(np.uint8)  # [48, 240, 3]
+    images = np.stack([texture[:, 2 * t : 2 * t + 64] for t in range(n)])
+    return Footage(images, np.arange(n), n, [range(n)], 0, reader=None)
+
+
+def test_a_pose_jump_the_footage_does_not_show_is_found():
+    viewmats = ring_cameras(36)[:24]  # 10 degree steps
+    smooth = cameras_of(viewmats)
+    footage = panning_footage(24)
+    assert find_jumps(smooth, footage, ReconConfig()) == []
+
+    # From camera 12 on, the path is turned 35 degrees further about the orbit's axis and pulled 20% closer:
+    # the step 11 -> 12 is 45 degrees where the images change as little as elsewhere.
+    jumped = viewmats.copy()
+    turn = np.eye(4)
+    turn[:3, :3] = Rotation.from_euler("y", -35, degrees=True).as_matrix()  # the orbit turns about -y
+    for k in range(12, 24):
+        c2w = turn @ np.linalg.inv(viewmats[k])  # rotate the camera about the world's y axis ...
+        c2w[:3, 3] *= 0.8  # ... and bring it 20% closer to the centre
+        jumped[k] = np.linalg.inv(c2w)
+    assert find_jumps(cameras_of(jumped), footage, ReconConfig()) == [(11, 12)]
+    # Where the footage changes as much as the cameras step (a fast move), it is no jump.
+    fast = panning_footage(24)
+    fast.images[12:] = np.roll(fast.images[12:], 30, axis=2)
+    assert find_jumps(cameras_of(jumped), fast, ReconConfig()) == []
+
+
+def test_orbit_span_measures_the_sweep_of_the_cameras():
+    assert abs(orbit_span_degrees(cameras_of(ring_cameras(36))) - 350) < 1  # 36 views 10 degrees apart
+    assert abs(orbit_span_degrees(cameras_of(arc_cameras(13, 120.0))) - 120) < 1
+
+
+def test_unregistered_runs_are_bounded_by_registered_neighbours():
+    assert unregistered_runs(np.array([0, 1, 2, 5, 6, 9]), 10) == [(2, 5), (6, 9)]
+    assert unregistered_runs(np.array([2, 3]), 4) == [(0, 2)]
+    assert unregistered_runs(np.arange(5), 5) == []
+
+
+def test_pairs_short_shots_match_everything_and_closed_orbits_match_across_the_seam():
+    short = panning_footage(6)
+    assert choose_pairs(short, ReconConfig(exhaustive_frames=10), CameraPrior()) == {
+        (i, j) for i in range(6) for j in range(i + 1, 6)}
+    long = panning_footage(30)
+    config = ReconConfig(exhaustive_frames=10, match_overlap=3, loop_candidates=0)
+    open_pairs = choose_pairs(long, config, CameraPrior())
+    assert (0, 29) not in open_pairs and (0, 3) in open_pairs and (0, 4) not in open_pairs
+    closed = choose_pairs(long, config, CameraPrior("orbit_left", 360.0))
+    assert closed - open_pairs == {(0, 27), (0, 28), (0, 29), (1, 28), (1, 29), (2, 29)}
+
+
+def test_the_video_sidecar_gives_the_camera_prior(tmp_path):
+    video = tmp_path / "orbit.mp4"
+    video.write_bytes(b"")
+    assert camera_prior(ReconConfig(video=str(video))) == CameraPrior(None, None)
+    video.with_suffix(".json").write_text(json.dumps({"config": {"motion": "orbit_left"}, "orbit_degrees": 360}))
+    prior = camera_prior(ReconConfig(video=str(video)))
+    assert prior == CameraPrior("orbit_left", 360.0) and prior.closed_loop
+    assert not camera_prior(ReconConfig(video=str(video), orbit_degrees=90.0)).closed_loop  # flags win
+
+
+def test_cpu_defaults_are_small_and_flags_win():
+    cpu = for_device(ReconConfig(), "cpu")
+    assert (cpu.iterations, cpu.max_size, cpu.max_gaussians, cpu.orbit_frames) == (300, 240, 6000, 24)
+    assert for_device(ReconConfig(), "cuda").max_size == 720
+    assert for_device(ReconConfig(max_size=480, iterations=50), "cpu").max_size == 480

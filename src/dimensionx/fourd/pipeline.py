@@ -144,11 +144,11 @@ class LazyGenerator:
 
     def get(self):
         if self.generator is None:
-            from ..models import resolve_model
-            from ..video.generator import DirectorVideoGenerator, resolve_device
+            from ..video.config import VideoConfig
+            from ..video.generator import load_generator
 
-            device, dtype = resolve_device(self.config.device, self.config.dtype)
-            self.generator = DirectorVideoGenerator(resolve_model(self.config.model), device, dtype, self.config.mode, reusable=True)
+            video = VideoConfig(model=self.config.model, device=self.config.device, dtype=self.config.dtype, mode=self.config.mode)
+            self.generator = load_generator(video, reusable=True)
         return self.generator
 
     def photo(self) -> Image.Image:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -80,6 +79,8 @@ class FrameReader:
         self.size = target_size(width, height, max_size)  # (width, height) px of the frames read
 
     def _probe(self) -> tuple[int, int]:
+        import av  # only for video files: a folder of frames needs no FFmpeg
+
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
@@ -106,6 +107,8 @@ class FrameReader:
                 if wanted is None or i in wanted:
                     yield i, _resized(file, size)
             return
+        import av
+
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"

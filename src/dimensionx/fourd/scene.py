@@ -72,10 +72,10 @@ def reference_cameras(reference: np.ndarray, folder: Path, config: FourDConfig):
     """
     from ..recon.cameras import cameras_from_transforms, scale_intrinsics
     from ..recon.config import ReconConfig
-    from ..recon.sfm import run_sfm
+    from ..recon.sfm import frame_names, run_sfm
 
     K, H, W = reference.shape[:3]
-    names = [f"view_{k:02d}.png" for k in range(K)]
+    names = frame_names(np.arange(K))  # the names recon's SfM gives frames: frame_00000.png ...
     if config.cameras:
         cameras = scale_intrinsics(cameras_from_transforms(config.cameras, names), W, H)
         centers = cameras.centers()

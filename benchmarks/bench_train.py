@@ -25,6 +25,7 @@ import gc
 import json
 import platform
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -41,16 +42,8 @@ from dimensionx.train.model import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-# CogVideoX-5B-I2V's published transformer config (THUDM/CogVideoX-5b-I2V, transformer/config.json)
-TRANSFORMER_5B = dict(num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16, time_embed_dim=512,
-                      text_embed_dim=4096, num_layers=42, sample_width=90, sample_height=60, sample_frames=49,
-                      patch_size=2, temporal_compression_ratio=4, max_text_seq_length=226,
-                      use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True,
-                      spatial_interpolation_scale=1.875, temporal_interpolation_scale=1.0)
-# google/t5-v1_1-xxl, the text encoder of every CogVideoX model
-T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-              relative_attention_num_buckets=32, feed_forward_proj="gated-gelu", is_encoder_decoder=False)
-VAE_SCALING = 0.7  # CogVideoX-5B's VAE scaling factor
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_video import T5_XXL, TRANSFORMER, VAE  # noqa: E402  (the published 5B-I2V configs, written once)
 
 
 def main() -> None:
@@ -95,8 +88,8 @@ def build(args, device: torch.device, encoders: bool):
     else:
         dtype = torch.bfloat16
         with torch.device(device):
-            transformer = CogVideoXTransformer3DModel(**TRANSFORMER_5B).to(dtype)
-            vae = AutoencoderKLCogVideoX(scaling_factor=VAE_SCALING).to(dtype) if encoders else None
+            transformer = CogVideoXTransformer3DModel(**TRANSFORMER).to(dtype)
+            vae = AutoencoderKLCogVideoX(**VAE).to(dtype) if encoders else None
             text_encoder = T5EncoderModel(T5Config(**T5_XXL)).to(dtype) if encoders else None
         tokenizer = None
     for module in (transformer, vae, text_encoder):

@@ -42,6 +42,16 @@ def test_orbit_makes_the_models_frames_with_the_original_settings(tiny_orbit):
     assert config["guidance"] == 6.0 and config["dynamic_cfg"] is True and config["seed"] == 42 and config["loop_frames"] == 0
 
 
+def test_recon_reads_an_orbit_video_as_a_closed_360_degree_path(tiny_orbit):
+    """The orbit's sidecar tells the 3D stage to match the loop's ends and to check a 360-degree sweep."""
+    from dimensionx.recon.config import ReconConfig
+    from dimensionx.recon.sfm import camera_prior
+
+    prior = camera_prior(ReconConfig(video=str(tiny_orbit)))
+    assert prior.orbit_degrees == 360.0
+    assert prior.closed_loop
+
+
 def test_sat_checkpoint_converted_makes_the_same_orbit(tiny_orbit, tmp_path):
     """The tiny orbit's transformer written under SAT names, converted, makes the tiny orbit's video."""
     from diffusers import CogVideoXTransformer3DModel

@@ -18,6 +18,7 @@ class OrbitConfig(VideoConfig):
     motion: str | None = "none"  # the orbit is in the model's weights; --lora adds a director on top
     frames: int | None = None  # None: the model's sample_frames (145), the only count its learned position table fits
     uncond: str = "zero"  # unguided branch: zero text embedding, as the SAT original
+    orbit_degrees: float = 360.0  # the camera's sweep, written to the sidecar: recon matches the loop's ends and checks the path
 
 
 @dataclasses.dataclass

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 STAGE_CONFIGS = {"recon.yaml": "recon.config.ReconConfig", "video.yaml": "video.config.VideoConfig",
                  "tiny.yaml": "video.config.VideoConfig", "orbit.yaml": "orbit.config.OrbitConfig",
                  "app.yaml": "app.config.AppConfig", "train/s_director.yaml": "train.config.TrainConfig",
-                 "train/t_director.yaml": "train.config.TrainConfig", "train/tiny.yaml": "train.config.TrainConfig"}
+                 "train/t_director.yaml": "train.config.TrainConfig", "train/tiny.yaml": "train.config.TrainConfig",
+                 "fourd.yaml": "fourd.config.FourDConfig", "fourd_tiny.yaml": "fourd.config.FourDConfig"}
 
 
 def stage_config(dotted: str) -> type:

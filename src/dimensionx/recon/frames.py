@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import DimensionXError
-from ..media import IMAGE_SUFFIXES
+from ..media import IMAGE_SUFFIXES, open_image
 from .config import ReconConfig
 
 log = logging.getLogger(__name__)
@@ -120,12 +120,12 @@ class FrameReader:
 
 
 def _resized(file: Path, size: tuple[int, int]) -> np.ndarray:
-    with Image.open(file) as image:
-        image.draft("RGB", size)  # JPEG: decode at a reduced scale
-        rgb = image.convert("RGB")
-        if rgb.size != size:
-            rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-        return np.asarray(rgb)
+    """[h, w, 3] uint8 of an image file at ``size`` (width, height) px; any bit depth scaled to 8 bits,
+    an unreadable file named in the error (media.open_image)."""
+    rgb = open_image(file, "frame").convert("RGB")
+    if rgb.size != size:
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(rgb)
 
 
 def target_size(width: int, height: int, max_size: int) -> tuple[int, int]:

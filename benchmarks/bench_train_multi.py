@@ -13,6 +13,9 @@ does, and no video decoder is needed. Three runs, each a fresh ``dimensionx trai
    micro-batch, ``warmup + steps + resume_steps`` steps, a checkpoint after ``warmup + steps``;
 3. two GPUs, ``--resume`` from that checkpoint into a new run folder, to the same last step.
 
+If the DeepSpeed run fails, runs 2 and 3 are made again with plain DDP (multi_gpu.yaml), so the
+call still yields two-GPU figures; the JSON keeps DeepSpeed's error (``deepspeed_error``).
+
 Seconds per step and samples/s are the mean over the ``steps`` log lines after the warm-up
 (``train_log.jsonl``; checkpoint writing falls in the line after it, outside the timed ones),
 peak memory per GPU the log's per-process peaks. Checks: the resumed run continues at the
@@ -55,6 +58,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps")
     parser.add_argument("--resume-steps", type=int, default=2, help="steps after the checkpoint, run twice (straight on, resumed)")
     parser.add_argument("--clips", type=int, default=4, help="pre-encoded clips in the dataset")
+    parser.add_argument("--two-gpu-config", choices=["deepspeed_zero2.yaml", "multi_gpu.yaml"],
+                        help="accelerate config of the two-GPU runs (default deepspeed_zero2.yaml; multi_gpu.yaml with --tiny). "
+                             "If DeepSpeed fails, they run again with multi_gpu.yaml (plain DDP) and the JSON keeps the error")
     parser.add_argument("--work", type=Path, help="work folder (default: a new temporary one, removed at the end)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
@@ -88,20 +94,29 @@ def run(args, work: Path) -> dict:
 
     one = train_run(1, args.tiny, [*common, "--output-dir", str(work / "one"), "--max-steps", str(timed_end),
                                    "--checkpoint-every", "0"])
-    two = train_run(2, args.tiny, [*common, "--output-dir", str(work / "two"), "--max-steps", str(last),
-                                   "--checkpoint-every", str(timed_end)])
+    two_args = [*common, "--output-dir", str(work / "two"), "--max-steps", str(last), "--checkpoint-every", str(timed_end)]
+    accelerate_config = args.two_gpu_config or ("multi_gpu.yaml" if args.tiny else "deepspeed_zero2.yaml")
+    two = train_run(2, args.tiny, two_args, accelerate_config, fail_ok=accelerate_config == "deepspeed_zero2.yaml")
+    deepspeed_error = two.get("error")
+    if deepspeed_error:  # still measure 2 GPUs in this call: plain DDP
+        print("DeepSpeed failed; the two-GPU runs use plain DDP (multi_gpu.yaml)", flush=True)
+        accelerate_config = "multi_gpu.yaml"
+        shutil.rmtree(work / "two")
+        two = train_run(2, args.tiny, two_args, accelerate_config)
     checkpoint = work / "two" / "checkpoints" / f"step_{timed_end:06d}"
     resumed = train_run(2, args.tiny, [*common, "--output-dir", str(work / "resumed"), "--max-steps", str(last),
-                                       "--resume", str(checkpoint)])
+                                       "--resume", str(checkpoint)], accelerate_config)
     rows = {"one_gpu": timing(work / "one", args.warmup, args.steps, one),
             "two_gpus": timing(work / "two", args.warmup, args.steps, two)}
     speedup = rows["two_gpus"]["samples_per_s"] / rows["one_gpu"]["samples_per_s"]
     return {
         "benchmark": "train_multi", "device": device_name(args.tiny), "torch": torch.__version__,
         "model": "tiny" if args.tiny else "CogVideoX-5B-I2V transformer (random weights)", "train_config": config.name,
-        "launch": {"one_gpu": "accelerate launch --config_file configs/accelerate/" + ("(cpu)" if args.tiny else "single_gpu.yaml"),
-                   "two_gpus": "finetune_multi_gpus.sh with configs/accelerate/"
-                               + ("multi_gpu.yaml (gloo, DDP)" if args.tiny else "deepspeed_zero2.yaml")},
+        "launch": {"one_gpu": "python -m dimensionx.cli train (one CPU process)" if args.tiny else
+                   "accelerate launch --config_file configs/accelerate/single_gpu.yaml",
+                   "two_gpus": f"finetune_multi_gpus.sh, NUM_GPUS=2, ACCELERATE_CONFIG=configs/accelerate/{accelerate_config}"
+                               + (" (gloo processes)" if args.tiny else "")},
+        "deepspeed_error": deepspeed_error,
         "micro_batch_per_gpu": args.micro_batch, "warmup_steps": args.warmup, "timed_steps": args.steps,
         "seconds_model_build": round(seconds_model, 1), **rows,
         "speedup": round(speedup, 3), "goal": {"speedup_min": GOAL_SPEEDUP, "met": speedup >= GOAL_SPEEDUP},
@@ -166,19 +181,21 @@ def write_encoded(folder: Path, model: Path, clips: int, frames: int | None = No
     return folder
 
 
-def train_run(processes: int, tiny: bool, train_args: list[str]) -> dict:
-    """One `dimensionx train` process group; returns its wall seconds and the tail of its output."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+def train_run(processes: int, tiny: bool, train_args: list[str], accelerate_config: str = "multi_gpu.yaml",
+              fail_ok: bool = False) -> dict:
+    """One `dimensionx train` process group; returns its wall seconds (or, with ``fail_ok``, the tail of its error)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # `accelerate` of this python
     if processes == 1:
         command = ([sys.executable, "-m", "dimensionx.cli", "train"] if tiny else
                    ["accelerate", "launch", "--config_file", str(REPO / "configs" / "accelerate" / "single_gpu.yaml"),
                     "-m", "dimensionx.cli", "train"])
     else:
         command = ["bash", str(REPO / "finetune_multi_gpus.sh")]
-        env["NUM_GPUS"] = str(processes)
-        if tiny:  # gloo processes: accelerate's DeepSpeed path needs an accelerator
-            env.update(ACCELERATE_USE_CPU="true", ACCELERATE_CONFIG=str(REPO / "configs" / "accelerate" / "multi_gpu.yaml"),
-                       MAIN_PROCESS_PORT=str(free_port()))
+        env.update(NUM_GPUS=str(processes), ACCELERATE_CONFIG=str(REPO / "configs" / "accelerate" / accelerate_config),
+                   MAIN_PROCESS_PORT=str(free_port()))
+        if tiny and accelerate_config == "multi_gpu.yaml":  # gloo processes (accelerate runs DeepSpeed only on accelerators)
+            env["ACCELERATE_USE_CPU"] = "true"
     if command[0] == "bash":  # finetune_multi_gpus.sh takes the train config first, without --config
         assert train_args[0] == "--config"
         command += train_args[1:]
@@ -190,6 +207,10 @@ def train_run(processes: int, tiny: bool, train_args: list[str]) -> dict:
     seconds = time.perf_counter() - start
     if done.returncode:
         print(done.stdout[-4000:], done.stderr[-8000:], sep="\n")
+        if fail_ok:
+            errors = [line for line in done.stderr.splitlines() if re.search(r"(Error|Exception|error): ", line)
+                      and "ChildFailedError" not in line and "Connection closed by peer" not in line]
+            return {"error": (errors[0] if errors else done.stderr[-500:]).strip()[:1000], "wall_seconds": round(seconds, 1)}
         raise SystemExit(f"training with {processes} process(es) failed (exit {done.returncode})")
     return {"wall_seconds": round(seconds, 1)}
 

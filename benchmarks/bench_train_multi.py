@@ -68,20 +68,32 @@ def main() -> None:
         sys.exit(f"bench_train_multi.py needs 2 CUDA GPUs (this machine has {torch.cuda.device_count()}); --tiny checks it on a CPU")
     work = args.work or Path(tempfile.mkdtemp(prefix="train_multi_"))
     work.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", device_name(args.tiny).lower()).strip("-")
+    path = args.out / f"train_multi_{slug}{'_tiny' if args.tiny else ''}.json"
     try:
-        report = run(args, work)
+        report = run(args, work, path)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    slug = re.sub(r"[^a-z0-9]+", "-", report["device"].lower()).strip("-")
-    path = args.out / f"train_multi_{slug}{'_tiny' if args.tiny else ''}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("speedup", "goal", "resume", "export")}, indent=2))
+    print(json.dumps({k: report.get(k) for k in ("speedup", "goal", "resume", "export")}, indent=2))
     print(f"wrote {path}")
 
 
-def run(args, work: Path) -> dict:
+def write(report: dict, path: Path) -> None:
+    """The JSON as far as it got (written after every phase, so a failure late keeps the figures)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def checked(name: str, check, *args) -> dict:
+    try:
+        return check(*args)
+    except (Exception, SystemExit) as exc:
+        print(f"{name} check failed: {exc!r}", flush=True)
+        return {"error": f"{type(exc).__name__}: {exc}"[:1000], "ok": False}
+
+
+def run(args, work: Path, path: Path) -> dict:
     started = time.perf_counter()
     model = tiny_model() if args.tiny else save_full_model(work / "model")
     seconds_model = time.perf_counter() - started
@@ -105,11 +117,11 @@ def run(args, work: Path) -> dict:
         two = train_run(2, args.tiny, two_args, accelerate_config)
     checkpoint = work / "two" / "checkpoints" / f"step_{timed_end:06d}"
     resumed = train_run(2, args.tiny, [*common, "--output-dir", str(work / "resumed"), "--max-steps", str(last),
-                                       "--resume", str(checkpoint)], accelerate_config)
+                                       "--resume", str(checkpoint)], accelerate_config, fail_ok=True)
     rows = {"one_gpu": timing(work / "one", args.warmup, args.steps, one),
             "two_gpus": timing(work / "two", args.warmup, args.steps, two)}
     speedup = rows["two_gpus"]["samples_per_s"] / rows["one_gpu"]["samples_per_s"]
-    return {
+    report = {
         "benchmark": "train_multi", "device": device_name(args.tiny), "torch": torch.__version__,
         "model": "tiny" if args.tiny else "CogVideoX-5B-I2V transformer (random weights)", "train_config": config.name,
         "launch": {"one_gpu": "python -m dimensionx.cli train (one CPU process)" if args.tiny else
@@ -120,10 +132,17 @@ def run(args, work: Path) -> dict:
         "micro_batch_per_gpu": args.micro_batch, "warmup_steps": args.warmup, "timed_steps": args.steps,
         "seconds_model_build": round(seconds_model, 1), **rows,
         "speedup": round(speedup, 3), "goal": {"speedup_min": GOAL_SPEEDUP, "met": speedup >= GOAL_SPEEDUP},
-        "resume": resume_check(work / "two", work / "resumed", timed_end, last, resumed),
-        "export": export_check(model, work / "resumed" / "pytorch_lora_weights.safetensors", args.tiny),
-        "seconds_total": round(time.perf_counter() - started, 1),
     }
+    write(report, path)
+    report["resume"] = checked("resume", resume_check, work / "two", work / "resumed", timed_end, last, resumed)
+    write(report, path)
+    exported = work / "resumed" / "pytorch_lora_weights.safetensors"
+    if not exported.is_file():  # the resumed run failed: check the uninterrupted run's file
+        exported = work / "two" / "pytorch_lora_weights.safetensors"
+    report["export"] = checked("export", export_check, model, exported, args.tiny)
+    report["seconds_total"] = round(time.perf_counter() - started, 1)
+    write(report, path)
+    return report
 
 
 def device_name(tiny: bool) -> str:
@@ -186,6 +205,8 @@ def train_run(processes: int, tiny: bool, train_args: list[str], accelerate_conf
     """One `dimensionx train` process group; returns its wall seconds (or, with ``fail_ok``, the tail of its error)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # `accelerate` of this python
+    if tiny:  # one thread per process, as torchrun gives each of the two: the CPU comparison is then like for like
+        env.setdefault("OMP_NUM_THREADS", "1")
     if processes == 1:
         command = ([sys.executable, "-m", "dimensionx.cli", "train"] if tiny else
                    ["accelerate", "launch", "--config_file", str(REPO / "configs" / "accelerate" / "single_gpu.yaml"),
@@ -245,6 +266,8 @@ def resume_check(straight: Path, resumed: Path, checkpoint_step: int, last: int,
     """The resumed run starts after the checkpoint's step, ends at ``last`` and matches the uninterrupted run."""
     from safetensors.torch import load_file
 
+    if "error" in launched:
+        raise RuntimeError(f"the resumed run failed: {launched['error']}")
     steps = [line["step"] for line in log_lines(resumed)]
     state = json.loads((resumed / "checkpoints" / f"step_{last:06d}" / "trainer_state.json").read_text())
     a, b = (load_file(str(run / "pytorch_lora_weights.safetensors")) for run in (straight, resumed))
@@ -276,7 +299,7 @@ def export_check(model: Path, lora_file: Path, tiny: bool) -> dict:
     after = small_forward(transformer, device, dtype)
     change = float((after - before).norm() / before.norm())
     layout = lora.modules == sorted(f"transformer_blocks.{b}.{t}" for b in range(blocks) for t in LORA_TARGETS)
-    return {"file": lora_file.name, "rank": lora.rank, "tensors": len(lora.tensors), "official_layout": layout,
+    return {"file": str(lora_file.relative_to(lora_file.parents[1])), "rank": lora.rank, "tensors": len(lora.tensors), "official_layout": layout,
             "fused_by_video_runtime": True, "forward_finite": bool(torch.isfinite(after).all()),
             "forward_rel_change": change, "ok": layout and bool(torch.isfinite(after).all()) and change > 0}
 

@@ -150,8 +150,9 @@ def train(config: TrainConfig) -> TrainResult:
         while step < config.max_steps and status == "done":
             sampler.use_epoch(epoch)
             for batch in (accelerator.skip_first_batches(loader, skip) if skip else loader):
-                with accelerator.accumulate(transformer), forward_precision(accelerator, dtype):
-                    loss = micro_step(transformer, parts, batch, config, rng, alphas, rotary, latent_frames, device).mean()
+                with accelerator.accumulate(transformer):
+                    with forward_precision(accelerator, dtype):
+                        loss = micro_step(transformer, parts, batch, config, rng, alphas, rotary, latent_frames, device).mean()
                     bad, stopping = flags(accelerator, loss, stop.requested)
                     if bad:
                         stop_on_nan(accelerator, out, step, loss)

@@ -25,8 +25,8 @@ fused by the video runtime (``directors.lora``), then a small transformer forwar
 Writes ``benchmarks/results/train_multi_<device>.json``.
 
     python benchmarks/bench_train_multi.py            # 2 CUDA GPUs, ~6 minutes on 2 H200 (saves an 11 GB model)
-    python benchmarks/bench_train_multi.py --tiny     # CPU: the tiny model, 1 vs 2 gloo processes (plain DDP;
-                                                      # accelerate runs DeepSpeed only on accelerators)
+    python benchmarks/bench_train_multi.py --tiny     # CPU: the tiny model, 1 vs 2 gloo processes (plain DDP:
+                                                      # accelerate runs DeepSpeed on a CPU in one process only)
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ BUDGET="${BUDGET:-540}"
 export PYTHONPATH="$HERE/src${PYTHONPATH:+:$PYTHONPATH}"
 START=$SECONDS
 for wheels in "$HERE/.whl" "$HERE/.whl-ds"; do
-    if compgen -G "$wheels/*.whl" > /dev/null; then pip install -q --no-deps "$wheels"/*.whl; fi
+    if compgen -G "$wheels/*.whl" > /dev/null; then python3 -m pip install -q --no-index --no-deps --no-compile "$wheels"/*.whl; fi
 done
-python "$HERE/benchmarks/bench_train_multi.py" --out "$OUT" 2>&1 | grep -v -E "it/s\]|s/it\]"
+python3 "$HERE/benchmarks/bench_train_multi.py" --out "$OUT" 2>&1 | grep -v -E "it/s\]|s/it\]"
 echo "bench_train_multi: exit ${PIPESTATUS[0]} after $((SECONDS - START)) s"
 LEFT=$((BUDGET - (SECONDS - START)))
 STEPS=$(( (LEFT - 150) * 10 / 31 ))
@@ -23,5 +23,5 @@ if (( STEPS < 10 )); then
     exit 0
 fi
 echo "bench_cfg_parallel --size orbit with $STEPS steps (${LEFT} s left)"
-python "$HERE/benchmarks/bench_cfg_parallel.py" --size orbit --steps "$STEPS" --out "$OUT" 2>&1 | grep -v -E "it/s\]|s/it\]" | tail -60
+python3 "$HERE/benchmarks/bench_cfg_parallel.py" --size orbit --steps "$STEPS" --out "$OUT" 2>&1 | grep -v -E "it/s\]|s/it\]" | tail -60
 echo "bench_cfg_parallel: exit ${PIPESTATUS[0]} after $((SECONDS - START)) s in all"

@@ -255,9 +255,20 @@ def fidelity(run: dict, reference: dict) -> dict:
     return {"latent_rel_error": float(error), "psnr_db": None if mse == 0 else float(10 * np.log10(255.0**2 / mse))}  # None: identical
 
 
+def full_steps(step_seconds: list[float]) -> list[float]:
+    """Seconds of the steps that ran the whole transformer (a step cache forecasts the others): the slow
+    cluster of steps 1.. (step 0 carries warm-up), split at the geometric mean of the 10th and 90th
+    percentiles, so that one slow outlier (a recompile) does not make every other full step look cheap."""
+    seconds = np.asarray(step_seconds[1:] or step_seconds, dtype=np.float64)
+    low, high = np.percentile(seconds, 10), np.percentile(seconds, 90)
+    if high < 3 * low:  # one cluster: every step ran in full
+        return seconds.tolist()
+    return seconds[seconds > np.sqrt(low * high)].tolist()
+
+
 def summarize(mode: str, run: dict, notes: list[str], args) -> dict:
     step = run["step_seconds"]
-    full = [s for s in step[1:] if s > 0.5 * max(step[1:])] or step  # steps that ran the whole transformer
+    full = full_steps(step)
     return {
         "mode": mode, "notes": notes,
         "seconds_end_to_end": run["seconds_end_to_end"], "seconds_prepare": run["seconds_prepare"],

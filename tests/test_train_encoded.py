@@ -109,17 +109,33 @@ def test_manifest_of_a_pre_encode_run_trains_to_the_same_lora_without_the_encode
     assert report["pre_encoded"] is True and report["usable"] == 2
 
 
-def test_under_deepspeed_the_loop_autocasts_a_bf16_module_on_fp32_data():
+def test_under_deepspeed_the_bf16_transformer_gets_bf16_inputs_with_autocast_off():
+    """DeepSpeed casts the module to bf16 and turns autocast off around its forward (its own torch_autocast
+    section being off): fp32 inputs then fail, as on the H200; cast inputs give the fp32 model's loss."""
     from accelerate.utils import DistributedType
 
-    from dimensionx.train.trainer import forward_precision
+    from dimensionx.models.tiny import build_tiny_pipeline
+    from dimensionx.train.model import diffusion_loss, rotary_embedding
+    from dimensionx.train.trainer import input_dtype
 
-    layer = torch.nn.Linear(4, 3).to(torch.bfloat16)  # DeepSpeed casts the module to bf16; the batch stays fp32
-    x = torch.randn(2, 4)
-    deepspeed = types.SimpleNamespace(distributed_type=DistributedType.DEEPSPEED, device=torch.device("cpu"))
-    with forward_precision(deepspeed, torch.bfloat16):
-        y = layer(x)
-    torch.testing.assert_close(y.float(), x.bfloat16().float() @ layer.weight.float().T + layer.bias.float(), rtol=2e-2, atol=2e-2)
-    ddp = types.SimpleNamespace(distributed_type=DistributedType.MULTI_GPU, device=torch.device("cpu"))
-    with forward_precision(ddp, torch.bfloat16), pytest.raises(RuntimeError):  # accelerate's own autocast is not doubled
-        layer(x)
+    transformer = build_tiny_pipeline(frames=9).transformer.float().eval()
+    config = transformer.config
+    height, width = config.sample_height * 8, config.sample_width * 8
+    g = torch.Generator().manual_seed(0)
+    latents, condition, noise = (torch.randn(1, 3, 16, config.sample_height, config.sample_width, generator=g) for _ in range(3))
+    prompt = torch.randn(1, config.max_text_seq_length, config.text_embed_dim, generator=g)
+    args = (torch.linspace(0.999, 0.01, 1000), latents, condition, prompt, torch.tensor([500]), noise,
+            rotary_embedding(transformer, height, width, 3, torch.device("cpu")))
+    with torch.no_grad():
+        reference = diffusion_loss(transformer, *args)  # fp32 model, fp32 inputs
+        transformer.to(torch.bfloat16)
+        with torch.autocast("cpu", enabled=False):  # what DeepSpeed's engine does around the forward
+            with pytest.raises(RuntimeError, match="dtype"):
+                diffusion_loss(transformer, *args)
+            loss = diffusion_loss(transformer, *args, torch.bfloat16)
+    torch.testing.assert_close(loss, reference, rtol=0.05, atol=0.0)
+
+    deepspeed = types.SimpleNamespace(distributed_type=DistributedType.DEEPSPEED)
+    ddp = types.SimpleNamespace(distributed_type=DistributedType.MULTI_GPU)  # accelerate's own autocast
+    assert (input_dtype(deepspeed, torch.bfloat16), input_dtype(ddp, torch.bfloat16), input_dtype(deepspeed, torch.float32)) == (
+        torch.bfloat16, None, None)

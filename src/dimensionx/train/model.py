@@ -132,13 +132,17 @@ def diffusion_loss(
     timesteps: torch.Tensor,  # [B] int64 in [0, 1000)
     noise: torch.Tensor,  # [B, F', C, h, w]
     rotary,
+    inputs_dtype: torch.dtype | None = None,  # cast the transformer's inputs to this (DeepSpeed's bf16 module)
 ) -> torch.Tensor:
     """Per-sample loss [B]: x0 error weighted by 1 / (1 - alpha_bar_t) (see the module docstring)."""
     a = alphas_cumprod.to(latents.device)[timesteps].float().view(-1, 1, 1, 1, 1)
     noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+    inputs, text = torch.cat([noisy, condition], dim=2), prompt_embeds
+    if inputs_dtype is not None:
+        inputs, text = inputs.to(inputs_dtype), text.to(inputs_dtype)
     velocity = transformer(
-        hidden_states=torch.cat([noisy, condition], dim=2),
-        encoder_hidden_states=prompt_embeds,
+        hidden_states=inputs,
+        encoder_hidden_states=text,
         timestep=timesteps,
         image_rotary_emb=rotary,
         return_dict=False,

@@ -151,8 +151,8 @@ def train(config: TrainConfig) -> TrainResult:
             sampler.use_epoch(epoch)
             for batch in (accelerator.skip_first_batches(loader, skip) if skip else loader):
                 with accelerator.accumulate(transformer):
-                    with forward_precision(accelerator, dtype):
-                        loss = micro_step(transformer, parts, batch, config, rng, alphas, rotary, latent_frames, device).mean()
+                    loss = micro_step(transformer, parts, batch, config, rng, alphas, rotary, latent_frames, device,
+                                      input_dtype(accelerator, dtype)).mean()
                     bad, stopping = flags(accelerator, loss, stop.requested)
                     if bad:
                         stop_on_nan(accelerator, out, step, loss)
@@ -229,14 +229,19 @@ def model_size(model_path: Path) -> tuple[int, int]:
     return config["sample_height"] * 8, config["sample_width"] * 8
 
 
-def forward_precision(accelerator, dtype: torch.dtype):
-    """accelerate autocasts the forward of one process and of DDP, not under DeepSpeed (whose module it
-    casts to bf16 while the data stays fp32): there the loop autocasts itself."""
+def input_dtype(accelerator, dtype: torch.dtype) -> torch.dtype | None:
+    """The dtype the transformer's inputs are cast to, or None to leave them as they are.
+
+    accelerate autocasts the forward of one process and of DDP. DeepSpeed instead casts the module to
+    bf16 and, its own ``torch_autocast`` section being off, runs the forward with autocast turned OFF
+    (deepspeed.runtime.torch_autocast.autocast_if_enabled): an outer autocast does not reach it, so
+    the batch must arrive in the module's dtype (DeepSpeed's built-in mixed precision).
+    """
     from accelerate.utils import DistributedType
 
     if accelerator.distributed_type == DistributedType.DEEPSPEED and dtype != torch.float32:
-        return torch.autocast(accelerator.device.type, dtype=dtype)
-    return contextlib.nullcontext()
+        return dtype
+    return None
 
 
 def peak_memory(device: torch.device) -> torch.Tensor:
@@ -316,7 +321,8 @@ def encode_clip(parts: Components, clip, config: TrainConfig, height: int, width
 
 
 def micro_step(transformer, parts: Components, batch: dict, config: TrainConfig, rng: torch.Generator,
-               alphas: torch.Tensor, rotary, latent_frames: int, device: torch.device) -> torch.Tensor:
+               alphas: torch.Tensor, rotary, latent_frames: int, device: torch.device,
+               inputs_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Per-sample loss [B] of one micro-batch; every random draw comes from ``rng`` (CPU)."""
     if "latents" in batch:
         latents, prompt = batch["latents"].to(device), batch["prompt_embeds"].to(device)
@@ -338,7 +344,7 @@ def micro_step(transformer, parts: Components, batch: dict, config: TrainConfig,
     prompt = prompt * keep_text.to(device).view(-1, 1, 1)
     condition = image_condition(first * keep_image.to(device).view(-1, 1, 1, 1, 1), latent_frames)
     return diffusion_loss(transformer, alphas, latents, condition.to(latents.dtype), prompt,
-                          timesteps.to(device), noise.to(device), rotary)
+                          timesteps.to(device), noise.to(device), rotary, inputs_dtype)
 
 
 def build_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], device: torch.device):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import platform
 import re
 import shutil
@@ -160,6 +161,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="folder for the model and scenes (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # stage seconds as they finish
     if not args.tiny and not torch.cuda.is_available():
         raise SystemExit("bench_fourd.py times the default settings on CUDA; pass --tiny for a CPU wiring check")
     report = {"device": device_name(), "torch": torch.__version__, "tiny": args.tiny}

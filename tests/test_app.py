@@ -80,6 +80,19 @@ def test_reproduce_loads_a_sidecar_back_into_the_form(app, generated):
         app.load_settings(result.video)
 
 
+def test_switch_once_from_the_form_is_the_cli_video_and_reloads(app, generated, tmp_path):
+    photo, _ = generated
+    form = VideoForm(prompt="a barn", motion="orbit_left", then="time", switch_step=1, seed=7, steps=2, frames=9)
+    result = app.generate(SESSION, photo, form)
+    cli_video = tmp_path / "cli.mp4"
+    assert main(["video", str(photo), "--model", "tiny", "--device", "cpu", "--motion", "orbit_left", "--then", "time",
+                 "--switch-step", "1", "--prompt", "a barn", "--seed", "7", "--steps", "2", "--frames", "9",
+                 "--out", str(cli_video)]) == 0
+    diff = np.abs(read_frames(result.video)[0].astype(int) - read_frames(cli_video)[0].astype(int))
+    assert diff.max() <= 2  # the same Switch-Once video (H.264 rounding aside)
+    assert app.load_settings(result.sidecar) == form
+
+
 def test_form_mixes_two_directors_into_one_motion():
     form = VideoForm(motion="orbit_left", mix_with="z_zoom_in", mix_weight=0.75)
     assert form.motion_spec() == "orbit_left:0.75,z_zoom_in:0.25"

@@ -106,3 +106,19 @@ def test_tests_read_a_private_empty_hugging_face_cache(empty_hf_cache):
 
     assert Path(huggingface_hub.constants.HF_HUB_CACHE).is_relative_to(empty_hf_cache)
     assert huggingface_hub.constants.HF_HUB_OFFLINE
+
+
+def test_the_4d_stage_reads_known_cameras_without_pycolmap(tmp_path):
+    """A GPU machine without pycolmap (it does not fit next to PyAV there) fits 4D scenes on a transforms.json."""
+    viewmats, K = write_orbit_video(tmp_path / "arc.mp4", n=4, width=96, height=64)
+    cameras = tmp_path / "transforms.json"
+    cameras.write_text(json.dumps(transforms_json(viewmats, K, 96, 64)))
+    code = (
+        "import sys\nsys.modules['pycolmap'] = None  # import pycolmap now raises\n"
+        "import numpy as np\nfrom dimensionx.fourd.config import FourDConfig\nfrom dimensionx.fourd.scene import reference_cameras\n"
+        f"views, Ks, ids, *_ = reference_cameras(np.zeros((4, 64, 96, 3), np.uint8), None, FourDConfig(cameras={str(cameras)!r}))\n"
+        "print(views.shape, ids.tolist())"
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(4, 4, 4) [0, 1, 2, 3]"

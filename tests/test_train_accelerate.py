@@ -64,3 +64,46 @@ def test_two_cpu_processes_train_and_export(tmp_path, tiny_model_dir):
     lora = read_lora(out / "pytorch_lora_weights.safetensors")
     assert lora.rank == 4
     assert lora.modules == sorted(f"transformer_blocks.{b}.{t}" for b in range(2) for t in LORA_TARGETS)
+
+
+def deepspeed_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("deepspeed") is not None and shutil.which("accelerate") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not deepspeed_installed(), reason="deepspeed (extra `train`) or the accelerate command is not installed")
+def test_deepspeed_zero2_trains_checkpoints_lora_only_and_resumes_exactly(tmp_path, tiny_model_dir):
+    """The repo's ZeRO-2 config in one process (DeepSpeed runs on a CPU with one process): bf16 module, the loop's
+    autocast, checkpoints without the frozen weights, and a resume that ends with the uninterrupted run's LoRA."""
+    import torch
+    from safetensors.torch import load_file
+
+    data = write_clips(tmp_path / "data")
+
+    def launch(out: Path, *extra: str) -> None:
+        command = ["accelerate", "launch", "--config_file", str(ROOT / "configs" / "accelerate" / "deepspeed_zero2.yaml"),
+                   "--num_processes", "1", "--main_process_port", str(free_port()),
+                   "-m", "dimensionx.cli", "train", "--config", str(ROOT / "configs" / "train" / "tiny.yaml"),
+                   "--data", str(data), "--output-dir", str(out), "--max-steps", "4", "--mixed-precision", "bf16",
+                   "--pre-encode", *extra]
+        result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    launch(tmp_path / "straight", "--checkpoint-every", "2")
+    checkpoint = tmp_path / "straight" / "checkpoints" / "step_000002"
+    (optimizer,) = (checkpoint / "pytorch_model").glob("*zero_pp_rank_0*optim_states.pt")  # DeepSpeed's sharded optimizer
+    module = torch.load(checkpoint / "pytorch_model" / "mp_rank_00_model_states.pt", weights_only=False)["module"]
+    assert any(".lora_A." in key for key in module)
+    frozen = [key for key in module if ".lora_" not in key and key.endswith((".weight", ".bias"))]
+    assert not frozen, "frozen weights left out of the checkpoint (buffers such as pos_embedding stay)"
+
+    launch(tmp_path / "resumed", "--resume", str(checkpoint))
+    logs = {run: [json.loads(line) for line in (tmp_path / run / "train_log.jsonl").read_text().splitlines()]
+            for run in ("straight", "resumed")}
+    assert [line["step"] for line in logs["resumed"]] == [3, 4]
+    assert [line["loss"] for line in logs["resumed"]] == [line["loss"] for line in logs["straight"][2:]]
+    a, b = (load_file(str(tmp_path / run / "pytorch_lora_weights.safetensors")) for run in ("straight", "resumed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(float(v.abs().max()) > 0 for k, v in a.items() if "lora_B" in k), "the LoRA trained"

@@ -42,8 +42,8 @@ class VideoForm:
     motion: str = "orbit_left"  # director name, or "none" for the base model
     mix_with: str = NO_DIRECTOR  # a second director mixed in, or "none"
     mix_weight: float = 1.0  # weight of ``motion``; ``mix_with`` gets 1 - this
-    then: str = NO_DIRECTOR  # S-then-T: the director switched to at ``switch_step`` (awaits VideoConfig.then)
-    switch_step: int = 0  # denoising step of the switch (awaits VideoConfig.switch_step)
+    then: str = NO_DIRECTOR  # Switch-Once (S then T): the director run from ``switch_step`` on, or "none"
+    switch_step: int = 0  # first denoising step (0-based) run with ``then``
     seed: int = 42
     steps: int = 50
     guidance: float = 6.0
@@ -57,9 +57,11 @@ class VideoForm:
         return f"{self.motion}:{self.mix_weight:g},{self.mix_with}:{1 - self.mix_weight:g}"
 
     def video_overrides(self) -> dict[str, Any]:
-        """VideoConfig fields the form sets. The S-then-T switch adds `then` and `switch_step` here."""
+        """VideoConfig fields the form sets."""
+        switch = self.then not in (None, "", NO_DIRECTOR)
         return {"prompt": self.prompt, "motion": self.motion_spec(), "seed": int(self.seed), "steps": int(self.steps),
-                "guidance": float(self.guidance), "frames": int(self.frames), "mode": self.mode}
+                "guidance": float(self.guidance), "frames": int(self.frames), "mode": self.mode,
+                "then": self.then if switch else None, "switch_step": int(self.switch_step) if switch else None}
 
 
 def form_from_config(config: VideoConfig) -> VideoForm:
@@ -75,6 +77,7 @@ def form_from_config(config: VideoConfig) -> VideoForm:
                               "run it with `dimensionx video --config SIDECAR` instead")
     (motion, weight), (mix_with, _) = parts[0], (parts[1] if len(parts) == 2 else (NO_DIRECTOR, 0.0))
     return VideoForm(prompt=config.prompt, motion=motion, mix_with=mix_with, mix_weight=weight if mix_with != NO_DIRECTOR else 1.0,
+                     then=config.then or NO_DIRECTOR, switch_step=config.switch_step or 0,
                      seed=config.seed, steps=config.steps, guidance=config.guidance, frames=config.frames, mode=config.mode)
 
 

@@ -83,7 +83,7 @@ def build_ui(app: App) -> gr.Blocks:
                     form["motion"] = gr.Dropdown([*names, NO_DIRECTOR], value=defaults.motion, label="Director", elem_id="motion")
                     form["mix_with"] = gr.Dropdown([NO_DIRECTOR, *names], value=defaults.mix_with, label="Mix with")
                     form["mix_weight"] = gr.Slider(0, 1, value=defaults.mix_weight, step=0.05, label="Weight of the first director")
-                with gr.Row(visible=False):  # S-then-T: shown once VideoConfig has `then` and `switch_step`
+                with gr.Row():  # Switch-Once: an S-Director, then a T-Director from a denoising step on
                     form["then"] = gr.Dropdown([NO_DIRECTOR, *names], value=NO_DIRECTOR, label="Then switch to")
                     form["switch_step"] = gr.Number(value=0, precision=0, label="at denoising step")
         with gr.Accordion("Advanced", open=False):

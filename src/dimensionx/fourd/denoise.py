@@ -54,7 +54,7 @@ def full_timesteps(scheduler, steps: int) -> torch.Tensor:
 def noised(scheduler, clean: torch.Tensor, noise: torch.Tensor, alpha_prod: torch.Tensor) -> torch.Tensor:
     """``sqrt(a) clean + sqrt(1 - a) noise`` for [1, F, C, h, w] latents and a cumulative alpha ``a``."""
     a = alpha_prod.to(clean.device, torch.float32)
-    return (a.sqrt() * clean.float() + (1 - a).sqrt() * noise.float()).to(clean.dtype)
+    return (a.sqrt() * clean.float() + (1 - a).sqrt() * noise.to(clean.device).float()).to(clean.dtype)
 
 
 def alpha_after(scheduler, timestep: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,6 +31,22 @@ class Grid:
     frames: np.ndarray  # [M, K, H, W, 3] uint8: row m = views at time m
     times: list[int]  # [M] frame index of each row in the T-Director video
     key: int  # row of the key frame, whose spatial video is the reference
+
+
+@dataclass
+class Clock:
+    """Seconds per kind of work, summed over a stage: where a 4D scene's minutes go."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)  # CUDA work is asynchronous
+        sync()
+        start = time.perf_counter()
+        yield
+        sync()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
 def pick_times(n_frames: int, m: int) -> list[int]:
@@ -49,63 +67,74 @@ def video_config(config: FourDConfig, frames: int, seed: int) -> VideoConfig:
                        device=config.device, dtype=config.dtype, mode=config.mode, lora_dir=config.lora_dir)
 
 
-def use_director(generator, name: str, config: FourDConfig) -> float:
-    """Fuses director ``name`` alone (swapping out the previous one); returns seconds spent."""
+def use_director(generator, name: str, config: FourDConfig, clock: Clock) -> None:
+    """Fuses director ``name`` alone (swapping out the previous one)."""
     from ..video.generator import resolve_directors
 
     choice = resolve_directors(dataclasses.replace(video_config(config, 1, 0), motion=name), tiny=generator.model.tiny)
-    return generator.set_directors(choice, None)
+    with clock("directors"):
+        generator.set_directors(choice, None)
 
 
-def generate_temporal(generator, photo: Image.Image, config: FourDConfig) -> np.ndarray:
+def generate_temporal(generator, photo: Image.Image, config: FourDConfig, clock: Clock | None = None) -> np.ndarray:
     """Step 1: [time_frames, H, W, 3] uint8, the T-Director video of ``photo`` (fitted to the model's size)."""
-    use_director(generator, config.time_director, config)
-    frames, _ = generator(photo, config.prompt, video_config(config, config.time_frames, config.seed))
+    clock = clock or Clock()
+    use_director(generator, config.time_director, config, clock)
+    with clock("video"):
+        frames, _ = generator(photo, config.prompt, video_config(config, config.time_frames, config.seed))
     return frames
 
 
-def generate_rows(generator, temporal: np.ndarray, config: FourDConfig) -> Grid:
+def generate_rows(generator, temporal: np.ndarray, config: FourDConfig, clock: Clock | None = None) -> Grid:
     """Steps 2-4: the unrefined grid from the T-Director video."""
+    clock = clock or Clock()
     times = pick_times(len(temporal), config.times)
     key = int(np.argmax(motion_scores(temporal[times])))
-    use_director(generator, config.space_director, config)
+    use_director(generator, config.space_director, config, clock)
     spatial = video_config(config, config.views, config.seed + 1)
-    reference = denoise(generator, Image.fromarray(temporal[times[key]]), config.prompt, spatial,
-                        initial_noise(generator, config.views, config.seed + 1), 0,
-                        torch.Generator("cpu").manual_seed(config.seed + 1))  # [1, F, C, h, w]
+    with clock("denoise"):
+        reference = denoise(generator, Image.fromarray(temporal[times[key]]), config.prompt, spatial,
+                            initial_noise(generator, config.views, config.seed + 1), 0,
+                            torch.Generator("cpu").manual_seed(config.seed + 1))  # [1, F, C, h, w]
     shared_noise = initial_noise(generator, config.views, config.seed + 2)  # the eps of every row
     rows = []
     for m, t in enumerate(tqdm(times, desc="spatial videos", unit="video")):
-        latents = reference if m == key else identity_preserving(
-            generator, Image.fromarray(temporal[t]), config.prompt, spatial, reference, shared_noise,
-            config.ip_start, config.ip_strength, config.ip_until)
-        rows.append(decode(generator, latents))
+        with clock("denoise"):
+            latents = reference if m == key else identity_preserving(
+                generator, Image.fromarray(temporal[t]), config.prompt, spatial, reference, shared_noise,
+                config.ip_start, config.ip_strength, config.ip_until)
+        with clock("vae_decode"):
+            rows.append(decode(generator, latents))
     return Grid(np.stack(rows), times, key)
 
 
-def refine(generator, grid: Grid, config: FourDConfig) -> Grid:
+def refine(generator, grid: Grid, config: FourDConfig, clock: Clock | None = None) -> Grid:
     """Step 5: ``config.loops`` rounds of SDEdit, T-Director over each column, then S-Director over each row."""
+    clock = clock or Clock()
     frames = grid.frames.copy()
     M, K = frames.shape[:2]
     for loop in tqdm(range(config.loops), desc="refinement loops", unit="loop"):
-        use_director(generator, config.time_director, config)
+        use_director(generator, config.time_director, config, clock)
         over_time = video_config(config, M, config.seed + 10 + 2 * loop)
         for k in range(K):
-            frames[:, k] = sdedit_frames(generator, frames[:, k], config, over_time)
-        use_director(generator, config.space_director, config)
+            frames[:, k] = sdedit_frames(generator, frames[:, k], config, over_time, clock)
+        use_director(generator, config.space_director, config, clock)
         over_views = video_config(config, K, config.seed + 11 + 2 * loop)
         for m in range(M):
-            frames[m] = sdedit_frames(generator, frames[m], config, over_views)
+            frames[m] = sdedit_frames(generator, frames[m], config, over_views, clock)
     return dataclasses.replace(grid, frames=frames)
 
 
-def sdedit_frames(generator, frames: np.ndarray, config: FourDConfig, video: VideoConfig) -> np.ndarray:
+def sdedit_frames(generator, frames: np.ndarray, config: FourDConfig, video: VideoConfig, clock: Clock) -> np.ndarray:
     """[T, H, W, 3] uint8 refined by SDEdit at ``config.refine_strength``, first frame as the image."""
     if config.refine_strength <= 0:
         return frames
-    latents = sdedit(generator, Image.fromarray(frames[0]), config.prompt, video, encode(generator, frames),
-                     config.refine_strength)
-    return decode(generator, latents)
+    with clock("refine_vae_encode"):
+        clean = encode(generator, frames)
+    with clock("refine_denoise"):
+        latents = sdedit(generator, Image.fromarray(frames[0]), config.prompt, video, clean, config.refine_strength)
+    with clock("refine_vae_decode"):
+        return decode(generator, latents)
 
 
 def consistency(frames: np.ndarray) -> dict[str, float]:

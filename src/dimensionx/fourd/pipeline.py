@@ -29,7 +29,7 @@ from ..config import config_to_dict
 from ..errors import DimensionXError
 from ..media import OUTPUT_MARKER, atomic_dir, check_output_dir, check_replaceable, read_frames, write_json, write_video
 from .config import OFFSET_REFERENCES, FourDConfig
-from .grid import Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine
+from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,12 @@ def make_scene4d(config: FourDConfig) -> Path:
     generator = LazyGenerator(config)
     with stage(out, "temporal", seconds) as folder:
         if folder:
-            temporal = generate_temporal(generator.get(), generator.photo(), config)
+            clock = Clock()
+            with clock("load"):
+                photo = generator.photo()
+            temporal = generate_temporal(generator.get(), photo, config, clock)
             write_video(temporal, folder / "temporal.mp4", config.fps)
+            write_json({"seconds": clock.seconds}, folder / "temporal.json")
     temporal = read_frames(out / "temporal" / "temporal.mp4")[0]
     with stage(out, "grid", seconds) as folder:
         if folder:
@@ -167,11 +171,11 @@ class LazyGenerator:
 
 
 def write_grid(folder: Path, generator, temporal: np.ndarray, config: FourDConfig) -> None:
-    start = time.perf_counter()
-    raw = generate_rows(generator, temporal, config)
+    start, clock = time.perf_counter(), Clock()
+    raw = generate_rows(generator, temporal, config, clock)
     rows_done = time.perf_counter()
-    refined = refine(generator, raw, config) if config.loops > 0 else raw
-    seconds = {"reference_and_rows": rows_done - start, "refinement": time.perf_counter() - rows_done}
+    refined = refine(generator, raw, config, clock) if config.loops > 0 else raw
+    seconds = {"reference_and_rows": rows_done - start, "refinement": time.perf_counter() - rows_done, **clock.seconds}
     for name, grid in (("raw", raw), ("", refined)):
         (folder / name).mkdir(exist_ok=True)
         for m, row in enumerate(grid.frames):
@@ -212,5 +216,5 @@ def metrics(out: Path, config: FourDConfig) -> dict:
                  "consistency_after_refinement": grid["consistency_after"]},
         "fit": fit,
         "seconds": {name: read(f"{name}/stage.json")["seconds"] for name in ("temporal", "grid", "scene4d", "renders")},
-        "seconds_detail": {"grid": grid["seconds"], "scene4d": fit["seconds"]},
+        "seconds_detail": {"temporal": read("temporal/temporal.json")["seconds"], "grid": grid["seconds"], "scene4d": fit["seconds"]},
     }

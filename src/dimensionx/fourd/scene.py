@@ -76,7 +76,7 @@ def reference_cameras(reference: np.ndarray, folder: Path, config: FourDConfig):
     """
     from ..recon.cameras import cameras_from_transforms, scale_intrinsics
     from ..recon.config import ReconConfig
-    from ..recon.sfm import frame_names, run_sfm
+    from ..recon.frames import frame_names
 
     K, H, W = reference.shape[:3]
     names = frame_names(np.arange(K))  # the names recon's SfM gives frames: frame_00000.png ...
@@ -86,6 +86,8 @@ def reference_cameras(reference: np.ndarray, folder: Path, config: FourDConfig):
         middle, half = centers.mean(axis=0), max(float(np.ptp(centers, axis=0).max()), 1.0)
         points, colors = random_points(middle - half, middle + half, config.init_points, config.seed)
         return cameras.viewmats, cameras.Ks, np.arange(K), points, colors, "transforms.json"
+    from ..recon.sfm import run_sfm  # pycolmap: only where SfM runs
+
     image_dir = folder / "sfm_images"
     image_dir.mkdir()
     for name, image in zip(names, reference):

@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pycolmap
 from scipy.interpolate import make_interp_spline
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation, Slerp
 
 from ..errors import DimensionXError
 from ..splats.render import camera_centers
+
+if TYPE_CHECKING:
+    import pycolmap
 
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # flips the camera's y and z axes
 
@@ -66,6 +69,8 @@ def reconstruction_from_cameras(cameras: Cameras, points: np.ndarray, colors: np
 
     The points carry no tracks: they are where the splats start, not triangulated features.
     """
+    import pycolmap  # here, not at the top: the 4D stage reads transforms.json without pycolmap
+
     rec = pycolmap.Reconstruction()
     for i, (name, K, viewmat) in enumerate(zip(cameras.names, cameras.Ks, cameras.viewmats), start=1):
         camera = pycolmap.Camera(camera_id=i, model="PINHOLE", width=cameras.width, height=cameras.height,
@@ -80,6 +85,8 @@ def reconstruction_from_cameras(cameras: Cameras, points: np.ndarray, colors: np
 
 def set_poses(rec: pycolmap.Reconstruction, cameras: Cameras) -> None:
     """Moves the images of ``rec`` named in ``cameras`` to its poses (after camera refinement)."""
+    import pycolmap
+
     by_name = {image.name: image for image in rec.images.values()}
     for name, viewmat in zip(cameras.names, cameras.viewmats):
         pose = pycolmap.Rigid3d(pycolmap.Rotation3d(viewmat[:3, :3]), viewmat[:3, 3])

@@ -254,3 +254,8 @@ def save_pngs(paths: Sequence[Path], images: Sequence[np.ndarray]) -> None:
     """Writes each [H, W, 3] uint8 image as a PNG, several at once (zlib runs outside the GIL)."""
     with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
         list(pool.map(lambda p, image: Image.fromarray(image).save(p, compress_level=1), paths, images))
+
+
+def frame_names(source_ids: np.ndarray) -> list[str]:
+    """The file names recon gives sampled frames: ``frame_<source index, 5 digits>.png``."""
+    return [f"frame_{int(i):05d}.png" for i in source_ids]

@@ -20,7 +20,7 @@ from ..errors import DimensionXError
 from ..interrupts import reinstall_signals
 from .cameras import Cameras, cameras_from_reconstruction, orbit_span_degrees, path_steps
 from .config import ReconConfig
-from .frames import Footage, save_pngs, thumbnails
+from .frames import Footage, frame_names, save_pngs, thumbnails
 
 CLOSED_LOOP_DEGREES = 300.0  # an orbit sweeping this much or more ends where it began: match across the seam
 
@@ -136,10 +136,6 @@ def run_sfm(images: np.ndarray, names: list[str], image_dir: Path, config: Recon
     ids = np.array([int(name.removeprefix("frame_").removesuffix(".png")) for name in names])
     footage = Footage(images, ids, len(images), [range(len(images))], 0, reader=None)
     return recover_cameras(footage, image_dir, replace(config, sfm_repairs=0), CameraPrior())
-
-
-def frame_names(source_ids: np.ndarray) -> list[str]:
-    return [f"frame_{int(i):05d}.png" for i in source_ids]
 
 
 def save_images(images: np.ndarray, folder: Path, source_ids: np.ndarray | None = None) -> list[str]:

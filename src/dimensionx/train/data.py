@@ -51,12 +51,13 @@ class BadRow:
 @dataclasses.dataclass
 class ClipList:
     root: Path
-    clips: list[Clip]
+    clips: list[Clip]  # pre-encoded data: ``video`` is the clip's safetensors file
     bad: list[BadRow]
+    encoded: dict | None = None  # pre-encoded data: {"frames", "height", "width"} the files were encoded at
 
     def report(self) -> dict:
         return {"root": str(self.root), "usable": len(self.clips), "skipped": len(self.bad),
-                "bad_rows": [dataclasses.asdict(b) for b in self.bad]}
+                "pre_encoded": self.encoded is not None, "bad_rows": [dataclasses.asdict(b) for b in self.bad]}
 
 
 def find_clips(data: str | Path, skip: int) -> ClipList:

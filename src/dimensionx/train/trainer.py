@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from ..models import resolve_model
 from .batches import CachedClips, EpochShuffle, VideoClips, pre_encode
 from .config import TrainConfig
 from .data import ClipList, find_clips, load_clip
+from .encoded import check_size, find_encoded, manifest_path, write_manifest
 from .model import (
     Components,
     add_lora,
@@ -75,7 +77,10 @@ def train(config: TrainConfig) -> TrainResult:
     check_inputs(config)
     out = Path(config.output_dir)
     resume_dir = find_resume(config, out)
-    clips = find_clips(config.data, config.skip_frames)
+    manifest = manifest_path(config.data)
+    clips = find_encoded(manifest, config.frames) if manifest else find_clips(config.data, config.skip_frames)
+    model = resolve_model(config.model)
+    check_size(clips, *model_size(model.path))
 
     # 2. Processes and devices: accelerate (`accelerate launch` decides DDP / DeepSpeed).
     accelerator = Accelerator(mixed_precision=mixed_precision(config.mixed_precision),
@@ -85,19 +90,26 @@ def train(config: TrainConfig) -> TrainResult:
     accelerator.wait_for_everyone()
     device, dtype = accelerator.device, DTYPES[accelerator.mixed_precision]
 
-    # 3. The frozen model.
-    model = resolve_model(config.model)
-    parts = load_components(model.path, encoders=True, dtype=dtype)
+    # 3. The frozen model (the transformer alone for pre-encoded data).
+    parts = load_components(model.path, encoders=clips.encoded is None, dtype=dtype)
     height, width = parts.size
     for module in (parts.transformer, parts.vae, parts.text_encoder):
-        module.to(device)
+        if module is not None:
+            module.to(device)
     rng = torch.Generator().manual_seed(config.seed + 1_000_003 * accelerator.process_index)
 
     # 4. The data: pre-encoded latents, or clips decoded by the loader's workers.
-    if config.pre_encode:
+    if clips.encoded is not None:
+        dataset = CachedClips([clip.video for clip in clips.clips])
+    elif config.pre_encode:
         with accelerator.main_process_first():
-            dataset = CachedClips(pre_encode(clips.clips, cache_dir(config, clips), encode_settings(config, model, dtype),
-                                             lambda clip: encode_clip(parts, clip, config, height, width)))
+            settings = encode_settings(config, model, dtype)
+            files = pre_encode(clips.clips, cache_dir(config, clips), settings,
+                               lambda clip: encode_clip(parts, clip, config, height, width))
+            dataset = CachedClips(files)
+        if accelerator.is_main_process:
+            write_manifest(cache_dir(config, clips) / f"encoded_{settings_key(settings)}.json", files,
+                           [clip.caption for clip in clips.clips], config.frames, height, width)
         if not config.sample_every:
             parts.vae = parts.text_encoder = parts.tokenizer = None  # training holds the transformer alone
             if device.type == "cuda":
@@ -139,7 +151,8 @@ def train(config: TrainConfig) -> TrainResult:
             sampler.use_epoch(epoch)
             for batch in (accelerator.skip_first_batches(loader, skip) if skip else loader):
                 with accelerator.accumulate(transformer):
-                    loss = micro_step(transformer, parts, batch, config, rng, alphas, rotary, latent_frames, device).mean()
+                    with forward_precision(accelerator, dtype):
+                        loss = micro_step(transformer, parts, batch, config, rng, alphas, rotary, latent_frames, device).mean()
                     bad, stopping = flags(accelerator, loss, stop.requested)
                     if bad:
                         stop_on_nan(accelerator, out, step, loss)
@@ -153,13 +166,16 @@ def train(config: TrainConfig) -> TrainResult:
                     continue
                 step += 1
                 seconds, start = time.perf_counter() - start, time.perf_counter()
-                mean_loss = accelerator.gather(torch.stack(losses).mean()[None]).mean().item()
+                # [processes, 3]: mean loss, peak allocated and reserved GiB of each process
+                stats = accelerator.gather(torch.cat([torch.stack(losses).mean()[None].float(), peak_memory(device)])[None])
+                mean_loss = stats[:, 0].mean().item()
                 losses = []
                 progress.update(1)
                 progress.set_postfix(loss=f"{mean_loss:.4f}")
                 if accelerator.is_main_process and step % config.log_every == 0:
                     append_log(out, step, mean_loss, schedule.get_last_lr()[0], grad_norm, seconds,
-                               config.micro_batch * config.grad_accumulation * accelerator.num_processes)
+                               config.micro_batch * config.grad_accumulation * accelerator.num_processes,
+                               stats[:, 1:] if device.type == "cuda" else None)
                 if stopping or step == config.max_steps or (config.checkpoint_every and step % config.checkpoint_every == 0):
                     save_checkpoint(accelerator, out, step, rng, config)
                 if config.sample_every and step % config.sample_every == 0 and accelerator.is_main_process:
@@ -202,6 +218,33 @@ def check_inputs(config: TrainConfig) -> None:
         raise DimensionXError(f"export_dtype {config.export_dtype!r}: use bf16 or fp32")
     if config.optimizer not in ("adamw", "adamw8bit"):
         raise DimensionXError(f"optimizer {config.optimizer!r}: use adamw or adamw8bit")
+    if config.sample_every and manifest_path(config.data):
+        raise DimensionXError(f"--data {config.data} is pre-encoded: sample videos need the clips' frames, the VAE and T5; "
+                              "set sample_every 0 or train on the videos")
+
+
+def model_size(model_path: Path) -> tuple[int, int]:
+    """(height, width) px the model's transformer makes, from its config (no weights loaded)."""
+    config = json.loads((Path(model_path) / "transformer" / "config.json").read_text())
+    return config["sample_height"] * 8, config["sample_width"] * 8
+
+
+def forward_precision(accelerator, dtype: torch.dtype):
+    """accelerate autocasts the forward of one process and of DDP, not under DeepSpeed (whose module it
+    casts to bf16 while the data stays fp32): there the loop autocasts itself."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and dtype != torch.float32:
+        return torch.autocast(accelerator.device.type, dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def peak_memory(device: torch.device) -> torch.Tensor:
+    """[2] peak allocated and reserved GiB of this process's GPU (zeros on a CPU), on ``device``."""
+    if device.type != "cuda":
+        return torch.zeros(2, device=device)
+    return torch.tensor([torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)],
+                        dtype=torch.float32, device=device) / 2**30
 
 
 def mixed_precision(name: str) -> str:
@@ -253,6 +296,10 @@ def encode_settings(config: TrainConfig, model, dtype: torch.dtype) -> dict:
     return {"model": str(model.path), "dtype": str(dtype), "frames": config.frames, "skip": config.skip_frames,
             "text_max_length": config.text_max_length, "draws": config.image_noise_draws, "seed": config.seed,
             "image_noise": [config.image_noise_mean, config.image_noise_std], "version": 1}
+
+
+def settings_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def encode_clip(parts: Components, clip, config: TrainConfig, height: int, width: int) -> dict[str, torch.Tensor]:
@@ -354,10 +401,15 @@ def stop_on_nan(accelerator, out: Path, step: int, loss: torch.Tensor) -> None:
     )
 
 
-def append_log(out: Path, step: int, loss: float, lr: float, grad_norm, seconds: float, samples: int) -> None:
+def append_log(out: Path, step: int, loss: float, lr: float, grad_norm, seconds: float, samples: int,
+               peaks: torch.Tensor | None = None) -> None:
+    """One line of train_log.jsonl; ``peaks`` [processes, 2]: peak allocated / reserved GiB of each process's GPU."""
     line = {"step": step, "loss": loss, "lr": lr,
             "grad_norm": None if grad_norm is None else float(grad_norm),
             "seconds": round(seconds, 4), "samples_per_s": round(samples / seconds, 4)}
+    if peaks is not None:
+        line["peak_allocated_gib"] = [round(float(p), 2) for p in peaks[:, 0]]
+        line["peak_reserved_gib"] = [round(float(p), 2) for p in peaks[:, 1]]
     with open(out / LOG_FILE, "a") as f:
         f.write(json.dumps(line) + "\n")
 

@@ -8,13 +8,15 @@ so the cameras are a known arc (``--cameras``); SfM is timed in part 2. Reports 
 the T video, the reference + identity-preserving rows, the refinement loops, the 4D fit, the
 renders, and peak GPU memory. Goal: a whole scene in <= 300 s in fast mode.
 
-Part 2, the fit alone: the shared 360-degree orbit (``--orbit``), every 3rd frame of its first ``3 views``, is a
-static 4D scene (the same frames at every time); SfM through recon's ``run_sfm`` (timed), then
-the 4D fit. Its deformation must stay near zero and its held-out PSNR near the 3D fit's.
+Part 2, the fit alone: the shared 360-degree orbit (``--orbit``: a video, or a folder of its
+frames, which needs no imageio/PyAV), every 3rd frame of its first ``3 views``, is a static 4D
+scene (the same frames at every time); SfM through recon's ``run_sfm`` (timed), then the 4D fit
+with the iteration budget of each of ``--modes``. Reports seconds, iterations, held-out
+PSNR/SSIM, the mean position offset per time (must stay near zero) and the Gaussian count.
 
     python benchmarks/bench_fourd.py --part pipeline --modes fast --work /tmp/fourd   # -> results/fourd_<device>_pipeline_fast.json
     python benchmarks/bench_fourd.py --part pipeline --modes exact --work /tmp/fourd  # reuses the saved random model
-    python benchmarks/bench_fourd.py --part fit             # part 2 only (no diffusers needed)
+    python benchmarks/bench_fourd.py --part fit --orbit FRAMES_DIR   # part 2 only (no diffusers needed)
     python benchmarks/bench_fourd.py --tiny --out /tmp/b    # CPU wiring check: tiny model, tiny grid
 """
 
@@ -39,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "benchmarks"), str(REPO / "tests")]
 SHARED_ORBIT = REPO / ".." / "shared" / "data" / "videos" / "orbit360_landscape_145f_480x320.mp4"
 TINY = {"model": "tiny", "device": "cpu", "fit_device": "cpu", "steps": 4, "time_frames": 9, "times": 9, "views": 9,
-        "iterations": 10, "init_points": 300, "max_size": 0, "render_frames": 3}
+        "iterations": 10, "init_points": 300, "max_size": 120, "render_frames": 3}
 
 from dimensionx.config import load_config  # noqa: E402
 from dimensionx.fourd.config import FourDConfig  # noqa: E402
@@ -125,33 +127,42 @@ def videos_made(config: FourDConfig) -> dict:
             "refine_over_time": [config.loops * config.views, config.times], "refine_over_views": [config.loops * config.times, config.views]}
 
 
-def run_static_fit(args, work: Path) -> dict:
-    """Part 2: the shared orbit as a static 4D scene."""
+def run_static_fit(args, work: Path) -> list[dict]:
+    """Part 2: the shared orbit as a static 4D scene, fitted with the budget of each of ``--modes``."""
     from dimensionx.fourd.grid import Grid
     from dimensionx.fourd.scene import fit_scene
     from dimensionx.media import read_frames
 
-    config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml", TINY if args.tiny else None)
     frames, _ = read_frames(args.orbit)
-    views = frames[: 3 * config.views : 3]  # every 3rd frame (7.5 degrees apart, as recon's 49 of 145): SfM matches them
-    grid = Grid(np.repeat(views[None], config.times, axis=0), list(range(0, config.time_frames, (config.time_frames - 1) // (config.times - 1))), 0)
-    folder = work / "static_fit"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    fit_scene(grid, folder, folder, config)
-    fit = json.loads((folder / "fit.json").read_text())
-    fit["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
-    print(json.dumps(fit, indent=1))
-    return fit
+    rows = []
+    for mode in args.modes.split(","):
+        config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml", {**(TINY if args.tiny else {}), "mode": mode})
+        views = frames[: 3 * config.views : 3]  # every 3rd frame (7.5 degrees apart, as recon's 49 of 145): SfM matches them
+        rows_at = list(range(0, config.time_frames, (config.time_frames - 1) // (config.times - 1)))
+        grid = Grid(np.repeat(views[None], config.times, axis=0), rows_at, 0)
+        folder = work / f"static_fit_{mode}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        fit_scene(grid, folder, folder, config)
+        fit = json.loads((folder / "fit.json").read_text())
+        rows.append({"mode": mode, "seconds_fit": round(fit["seconds"]["fit"], 1), "seconds_sfm": round(fit["seconds"]["cameras"], 1),
+                     "iterations": fit["iterations"], "ms_per_iteration": round(fit["ms_per_iteration"], 2),
+                     "psnr": fit["psnr"], "ssim": fit["ssim"], "mean_offset_per_time": fit["deformation_per_time"],
+                     "mean_offset_over_extent": max(fit["deformation_per_time"]) / fit["scene_extent"],
+                     "n_gaussians": fit["n_gaussians"], "n_gaussians_start": fit["n_gaussians_start"],
+                     "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
+                     "fit": fit})
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "fit"}, indent=1))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["all", "pipeline", "fit"], default="all")
-    parser.add_argument("--modes", default="fast,exact", help="comma-separated video modes of part 1")
-    parser.add_argument("--orbit", type=Path, default=SHARED_ORBIT, help="part 2's static scene (a video)")
+    parser.add_argument("--modes", default="fast,exact", help="comma-separated video modes (part 2: their fit budgets)")
+    parser.add_argument("--orbit", type=Path, default=SHARED_ORBIT, help="part 2's static scene: a video or a folder of frames")
     parser.add_argument("--tiny", action="store_true", help="CPU wiring check: tiny model and grid")
     parser.add_argument("--warmup", action="store_true",
                         help="part 1: make a 2-step scene of the same shapes first, then time the real one with torch.compile's cache warm")

@@ -236,9 +236,7 @@ def _even(frames: np.ndarray) -> bool:
 
 
 def read_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
-    """Reads a video file or a folder of images as ([T, H, W, 3] uint8, fps or None)."""
-    import imageio.v3 as iio
-
+    """Reads a video file or a folder of images as ([T, H, W, 3] uint8, fps or None); a folder needs no imageio."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -250,6 +248,8 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
         return np.stack(frames), None
     if not path.is_file():
         raise DimensionXError(f"{path} does not exist: pass a video file (mp4, mov, ...) or a folder of frames")
+    import imageio.v3 as iio
+
     try:
         frames = iio.imread(path, plugin="pyav")
         meta = iio.immeta(path, plugin="pyav")

@@ -28,7 +28,7 @@ FLAGS = {  # flag -> help; every other FourDConfig field is reachable through --
     "ip_strength": "identity-preserving: blend weight of the reference, 1 - lambda (default 0.5)",
     "ip_until": "identity-preserving: fraction of the schedule blended (default 0.5)",
     "cameras": "transforms.json with one camera per view: skips SfM",
-    "iterations": "4D fit iterations (default 6000 on CUDA, 300 on CPU)",
+    "iterations": "4D fit iterations (default on CUDA: fit_iterations of the mode, exact 6000, fast 3000; 300 on CPU)",
     "max_size": "px, longest side of the frames the fit sees (default 480)",
     "init_points": "Gaussians drawn in the cameras' box when --cameras replaces SfM (default 20000)",
     "render_frames": "frames of each render video (default 49)",

@@ -6,9 +6,11 @@ Grid defaults (9 times x 25 views, one refinement loop) are chosen for a whole s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..models.hub import DEFAULT_MODEL
+
+OFFSET_REFERENCES = ("mean", "key", "none")  # offset_reference: the grid's times, the key row's time, absolute offsets
 
 
 @dataclass
@@ -45,7 +47,8 @@ class FourDConfig:
 
     # ---- 4D Gaussians
     fit_device: str = "auto"  # device of the 4D fit; "auto": cuda if available
-    iterations: int | None = None  # None: 6000 on CUDA, 300 on CPU
+    iterations: int | None = None  # None: fit_iterations[mode] on CUDA, 300 on CPU
+    fit_iterations: dict[str, int] = field(default_factory=lambda: {"exact": 6000, "fast": 3000, "lowmem": 6000})  # by video mode
     coarse_iterations: int | None = None  # canonical-only warm-up; None: 1/6 of the iterations
     holdout: int = 8  # every K-th view is held out of training, evaluated at every time (0: none)
     max_size: int = 480  # px, longest side of the frames the fit sees (0 keeps the size)
@@ -54,11 +57,20 @@ class FourDConfig:
     sh_degree: int = 3  # spherical harmonics degree of the splat colours
     ssim_lambda: float = 0.2  # loss = (1 - l) L1 + l (1 - SSIM) + tv_weight TV(planes)
     tv_weight: float = 1e-4
+    offset_reference: str = "mean"  # offsets D(x, t) - D(x, t_ref): "mean" over the grid's times, "key" row's time, "none" (absolute)
+    offset_weight: float = 0.01  # + this x mean |position offset| / scene extent (L1: what does not move stays put)
     plane_resolution: int = 32  # cells per side of the coarsest spatial plane
     plane_scales: tuple[int, ...] = (1, 2)  # multipliers of the spatial resolution (multi-resolution HexPlane)
     time_resolution: int | None = None  # cells along time; None: the number of times
     plane_features: int = 16  # channels per plane
     mlp_width: int = 64  # hidden width of the feature MLP and of each head
+    densify: bool = True  # gsplat's DefaultStrategy on the canonical Gaussians (clone / split / prune)
+    densify_from: float = 0.1  # fraction of the iterations before the first densification
+    densify_until: float = 0.7  # fraction of the iterations after which the count is frozen
+    densify_every: int = 100  # iterations between densifications
+    grow_grad2d: float = 2e-4  # image-plane gradient (screen units) above which a Gaussian is cloned or split
+    grow_scale3d: float = 0.01  # times the scene extent: smaller Gaussians are cloned, larger ones split
+    prune_opa: float = 0.005  # Gaussians less opaque than this are removed
     lr_means: float = 1.6e-4  # times the scene scale
     lr_scales: float = 5e-3
     lr_quats: float = 1e-3

@@ -10,6 +10,13 @@ Initialisation makes the field start as the identity: the spatial planes are uni
 [0.1, 0.5], the space-time planes are 1 (a time-independent product), and the heads' last
 layers are zero, so before training every Gaussian sits where its canonical copy is. The
 total-variation term on the planes smooths them in space and time.
+
+With ``reference_times`` the offsets are relative, D(x, t) - mean over t_ref of D(x, t_ref), so
+the field cannot hold a time-constant offset (a shift of the whole canonical copy, which a
+static scene would otherwise learn as extra capacity); only what changes with time is left to
+it. With every time of the grid as references the canonical Gaussians are the scene averaged
+over time; with one (the key row's) they are the scene at that time. All times are read in
+one pass ((1 + R) N sample points), so the relative form costs no extra kernel launches.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ class HexPlaneField(torch.nn.Module):
         scales: tuple[int, ...],  # spatial resolution multipliers
         features: int,  # channels per plane
         width: int,  # hidden width of the MLP and heads
+        reference_times: list[float] | None = None,  # R times in [0, 1]: offsets relative to their mean; None: absolute
     ):
         super().__init__()
         self.register_buffer("bounds", bounds.float().clone())
+        self.reference_times = None if reference_times is None else [float(t) for t in reference_times]
         self.config = {"resolution": resolution, "time_resolution": time_resolution, "scales": list(scales),
-                       "features": features, "width": width}
+                       "features": features, "width": width, "reference_times": self.reference_times}
         self.planes = torch.nn.ParameterList()
         for scale in scales:
             sizes = [resolution * scale] * 3 + [time_resolution]  # cells along x, y, z, t
@@ -59,24 +68,35 @@ class HexPlaneField(torch.nn.Module):
         torch.nn.init.zeros_(head[-1].bias)
         return head
 
-    def features(self, means: torch.Tensor, t: float) -> torch.Tensor:
-        """[N, 3] world units, time in [0, 1] -> [N, F x scales] plane features."""
+    def features(self, means: torch.Tensor, times: list[float]) -> torch.Tensor:
+        """[N, 3] world units, T times in [0, 1] -> [T x N, F x scales] plane features (time-major)."""
         lo, hi = self.bounds
-        xyz = ((means - lo) / (hi - lo).clamp_min(1e-6)) * 2 - 1  # [N, 3] in [-1, 1] inside the box
-        coords = torch.cat([xyz.clamp(-1, 1), torch.full_like(xyz[:, :1], 2 * t - 1)], dim=1)  # [N, 4]
+        xyz = (((means - lo) / (hi - lo).clamp_min(1e-6)) * 2 - 1).clamp(-1, 1)  # [N, 3] in [-1, 1] inside the box
+        t = torch.cat([torch.full_like(xyz[:, :1], 2 * time - 1) for time in times])  # [T x N, 1]
+        xyzt = torch.cat([xyz.repeat(len(times), 1), t], dim=1)  # [T x N, 4]
         out = []
         for s in range(len(self.config["scales"])):
-            product = 1.0
+            space, space_time = 1.0, 1.0  # products over the planes without time ([N, F]) and with it ([T x N, F])
             for p, (a, b) in enumerate(SPACE_TIME_PAIRS):
-                grid = coords[None, :, None, [a, b]]  # [1, N, 1, 2]: (column, row) sample points
-                product = product * F.grid_sample(self.planes[6 * s + p], grid, align_corners=True)[0, :, :, 0].T
-            out.append(product)  # [N, F]
+                points = xyzt if b == 3 else xyz
+                grid = points[None, :, None, [a, b]]  # [1, P, 1, 2]: (column, row) sample points
+                sample = F.grid_sample(self.planes[6 * s + p], grid, align_corners=True)[0, :, :, 0].T  # [P, F]
+                if b == 3:
+                    space_time = space_time * sample
+                else:
+                    space = space * sample
+            out.append(space.repeat(len(times), 1) * space_time)  # [T x N, F]
         return torch.cat(out, dim=1)
 
     def forward(self, means: torch.Tensor, t: float) -> dict[str, torch.Tensor]:
         """Offsets at time ``t`` of Gaussians at ``means`` [N, 3]: {"means": [N, 3], "quats": [N, 4], "scales": [N, 3]}."""
-        hidden = self.mlp(self.features(means, t))
-        return {name: head(hidden) for name, head in self.heads.items()}
+        references = self.reference_times or []
+        hidden = self.mlp(self.features(means, [t, *references]))  # [(1 + R) N, width]
+        n = len(means)
+        out = {name: head(hidden) for name, head in self.heads.items()}  # [(1 + R) N, size] each
+        if not references:
+            return out
+        return {name: o[:n] - o[n:].unflatten(0, (len(references), n)).mean(dim=0) for name, o in out.items()}
 
     def total_variation(self) -> torch.Tensor:
         """Mean squared difference of neighbouring cells over every plane (both directions)."""
@@ -85,10 +105,3 @@ class HexPlaneField(torch.nn.Module):
             tv = tv + (plane[..., 1:, :] - plane[..., :-1, :]).pow(2).mean() + (plane[..., 1:] - plane[..., :-1]).pow(2).mean()
         return tv / len(self.planes)
 
-
-def deformed(splats: dict[str, torch.Tensor], field: HexPlaneField | None, t: float) -> dict[str, torch.Tensor]:
-    """The Gaussians at time ``t``: canonical ``means``/``quats``/``scales`` (log) plus the field's offsets."""
-    if field is None:
-        return splats
-    offsets = field(splats["means"], t)
-    return {**splats, **{name: splats[name] + offsets[name] for name in offsets}}

@@ -3,8 +3,20 @@
 As 4DGaussians (Wu et al.): a coarse stage fits the canonical Gaussians alone to every frame of
 every time (a static scene that explains what it can), then the fine stage trains them together
 with the deformation field. Each step renders one (time, view) image of the training views;
-loss = (1 - l) L1 + l (1 - SSIM) + ``tv_weight`` TV(planes). Cameras are shared by every time.
-The field is left out (``deform=False``) for the canonical-only baseline.
+loss = (1 - l) L1 + l (1 - SSIM) + ``tv_weight`` TV(planes) + ``offset_weight`` mean |position
+offset| / extent. The offsets are relative (``offset_reference``), by default to their mean over
+the grid's times: the canonical Gaussians are the time-averaged scene, and a static scene leaves
+the field nothing to do. Cameras are shared by every time. The field is left out
+(``deform=False``) for the canonical-only baseline.
+
+Densification is the 3D stage's (gsplat's ``DefaultStrategy`` through ``SyncFreeDefaultStrategy``)
+on the canonical Gaussians: the image-plane gradients of the deformed Gaussians' 2D means reach
+each canonical Gaussian through the field, and the field holds no per-Gaussian state, so cloning,
+splitting and pruning leave it consistent. No opacity reset (the schedules are short).
+
+A step reads nothing back from the device: the loss (one CUDA graph on CUDA, ``LossAndGradient``)
+keeps running sums that are read every ``LOG_EVERY`` iterations, the six splat Adam steps are
+``SplatAdam``'s fused ones, the field's Adam is fused on CUDA.
 """
 
 from __future__ import annotations
@@ -18,18 +30,20 @@ import torch
 from tqdm import tqdm
 
 from ..errors import DimensionXError
-from ..splats.loss import photometric_loss
-from ..splats.metrics import psnr, ssim, ssim_window
+from ..splats.densify import SyncFreeDefaultStrategy
+from ..splats.loss import LossAndGradient
+from ..splats.metrics import psnr, ssim
+from ..splats.optim import SplatAdam
 from ..splats.render import rasterize
 from .config import FourDConfig
-from .deform import HexPlaneField, deformed
+from .deform import HexPlaneField
 
 log = logging.getLogger(__name__)
 
-GPU_ITERATIONS = 6000
 CPU_ITERATIONS = 300  # the pure-torch reference renderer: tiny scenes only
 BOUNDS_QUANTILE = 0.01  # the field's box spans these quantiles of the canonical means: SfM outliers do not stretch it
 MEANS_LR_DECAY = 0.01  # the means' learning rate falls to this fraction over the run (exponentially)
+LOG_EVERY = 50  # iterations between reads of the loss (progress bar, non-finite check)
 
 
 @dataclass
@@ -42,6 +56,7 @@ class GridViews:
     Ks: torch.Tensor  # [K, 3, 3] px
     train_views: list[int]
     holdout_views: list[int]
+    reference: int = 0  # row (time index) of the reference spatial video: the canonical Gaussians are the scene there
 
 
 def split_views(k: int, every: int) -> tuple[list[int], list[int]]:
@@ -61,8 +76,16 @@ def scene_extent(viewmats: np.ndarray) -> float:
 
 
 def resolve_iterations(config: FourDConfig, device: torch.device) -> tuple[int, int]:
-    """(total, coarse) iterations for ``device``."""
-    total = config.iterations if config.iterations is not None else (GPU_ITERATIONS if device.type == "cuda" else CPU_ITERATIONS)
+    """(total, coarse) iterations for ``device``: ``iterations``, else the video mode's budget on CUDA."""
+    if config.iterations is not None:
+        total = config.iterations
+    elif device.type != "cuda":
+        total = CPU_ITERATIONS
+    elif config.mode in config.fit_iterations:
+        total = config.fit_iterations[config.mode]
+    else:
+        raise DimensionXError(f"fit_iterations has no budget for --mode {config.mode} ({config.fit_iterations}): "
+                              f"add `{config.mode}: N` under fit_iterations in the --config file, or pass --iterations")
     coarse = config.coarse_iterations if config.coarse_iterations is not None else total // 6
     return total, min(coarse, total)
 
@@ -76,65 +99,101 @@ def render_at(
     width: int,
     height: int,
     background: torch.Tensor,  # [3] RGB in [0, 1]
-) -> torch.Tensor:
-    """[C, H, W, 3] images of the Gaussians at time ``t``."""
-    moved = deformed({k: splats[k] for k in ("means", "quats", "scales")}, field, t)
+) -> tuple[torch.Tensor, dict, torch.Tensor | None]:
+    """[C, H, W, 3] images of the Gaussians at time ``t``, the renderer's ``info`` and the position offsets [N, 3] (None without a field)."""
+    offsets = {} if field is None else field(splats["means"], t)
+    moved = {k: splats[k] + offsets[k] if k in offsets else splats[k] for k in ("means", "quats", "scales")}
     sh = torch.cat([splats["sh0"], splats["shN"]], dim=1)  # [N, K, 3]
     sh_degree = int(round(math.sqrt(sh.shape[1]))) - 1
-    images, _, _ = rasterize(moved["means"], moved["quats"], torch.exp(moved["scales"]), torch.sigmoid(splats["opacities"]),
-                             sh, viewmats, Ks, width, height, sh_degree, background)
-    return images
+    images, _, info = rasterize(moved["means"], moved["quats"], torch.exp(moved["scales"]), torch.sigmoid(splats["opacities"]),
+                                sh, viewmats, Ks, width, height, sh_degree, background)
+    return images, info, offsets.get("means")
 
 
 class Fitter:
     def __init__(self, config: FourDConfig, splats: torch.nn.ParameterDict, views: GridViews, extent: float,
                  device: torch.device, deform: bool = True):
-        self.config, self.views, self.device = config, views, device
+        self.config, self.views, self.device, self.extent = config, views, device, extent
         self.splats = splats.to(device)
         means = self.splats["means"].detach()
         bounds = torch.quantile(means, torch.tensor([BOUNDS_QUANTILE, 1 - BOUNDS_QUANTILE], device=device), dim=0)  # [2, 3]
+        references = {"mean": views.times.tolist(), "key": [float(views.times[views.reference])], "none": None}  # OFFSET_REFERENCES
         self.field = HexPlaneField(
             bounds, config.plane_resolution, config.time_resolution or len(views.times), tuple(config.plane_scales),
-            config.plane_features, config.mlp_width).to(device) if deform else None
+            config.plane_features, config.mlp_width, references[config.offset_reference]).to(device) if deform else None
         self.background = torch.tensor(config.background, dtype=torch.float32, device=device)
-        self.window = ssim_window(device)
+        self.loss = LossAndGradient((1, *views.images.shape[2:]), config.ssim_lambda, device)
         lrs = {"means": config.lr_means * extent, "scales": config.lr_scales, "quats": config.lr_quats,
                "opacities": config.lr_opacities, "sh0": config.lr_colors, "shN": config.lr_colors / 20}
-        self.optimizer = torch.optim.Adam([{"params": [self.splats[k]], "lr": lr, "name": k} for k, lr in lrs.items()], eps=1e-15)
+        # One Adam per parameter, as gsplat's strategies expect (they replace parameters and state); SplatAdam steps them.
+        self.optimizers = {name: torch.optim.Adam([{"params": self.splats[name], "lr": lr, "name": name}], eps=1e-15)
+                           for name, lr in lrs.items()}
+        self.adam = SplatAdam(self.optimizers)
+        self.means_lr = lrs["means"]
         self.field_optimizer = None if self.field is None else torch.optim.Adam([
             {"params": list(self.field.planes.parameters()), "lr": config.lr_planes * extent},
             {"params": list(self.field.mlp.parameters()) + list(self.field.heads.parameters()), "lr": config.lr_mlp * extent},
-        ])
+        ], fused=True)
         self.iterations, self.coarse_iterations = resolve_iterations(config, device)
+        self.strategy, self.strategy_state = self._make_strategy()
 
-    def render(self, t: float, viewmats: torch.Tensor, Ks: torch.Tensor, deform: bool = True) -> torch.Tensor:
-        """[C, H, W, 3] images at time ``t`` from cameras ``viewmats`` [C, 4, 4], ``Ks`` [C, 3, 3]."""
+    def _make_strategy(self):
+        """gsplat's DefaultStrategy over the canonical Gaussians between ``densify_from`` and ``densify_until``."""
+        c = self.config
+        if not c.densify:
+            return None, None
+        strategy = SyncFreeDefaultStrategy(
+            prune_opa=c.prune_opa, grow_grad2d=c.grow_grad2d, grow_scale3d=c.grow_scale3d,
+            refine_start_iter=int(c.densify_from * self.iterations), refine_stop_iter=int(c.densify_until * self.iterations),
+            refine_every=c.densify_every, reset_every=self.iterations + 1)  # past the end: no opacity reset
+        strategy.check_sanity(self.splats, self.optimizers)
+        return strategy, strategy.initialize_state(scene_scale=self.extent)
+
+    def render(self, t: float, viewmats: torch.Tensor, Ks: torch.Tensor, deform: bool = True):
+        """``render_at`` with this fit's Gaussians: ([C, H, W, 3] images, info, position offsets [N, 3] or None)."""
         H, W = self.views.images.shape[2:4]
         return render_at(self.splats, self.field if deform else None, t, viewmats, Ks, W, H, self.background)
 
     def train(self, seed: int, progress: bool = True) -> list[float]:
-        """Coarse then fine stage; returns the loss of every iteration."""
+        """Coarse then fine stage; returns the mean loss of every ``LOG_EVERY`` iterations."""
         rng = np.random.default_rng(seed)
-        gamma = MEANS_LR_DECAY ** (1.0 / max(1, self.iterations))
+        v, c = self.views, self.config
         losses = []
-        for step in tqdm(range(self.iterations), desc="4D fit", unit="it", disable=not progress):
+        self.loss.reset_totals()
+        bar = tqdm(range(self.iterations), desc="4D fit", unit="it", disable=not progress)
+        for step in bar:
             fine = step >= self.coarse_iterations and self.field is not None
-            m, k = int(rng.integers(len(self.views.times))), int(rng.choice(self.views.train_views))
-            image = self.render(float(self.views.times[m]), self.views.viewmats[k:k + 1], self.views.Ks[k:k + 1], deform=fine)
-            loss = photometric_loss(image, self.views.images[m, k][None], self.config.ssim_lambda, self.window)
+            m, k = int(rng.integers(len(v.times))), int(rng.choice(v.train_views))
+            image, info, offsets = self.render(float(v.times[m]), v.viewmats[k:k + 1], v.Ks[k:k + 1], deform=fine)
+            if self.strategy is not None:
+                self.strategy.step_pre_backward(self.splats, self.optimizers, self.strategy_state, step, info)
+            _, gradient = self.loss(image.detach(), v.images[m, k][None])
             if fine:
-                loss = loss + self.config.tv_weight * self.field.total_variation()
-            loss.backward()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            if fine:
+                regulariser = c.tv_weight * self.field.total_variation() + c.offset_weight / self.extent * offsets.abs().sum(dim=-1).mean()
+                torch.autograd.backward([image, regulariser], [gradient, None])
                 self.field_optimizer.step()
                 self.field_optimizer.zero_grad(set_to_none=True)
-            self.optimizer.param_groups[0]["lr"] *= gamma
-            losses.append(float(loss.detach()))
-            if not math.isfinite(losses[-1]):
-                raise DimensionXError(f"the 4D fit diverged at iteration {step} (loss {losses[-1]}): lower --lr-means or the plane learning rate")
+            else:
+                image.backward(gradient)
+            self.optimizers["means"].param_groups[0]["lr"] = self.means_lr * MEANS_LR_DECAY ** (step / self.iterations)
+            self.adam.step()
+            if self.strategy is not None:
+                self.strategy.step_post_backward(self.splats, self.optimizers, self.strategy_state, step, info, packed=False)
+            if (step + 1) % LOG_EVERY == 0 or step + 1 == self.iterations:
+                losses.append(self._read_loss(step))
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", gaussians=len(self.splats["means"]))
         return losses
+
+    def _read_loss(self, step: int) -> float:
+        """Mean photometric loss since the last read (the one host sync, every ``LOG_EVERY`` steps); raises if any was not finite."""
+        if int(self.loss.non_finite):
+            raise DimensionXError(f"the 4D fit diverged by iteration {step + 1} (NaN or infinite loss): "
+                                  "lower lr_means or lr_planes in a --config file")
+        if len(self.splats["means"]) == 0:
+            raise DimensionXError(f"every Gaussian was pruned by iteration {step + 1}: lower prune_opa, or set densify: false")
+        loss = float(self.loss.loss_sum) / (step % LOG_EVERY + 1)
+        self.loss.reset_totals()
+        return loss
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, list[float]]:
@@ -144,7 +203,7 @@ class Fitter:
         for m, t in enumerate(v.times.tolist()):
             if v.holdout_views:
                 ids = v.holdout_views
-                image = self.render(t, v.viewmats[ids], v.Ks[ids])
+                image = self.render(t, v.viewmats[ids], v.Ks[ids])[0]
                 out["psnr"].append(psnr(image, v.images[m, ids]))
                 out["ssim"].append(ssim(image, v.images[m, ids]))
             out["deformation"].append(self.deformation(t))

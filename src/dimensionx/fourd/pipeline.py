@@ -28,7 +28,7 @@ from PIL import Image
 from ..config import config_to_dict
 from ..errors import DimensionXError
 from ..media import OUTPUT_MARKER, atomic_dir, check_output_dir, check_replaceable, read_frames, write_json, write_video
-from .config import FourDConfig
+from .config import OFFSET_REFERENCES, FourDConfig
 from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ def check_inputs(config: FourDConfig) -> None:
                         ("--ip-until", config.ip_until), ("--refine-strength", config.refine_strength)):
         if not 0 <= value <= 1:
             raise DimensionXError(f"{name} {value}: a fraction in [0, 1]")
+    if config.offset_reference not in OFFSET_REFERENCES:
+        raise DimensionXError(f"offset_reference {config.offset_reference!r}: use one of {', '.join(OFFSET_REFERENCES)}")
     if config.loops < 0:
         raise DimensionXError(f"--loops {config.loops}: 0 or more")
     if get_director(config.time_director).kind != "T" or get_director(config.space_director).kind != "S":

@@ -45,7 +45,7 @@ class SceneRenderer:
         out = []
         for t, viewmat in zip(times, viewmats):
             image = render_at(self.splats, self.field, float(t), torch.as_tensor(viewmat, dtype=torch.float32, device=self.device)[None],
-                              K, self.width, self.height, self.background)[0]
+                              K, self.width, self.height, self.background)[0][0]
             out.append((image.clamp(0, 1) * 255 + 0.5).byte().cpu().numpy())
         return np.stack(out)
 

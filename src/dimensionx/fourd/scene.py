@@ -36,9 +36,10 @@ def fit_scene(grid: Grid, grid_folder: Path, folder: Path, config: FourDConfig) 
     data = GridViews(
         images=torch.as_tensor(frames[:, views], device=device).float() / 255.0,
         times=torch.tensor(times, dtype=torch.float32), viewmats=torch.as_tensor(viewmats, dtype=torch.float32, device=device),
-        Ks=torch.as_tensor(Ks, dtype=torch.float32, device=device), train_views=train, holdout_views=holdout)
-    fitter = Fitter(config, init_splats(points, colors, config.sh_degree, config.init_opacity, 1.0), data,
-                    scene_extent(viewmats), device)
+        Ks=torch.as_tensor(Ks, dtype=torch.float32, device=device), train_views=train, holdout_views=holdout,
+        reference=grid.key)
+    extent = scene_extent(viewmats)
+    fitter = Fitter(config, init_splats(points, colors, config.sh_degree, config.init_opacity, 1.0), data, extent, device)
     start = time.perf_counter()
     losses = fitter.train(config.seed)
     seconds["fit"] = time.perf_counter() - start
@@ -49,9 +50,12 @@ def fit_scene(grid: Grid, grid_folder: Path, folder: Path, config: FourDConfig) 
         "times": times, "psnr_per_time": quality["psnr"], "ssim_per_time": quality["ssim"],
         "psnr": float(np.mean(quality["psnr"])) if quality["psnr"] else None,
         "ssim": float(np.mean(quality["ssim"])) if quality["ssim"] else None,
-        "deformation_per_time": quality["deformation"], "motion": quality["motion"], "n_gaussians": len(fitter.splats["means"]),
+        "deformation_per_time": quality["deformation"], "motion": quality["motion"], "scene_extent": extent,
+        "offset_reference": config.offset_reference,
+        "n_gaussians_start": len(points), "n_gaussians": len(fitter.splats["means"]),
         "iterations": fitter.iterations, "coarse_iterations": fitter.coarse_iterations,
-        "final_loss": float(np.mean(losses[-50:])), "device": device.type, "seconds": seconds,
+        "ms_per_iteration": 1000 * seconds["fit"] / fitter.iterations,
+        "final_loss": losses[-1] if losses else None, "device": device.type, "seconds": seconds,
     }, folder / "fit.json")
 
 

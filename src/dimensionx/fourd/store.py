@@ -59,7 +59,7 @@ def load_scene(folder: Path) -> tuple[dict[str, torch.Tensor], HexPlaneField, di
                               "(SCENE or SCENE/scene4d), or finish that run (it resumes where it stopped)")
     info = json.loads((folder / "deformation.json").read_text())
     field = HexPlaneField(torch.tensor(info["bounds"]), info["resolution"], info["time_resolution"], tuple(info["scales"]),
-                          info["features"], info["width"])
+                          info["features"], info["width"], info.get("reference_times"))
     field.load_state_dict(load_file(str(folder / "deformation.safetensors")))
     return read_ply(folder / "canonical.ply"), field, info, json.loads((folder / "transforms.json").read_text())
 

@@ -135,19 +135,20 @@ def run_static_fit(args, work: Path) -> list[dict]:
 
     frames, _ = read_frames(args.orbit)
     rows = []
-    for mode in args.modes.split(","):
-        config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml", {**(TINY if args.tiny else {}), "mode": mode})
+    for mode, reference in ((m, r) for m in args.modes.split(",") for r in args.offset_references.split(",")):
+        config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml",
+                             {**(TINY if args.tiny else {}), "mode": mode, "offset_reference": reference})
         views = frames[: 3 * config.views : 3]  # every 3rd frame (7.5 degrees apart, as recon's 49 of 145): SfM matches them
         rows_at = list(range(0, config.time_frames, (config.time_frames - 1) // (config.times - 1)))
         grid = Grid(np.repeat(views[None], config.times, axis=0), rows_at, 0)
-        folder = work / f"static_fit_{mode}"
+        folder = work / f"static_fit_{mode}_{reference}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         fit_scene(grid, folder, folder, config)
         fit = json.loads((folder / "fit.json").read_text())
-        rows.append({"mode": mode, "seconds_fit": round(fit["seconds"]["fit"], 1), "seconds_sfm": round(fit["seconds"]["cameras"], 1),
+        rows.append({"mode": mode, "offset_reference": reference, "seconds_fit": round(fit["seconds"]["fit"], 1), "seconds_sfm": round(fit["seconds"]["cameras"], 1),
                      "iterations": fit["iterations"], "ms_per_iteration": round(fit["ms_per_iteration"], 2),
                      "psnr": fit["psnr"], "ssim": fit["ssim"], "mean_offset_per_time": fit["deformation_per_time"],
                      "mean_offset_over_extent": max(fit["deformation_per_time"]) / fit["scene_extent"],
@@ -164,6 +165,8 @@ def main() -> None:
     parser.add_argument("--modes", default="fast,exact", help="comma-separated video modes (part 2: their fit budgets)")
     parser.add_argument("--orbit", type=Path, default=SHARED_ORBIT, help="part 2's static scene: a video or a folder of frames")
     parser.add_argument("--tiny", action="store_true", help="CPU wiring check: tiny model and grid")
+    parser.add_argument("--offset-references", default="mean",
+                        help="part 2: comma-separated offset_reference values to fit with (mean, key, none): their cost and drift")
     parser.add_argument("--warmup", action="store_true",
                         help="part 1: make a 2-step scene of the same shapes first, then time the real one with torch.compile's cache warm")
     parser.add_argument("--work", type=Path, help="folder for the model and scenes (default: a temporary one)")

@@ -114,3 +114,26 @@ def test_sdedit_strength_zero_is_the_identity(generator, image, config):
 
     clean = initial_noise(generator, FRAMES, 1)
     assert torch.equal(sdedit(generator, image, "a", config, clean, strength=0.0), clean)
+
+
+def test_a_batch_of_videos_is_each_video_made_alone(generator, image, config):
+    """Rows and refinement passes run B videos through the transformer at once, with the prompt encoded once:
+    each must be the video its own call makes (the scheduler's noise aside: DPM-Solver++ 2M here adds none)."""
+    from dimensionx.fourd.denoise import denoise, initial_noise, text_inputs
+
+    other = Image.fromarray(np.asarray(image)[::-1].copy())  # a second, different first frame
+    init = torch.cat([initial_noise(generator, FRAMES, 1), initial_noise(generator, FRAMES, 2)])  # [2, F, C, h, w]
+    together = denoise(generator, [image, other], text_inputs(generator, "a"), config, init, 1, torch.Generator().manual_seed(7))
+    alone = [plain_generation_from(generator, one, config, init[i:i + 1], 1) for i, one in enumerate((image, other))]
+    assert together.shape == init.shape
+    for i in range(2):
+        torch.testing.assert_close(together[i:i + 1], alone[i], rtol=1e-4, atol=1e-4)
+    assert (together[0] - together[1]).abs().mean() > 1e-3  # the two first frames made two videos
+
+
+def plain_generation_from(generator, image, config, latents, start_step):
+    """The stock diffusers call with the prompt as text, from step ``start_step`` of the schedule."""
+    from dimensionx.fourd.denoise import schedule_from
+
+    with schedule_from(generator.pipe.scheduler, start_step):
+        return plain_generation(generator, image, config, latents.clone(), 7)

@@ -24,6 +24,7 @@ FLAGS = {  # flag -> help; every other FourDConfig field is reachable through --
     "views": "K: columns (views) of the grid, 4k+1 (default 25)",
     "loops": "multi-loop refinement rounds (default 1)",
     "refine_strength": "SDEdit strength of each refinement pass, 0-1 (default 0.3)",
+    "batch": "videos of one shape denoised together, rows and refinement (default 8; lowmem runs 1); lower it if memory is short",
     "ip_start": "identity-preserving: fraction of the schedule skipped (default 0.2)",
     "ip_strength": "identity-preserving: blend weight of the reference, 1 - lambda (default 0.5)",
     "ip_until": "identity-preserving: fraction of the schedule blended (default 0.5)",

@@ -44,6 +44,7 @@ class FourDConfig:
     ip_until: float = 0.5  # fraction of the schedule (from the start) during which the blend applies
     loops: int = 1  # L: multi-loop refinement rounds (T-Director over each view, then S-Director over each time)
     refine_strength: float = 0.3  # SDEdit strength of a refinement pass: fraction of the schedule re-run (0: identity)
+    batch: int = 8  # videos of one shape denoised together (rows, refinement passes); lowmem mode runs 1 at a time
 
     # ---- 4D Gaussians
     fit_device: str = "auto"  # device of the 4D fit; "auto": cuda if available

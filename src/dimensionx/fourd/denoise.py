@@ -83,25 +83,42 @@ class ReferenceBlend:
         return {"latents": blended.to(latents.dtype)}
 
 
+def text_inputs(generator, prompt: str) -> dict[str, torch.Tensor]:
+    """The pipeline's text inputs for ``prompt``, encoded once: the prompt and "" (the unguided branch),
+    each [1, L, D]; every video of a scene shares them instead of running T5 per call."""
+    embeds, negative = generator.pipe.encode_prompt(prompt, do_classifier_free_guidance=True, device=generator.device,
+                                                    dtype=generator.dtype)
+    return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
+
+
 def denoise(
     generator,  # video.generator.DirectorVideoGenerator with the wanted directors fused
-    image,  # PIL image at the model's size: the first frame
-    prompt: str,
+    image,  # PIL image at the model's size (the first frame), or a list of B of them: one video each
+    prompt,  # str, or text_inputs() of it
     config: VideoConfig,  # steps, frames, guidance, dynamic_cfg
-    init: torch.Tensor,  # [1, F, C, h, w] latents at the noise level of ``start_step``
+    init: torch.Tensor,  # [B, F, C, h, w] latents at the noise level of ``start_step``
     start_step: int,  # first step run, of ``config.steps``
-    rng: torch.Generator,  # the scheduler's per-step noise
+    rng: torch.Generator,  # the scheduler's per-step noise (the SDE sampler draws some every step)
     callback=None,  # callback_on_step_end
 ) -> torch.Tensor:
-    """Runs steps ``start_step ..`` of the schedule from ``init``; returns [1, F, C, h, w] clean latents."""
+    """Runs steps ``start_step ..`` of the schedule from ``init``; returns [B, F, C, h, w] clean latents.
+
+    B videos run as one batch through the transformer (B x 2 with guidance). Each gets its own copy
+    of ``rng``, so each is the video its own call would make (diffusers draws per-video noise from a
+    list of generators)."""
     pipe = generator.pipe
     height, width = generator.size
+    images = image if isinstance(image, list) else [image]
+    text = prompt if isinstance(prompt, dict) else text_inputs(generator, prompt)
+    text = {name: embeds.expand(len(images), -1, -1) for name, embeds in text.items()}
+    rngs = [torch.Generator(rng.device).set_state(rng.get_state()) for _ in images]
     with schedule_from(pipe.scheduler, start_step):
         return pipe(
-            image=image, prompt=prompt, height=height, width=width, num_frames=config.frames,
+            image=images if len(images) > 1 else images[0], height=height, width=width, num_frames=config.frames,
             num_inference_steps=config.steps, guidance_scale=config.guidance, use_dynamic_cfg=config.dynamic_cfg,
-            latents=init.to(generator.device, generator.dtype), generator=rng, callback_on_step_end=callback,
-            output_type="latent",
+            latents=init.expand(len(images), -1, -1, -1, -1).to(generator.device, generator.dtype).contiguous(),
+            generator=rngs if len(rngs) > 1 else rngs[0],
+            callback_on_step_end=callback, output_type="latent", **text,
         ).frames
 
 
@@ -114,14 +131,14 @@ def initial_noise(generator, frames: int, seed: int) -> torch.Tensor:
 
 
 def identity_preserving(
-    generator, image, prompt: str, config: VideoConfig,
+    generator, image, prompt, config: VideoConfig,  # image: one PIL image or a list (one row each); prompt: str or text_inputs()
     reference: torch.Tensor,  # [1, F, C, h, w] clean latents of the reference spatial video
     noise: torch.Tensor,  # [1, F, C, h, w] eps shared by every row
     start: float,  # fraction of the schedule skipped
     strength: float,  # 1 - lambda
     until: float,  # fraction of the schedule blended
 ) -> torch.Tensor:
-    """A spatial video of ``image`` that keeps the reference's identity; [1, F, C, h, w] clean latents."""
+    """A spatial video of each ``image`` that keeps the reference's identity; [B, F, C, h, w] clean latents."""
     scheduler = generator.pipe.scheduler
     start_step = min(int(round(start * config.steps)), config.steps - 1)
     first = full_timesteps(scheduler, config.steps)[start_step]
@@ -133,8 +150,8 @@ def identity_preserving(
 
 
 def sdedit(
-    generator, image, prompt: str, config: VideoConfig,
-    clean: torch.Tensor,  # [1, F, C, h, w] latents of the video to refine
+    generator, image, prompt, config: VideoConfig,  # image: one PIL image or B of them; prompt: str or text_inputs()
+    clean: torch.Tensor,  # [B, F, C, h, w] latents of the videos to refine
     strength: float,  # fraction of the schedule re-run; 0 returns ``clean``
 ) -> torch.Tensor:
     """SDEdit (Meng et al. 2022): ``clean`` noised to the timestep ``strength`` up the schedule, then denoised."""

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..video.config import VideoConfig
 from .config import FourDConfig
-from .denoise import decode, denoise, encode, identity_preserving, initial_noise, sdedit
+from .denoise import decode, denoise, encode, identity_preserving, initial_noise, sdedit, text_inputs
 
 
 @dataclass
@@ -85,6 +85,12 @@ def generate_temporal(generator, photo: Image.Image, config: FourDConfig, clock:
     return frames
 
 
+def batches(n: int, config: FourDConfig) -> list[list[int]]:
+    """Indices 0..n-1 in groups denoised together: ``config.batch`` at a time, one at a time in lowmem mode."""
+    size = 1 if config.mode == "lowmem" else config.batch
+    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
 def generate_rows(generator, temporal: np.ndarray, config: FourDConfig, clock: Clock | None = None) -> Grid:
     """Steps 2-4: the unrefined grid from the T-Director video."""
     clock = clock or Clock()
@@ -92,19 +98,24 @@ def generate_rows(generator, temporal: np.ndarray, config: FourDConfig, clock: C
     key = int(np.argmax(motion_scores(temporal[times])))
     use_director(generator, config.space_director, config, clock)
     spatial = video_config(config, config.views, config.seed + 1)
+    with clock("text"):
+        text = text_inputs(generator, config.prompt)
     with clock("denoise"):
-        reference = denoise(generator, Image.fromarray(temporal[times[key]]), config.prompt, spatial,
+        reference = denoise(generator, Image.fromarray(temporal[times[key]]), text, spatial,
                             initial_noise(generator, config.views, config.seed + 1), 0,
                             torch.Generator("cpu").manual_seed(config.seed + 1))  # [1, F, C, h, w]
     shared_noise = initial_noise(generator, config.views, config.seed + 2)  # the eps of every row
-    rows = []
-    for m, t in enumerate(tqdm(times, desc="spatial videos", unit="video")):
+    others = [m for m in range(len(times)) if m != key]
+    rows: list[np.ndarray | None] = [None] * len(times)
+    with clock("vae_decode"):
+        rows[key] = decode(generator, reference)
+    for group in tqdm([[others[i] for i in b] for b in batches(len(others), config)], desc="spatial videos", unit="batch"):
         with clock("denoise"):
-            latents = reference if m == key else identity_preserving(
-                generator, Image.fromarray(temporal[t]), config.prompt, spatial, reference, shared_noise,
-                config.ip_start, config.ip_strength, config.ip_until)
+            latents = identity_preserving(generator, [Image.fromarray(temporal[times[m]]) for m in group], text, spatial,
+                                          reference, shared_noise, config.ip_start, config.ip_strength, config.ip_until)
         with clock("vae_decode"):
-            rows.append(decode(generator, latents))
+            for m, video in zip(group, latents):
+                rows[m] = decode(generator, video[None])
     return Grid(np.stack(rows), times, key)
 
 
@@ -113,28 +124,30 @@ def refine(generator, grid: Grid, config: FourDConfig, clock: Clock | None = Non
     clock = clock or Clock()
     frames = grid.frames.copy()
     M, K = frames.shape[:2]
+    with clock("text"):
+        text = text_inputs(generator, config.prompt)
     for loop in tqdm(range(config.loops), desc="refinement loops", unit="loop"):
         use_director(generator, config.time_director, config, clock)
         over_time = video_config(config, M, config.seed + 10 + 2 * loop)
-        for k in range(K):
-            frames[:, k] = sdedit_frames(generator, frames[:, k], config, over_time, clock)
+        for group in batches(K, config):
+            frames[:, group] = sdedit_videos(generator, frames[:, group].swapaxes(0, 1), text, config, over_time, clock).swapaxes(0, 1)
         use_director(generator, config.space_director, config, clock)
         over_views = video_config(config, K, config.seed + 11 + 2 * loop)
-        for m in range(M):
-            frames[m] = sdedit_frames(generator, frames[m], config, over_views, clock)
+        for group in batches(M, config):
+            frames[group] = sdedit_videos(generator, frames[group], text, config, over_views, clock)
     return dataclasses.replace(grid, frames=frames)
 
 
-def sdedit_frames(generator, frames: np.ndarray, config: FourDConfig, video: VideoConfig, clock: Clock) -> np.ndarray:
-    """[T, H, W, 3] uint8 refined by SDEdit at ``config.refine_strength``, first frame as the image."""
+def sdedit_videos(generator, videos: np.ndarray, text: dict, config: FourDConfig, video: VideoConfig, clock: Clock) -> np.ndarray:
+    """[B, T, H, W, 3] uint8 videos refined together by SDEdit at ``config.refine_strength``, each with its first frame as the image."""
     if config.refine_strength <= 0:
-        return frames
+        return videos
     with clock("refine_vae_encode"):
-        clean = encode(generator, frames)
+        clean = torch.cat([encode(generator, frames) for frames in videos])  # [B, F, C, h, w]
     with clock("refine_denoise"):
-        latents = sdedit(generator, Image.fromarray(frames[0]), config.prompt, video, clean, config.refine_strength)
+        latents = sdedit(generator, [Image.fromarray(frames[0]) for frames in videos], text, video, clean, config.refine_strength)
     with clock("refine_vae_decode"):
-        return decode(generator, latents)
+        return np.stack([decode(generator, one[None]) for one in latents])
 
 
 def consistency(frames: np.ndarray) -> dict[str, float]:

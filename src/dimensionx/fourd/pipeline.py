@@ -91,6 +91,8 @@ def check_inputs(config: FourDConfig) -> None:
             raise DimensionXError(f"{name} {value}: a fraction in [0, 1]")
     if config.offset_reference not in OFFSET_REFERENCES:
         raise DimensionXError(f"offset_reference {config.offset_reference!r}: use one of {', '.join(OFFSET_REFERENCES)}")
+    if config.batch < 1:
+        raise DimensionXError(f"--batch {config.batch}: 1 or more videos at a time")
     if config.loops < 0:
         raise DimensionXError(f"--loops {config.loops}: 0 or more")
     if get_director(config.time_director).kind != "T" or get_director(config.space_director).kind != "S":

@@ -49,6 +49,12 @@ class ReconConfig:
     target_registered_fraction: float = 0.95  # fewer registered frames than this: repair the split
     jump_ratio: float = 3.0  # a camera step this many times the median step, image change alike, is a jump
     repair_jumps: bool = False  # also re-sample around jumps (jumps are always measured and reported)
+    smooth_jumps: bool = True  # bundle-adjust with a smooth-path prior around jumps (kept if the jump shrinks)
+    jump_window: int = 4  # cameras on each side of a jump whose centres get the smooth-path prior
+    jump_context: int = 6  # cameras beyond the window on each side that the smooth path passes through
+    jump_prior_sigma: float = 0.02  # prior std of a centre in a window, times the median centre step
+    path_prior_sigma: float = 2.0  # prior std of every other centre (at itself), times the median centre step
+    jump_loss_px: float = 2.0  # px, Cauchy loss scale of the reprojection errors in that adjustment
     sfm_repairs: int = 2  # rounds of repair (denser frames + pairs around splits and jumps), 0: none
     repair_margin: int = 2  # sampled frames on each side of a break whose window is sampled densely
     repair_max_frames: int = 24  # input frames a window may span to be sampled densely (else pairs only)

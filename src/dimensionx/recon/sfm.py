@@ -20,6 +20,7 @@ from ..errors import DimensionXError
 from ..interrupts import reinstall_signals
 from .cameras import Cameras, cameras_from_reconstruction, orbit_span_degrees, path_steps
 from .config import ReconConfig
+from .pathprior import smooth_jumps
 from .frames import Footage, save_pngs, thumbnails
 
 CLOSED_LOOP_DEGREES = 300.0  # an orbit sweeping this much or more ends where it began: match across the seam
@@ -124,6 +125,9 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
         (image_dir / dropped).unlink()
     check_registered(rec.num_reg_images(), len(names), models_found, config)
     cameras = cameras_from_reconstruction(rec, names)
+    if config.smooth_jumps:
+        rec, cameras, done = smooth_path_jumps(rec, cameras, names, footage, config, prior)
+        repairs += done
     points = np.array([p.xyz for p in rec.points3D.values()], dtype=np.float64).reshape(-1, 3)
     colors = np.array([p.color for p in rec.points3D.values()], dtype=np.uint8).reshape(-1, 3)
     path = describe_path(cameras, footage, config, prior)
@@ -192,6 +196,33 @@ def find_jumps(cameras: Cameras, footage: Footage, config: ReconConfig) -> list[
         return []
     ratios = path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy()).ratios()
     return [(int(k), int(k) + 1) for k in np.flatnonzero(ratios > config.jump_ratio)]
+
+
+def smooth_path_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: list[str], footage: Footage,
+                      config: ReconConfig, prior: CameraPrior) -> tuple[pycolmap.Reconstruction, Cameras, list[str]]:
+    """Bundle adjustment with a smooth-path prior around each jump (``pathprior.smooth_jumps``), on a copy
+    of ``rec``; the copy is kept only if the largest step ratio at the jumps shrinks. Returns the model, its
+    cameras and what was done (none, one line)."""
+    jumps = find_jumps(cameras, footage, config)
+    if not jumps:
+        return rec, cameras, []
+    thumbs = thumbnails(footage.images[cameras.frame_ids]).numpy()
+    closed = prior.closed_loop or orbit_span_degrees(cameras) >= CLOSED_LOOP_DEGREES
+    trial = pycolmap.Reconstruction(rec)
+    smoothed = smooth_jumps(trial, cameras, names, jumps, closed, config)
+    before, after = path_steps(cameras, thumbs), path_steps(smoothed, thumbs)
+    at = [k for k, _ in jumps]
+    kept = after.ratios()[at].max() < before.ratios()[at].max()
+    frames = ", ".join(f"{footage.source_ids[cameras.frame_ids[a]]}-{footage.source_ids[cameras.frame_ids[b]]}"
+                       for a, b in jumps)
+    action = (f"jump at frames {frames}: bundle adjustment with a smooth-path prior around it "
+              f"({config.jump_window} cameras each side): step there {before.rotation_degrees[at].max():.1f} -> "
+              f"{after.rotation_degrees[at].max():.1f} degrees, ratio to the median {before.ratios()[at].max():.2f} -> "
+              f"{after.ratios()[at].max():.2f}, largest step {before.rotation_degrees.max():.1f} -> "
+              f"{after.rotation_degrees.max():.1f} degrees, reprojection error {rec.compute_mean_reprojection_error():.2f} -> "
+              f"{trial.compute_mean_reprojection_error():.2f} px: {'kept' if kept else 'not kept (no better)'}")
+    log.info("SfM repair: %s", action)
+    return (trial, smoothed, [action]) if kept else (rec, cameras, [action])
 
 
 def repair(footage: Footage, spans: list[tuple[int, int]], extra: set[tuple[int, int]], config: ReconConfig,

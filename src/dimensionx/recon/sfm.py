@@ -18,10 +18,10 @@ import pycolmap
 
 from ..errors import DimensionXError
 from ..interrupts import reinstall_signals
-from .cameras import Cameras, cameras_from_reconstruction, orbit_span_degrees, path_steps
+from .cameras import Cameras, cameras_from_reconstruction, orbit_span_degrees, path_steps, scale_intrinsics
 from .config import ReconConfig
 from .pathprior import smooth_jumps
-from .frames import Footage, save_pngs, thumbnails
+from .frames import Footage, downscale, save_pngs, thumbnails
 
 CLOSED_LOOP_DEGREES = 300.0  # an orbit sweeping this much or more ends where it began: match across the seam
 
@@ -55,8 +55,8 @@ class CameraPrior:
 def camera_prior(config: ReconConfig) -> CameraPrior:
     """The flags' motion prior, else the one in the video's JSON sidecar (``VIDEO.json``), else none."""
     motion, degrees = config.camera_motion, config.orbit_degrees
-    sidecar = Path(config.video).with_suffix(".json")
-    if (motion is None or degrees is None) and Path(config.video).is_file() and sidecar.is_file():
+    sidecar = Path(config.video).with_suffix(".json") if config.video else None
+    if (motion is None or degrees is None) and sidecar is not None and Path(config.video).is_file() and sidecar.is_file():
         try:
             data = json.loads(sidecar.read_text())
         except ValueError:
@@ -85,16 +85,19 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     repairs: list[str] = []
     extra: set[tuple[int, int]] = set()  # pairs of source frame ids added by repairs
     best = None
+    height, width = footage.images.shape[1:3]
+    shrink = 0 < (config.sfm_max_size or 0) < max(width, height)  # SfM on smaller copies of the frames
     with tempfile.TemporaryDirectory(prefix="dimensionx-sfm-") as work:
+        sfm_dir = Path(work) / "images" if shrink else image_dir
         database, matched, extracted = Path(work) / "database.db", set(), []
         for attempt in range(config.sfm_repairs + 1):
-            names = save_images(footage.images, image_dir, footage.source_ids)
-            extract_features(database, image_dir, [n for n in names if n not in extracted], config, bool(extracted))
+            names = save_images(footage.images, sfm_dir, footage.source_ids, config.sfm_max_size if shrink else 0)
+            extract_features(database, sfm_dir, [n for n in names if n not in extracted], config, bool(extracted))
             extracted = names
             pairs = choose_pairs(footage, config, prior) | index_pairs(footage.source_ids, extra)
             match_pairs(database, names, sorted(pairs - matched), Path(work) / "pairs.txt")
             matched |= pairs
-            models = map_incrementally(database, image_dir, Path(work) / f"sparse{attempt}", config)
+            models = map_incrementally(database, sfm_dir, Path(work) / f"sparse{attempt}", config)
             rec = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
             registered = rec.num_reg_images() if rec is not None else 0
             log.info("SfM round %d: %d of %d frames registered in the largest of %d model(s)", attempt + 1,
@@ -121,6 +124,8 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     _, rec, models_found, ids = best
     footage.keep(ids)  # the frames of the best round: frames added later are dropped
     names = frame_names(ids)
+    if shrink:
+        save_images(footage.images, image_dir, footage.source_ids)
     for dropped in set(p.name for p in image_dir.iterdir()) - set(names):
         (image_dir / dropped).unlink()
     check_registered(rec.num_reg_images(), len(names), models_found, config)
@@ -128,6 +133,10 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     if config.smooth_jumps:
         rec, cameras, done = smooth_path_jumps(rec, cameras, names, footage, config, prior)
         repairs += done
+    if shrink:  # the cameras of the full-size frames
+        for camera in rec.cameras.values():
+            camera.rescale(width, height)
+        cameras = scale_intrinsics(cameras, width, height)
     points = np.array([p.xyz for p in rec.points3D.values()], dtype=np.float64).reshape(-1, 3)
     colors = np.array([p.color for p in rec.points3D.values()], dtype=np.uint8).reshape(-1, 3)
     path = describe_path(cameras, footage, config, prior)
@@ -146,12 +155,13 @@ def frame_names(source_ids: np.ndarray) -> list[str]:
     return [f"frame_{int(i):05d}.png" for i in source_ids]
 
 
-def save_images(images: np.ndarray, folder: Path, source_ids: np.ndarray | None = None) -> list[str]:
-    """Writes [T, H, W, 3] uint8 frames as ``frame_<source id>.png`` (those not written yet); returns the names."""
+def save_images(images: np.ndarray, folder: Path, source_ids: np.ndarray | None = None, max_size: int = 0) -> list[str]:
+    """Writes [T, H, W, 3] uint8 frames as ``frame_<source id>.png`` (those not written yet), downscaled to
+    at most ``max_size`` px (0: as they are); returns the names."""
     folder.mkdir(parents=True, exist_ok=True)
     names = frame_names(np.arange(len(images)) if source_ids is None else source_ids)
     new = [k for k, name in enumerate(names) if not (folder / name).exists()]
-    save_pngs([folder / names[k] for k in new], [images[k] for k in new])
+    save_pngs([folder / names[k] for k in new], list(downscale(images[new], max_size)) if new else [])
     return names
 
 

@@ -101,18 +101,22 @@ def main() -> None:
     parser.add_argument("--scene3d", action="store_true", help="image -> video -> 3D, per stage (see above)")
     parser.add_argument("--video-mode", default="fast", help="--scene3d: the video mode (exact, fast, lowmem)")
     parser.add_argument("--recon-preset", default="fast", help="--scene3d: the recon preset")
+    parser.add_argument("--cpu", action="store_true", help="`dimensionx recon` with default flags on CPU, against "
+                        "the untrained scene (1 iteration): wall and CPU seconds, PSNR margin, load average")
     parser.add_argument("--config", type=Path, help="ReconConfig YAML for every run (e.g. loss_cuda_graph: false)")
     parser.add_argument("--out", "--results", dest="results", type=Path, default=REPO / "benchmarks" / "results",
                         help="folder of the JSON results")
     parser.add_argument("--work", type=Path, help="keep the scenes in this folder (default: a temporary one)")
     args = parser.parse_args()
-    if not args.tiny and not torch.cuda.is_available():
+    if not args.tiny and not args.cpu and not torch.cuda.is_available():
         raise SystemExit("bench_recon.py measures gsplat on CUDA: run it on a machine with an NVIDIA GPU "
                          "(or pass --tiny to check the script on CPU)")
     gsplat_load = load_gsplat() if torch.cuda.is_available() else None
     with contextlib.nullcontext(args.work) if args.work else tempfile.TemporaryDirectory(prefix="bench-") as work:
         work = Path(work)
-        if args.scene3d:
+        if args.cpu:
+            name, report = "cpu_defaults", cpu_part(args, work)
+        elif args.scene3d:
             name, report = "scene3d", scene3d_part(args, work)
         elif args.sweep:
             name, report = "sweep", sweep_part(args, work)
@@ -287,14 +291,17 @@ def scene3d_part(args, work: Path) -> dict:
     except DimensionXError as exc:
         generated = f"stopped as expected for a random model's noise: {str(exc)[:160]}"
     orbit, _ = read_frames(args.video)
-    count, (width, height) = (16, (240, 160)) if args.tiny else (len(video), (width, height))  # SfM needs texture
+    if args.tiny:  # 16 frames of the orbit's first 32 at 240x160: what SfM registers at a tiny size
+        orbit, count, (width, height) = orbit[:32], 16, (240, 160)
+    else:
+        count = len(video)
     orbit = resize(orbit[np.linspace(0, len(orbit) - 1, count).round().astype(int)], width, height)
     scene = work / "orbit_scene"
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    reconstruct(dataclasses.replace(recon, video=f"{args.video.name} resized to {width}x{height}", out=str(scene)),
-                frames=orbit)
+    reconstruct(dataclasses.replace(recon, video=f"{args.video.name} resized to {width}x{height}", out=str(scene),
+                                    frames=count), frames=orbit)
     metrics = json.loads((scene / "metrics.json").read_text())
     total = video_seconds + metrics["seconds"]["total"]
     return {
@@ -312,6 +319,35 @@ def scene3d_part(args, work: Path) -> dict:
         "note": "scene3d writes the video as mp4 and reads it back; here frames stay in memory, so encode/decode "
                 "(~1 s for 49 frames at 720x480 with PyAV) is not included",
     }
+
+
+def cpu_part(args, work: Path) -> dict:
+    """``dimensionx recon VIDEO`` with default flags on CPU (as a user runs it: the CLI, a fresh process), and
+    the same with 1 iteration (the untrained scene: the splats as initialised from the SfM points)."""
+    import os
+    import resource
+    import subprocess
+
+    runs = {}
+    for name, extra in (("defaults", []), ("untrained", ["--iterations", "1", "--orbit-frames", "0"])):
+        out = work / name
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = os.getloadavg()
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "dimensionx.cli", "recon", str(args.video), "--out", str(out),
+                        "--device", "cpu", "--no-progress", *extra], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        metrics = json.loads((out / "metrics.json").read_text())
+        runs[name] = {"wall_seconds": round(time.perf_counter() - start, 1),
+                      "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+                      "load_average_1_5_15_before": [round(v, 2) for v in load],
+                      "load_average_1_5_15_after": [round(v, 2) for v in os.getloadavg()],
+                      **{k: metrics[k] for k in ("frames_registered", "psnr", "ssim", "n_gaussians", "iterations",
+                                                 "seconds")}}
+        print(name, json.dumps(runs[name]), flush=True)
+    return {"input": str(args.video), "cpu_cores": os.cpu_count(), "runs": runs,
+            "psnr_margin_db": round(runs["defaults"]["psnr"] - runs["untrained"]["psnr"], 2),
+            "goal": "defaults: wall_seconds <= 300 on 2 cores; PSNR above the untrained scene's"}
 
 
 def sync() -> None:

@@ -71,6 +71,7 @@ VARIANTS = {
                 "sh_degree_interval": 400},
     "fast_l1": {"preset": "fast", "ssim_lambda": 0.0},  # what the SSIM term costs and buys
     "fast_sh1": {"preset": "fast", "sh_degree": 1},  # fewer SH coefficients to render and step
+    "fast_init": {"preset": "fast", "init_opacity": 0.5, "init_scale": 0.5},  # opaque, smaller starting splats
     "fast_no_graph": {"preset": "fast", "loss_cuda_graph": False},  # what the loss's CUDA graph buys
     "mcmc": {"preset": "mcmc"},  # MCMCStrategy, at most 300k Gaussians, 3000 iterations
     "mcmc_150k": {"preset": "mcmc", "mcmc_cap": 150_000},

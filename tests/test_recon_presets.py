@@ -72,19 +72,19 @@ def test_frames_from_memory_are_sampled_like_a_folder_of_them(tmp_path):
     assert np.abs(from_memory.images.astype(int) - from_folder.images.astype(int)).mean() < 2
 
 
-def test_sfm_on_half_size_frames_gives_cameras_of_the_full_size_frames(tmp_path):
+def test_sfm_on_smaller_frames_gives_cameras_of_the_full_size_frames(tmp_path):
     viewmats, K = arc_cameras(12, 60.0), intrinsics(256, 192)
     images = render_views(splat_scene(), viewmats, K, 256, 192)
     footage = Footage(images, np.arange(12), 12, [range(12)], 0, reader=None)
-    config = ReconConfig(video="synthetic", sfm_max_size=128, sfm_repairs=0)
+    config = ReconConfig(video="synthetic", sfm_max_size=192, sfm_repairs=0)  # SfM on 192x144 copies
     sfm = recover_cameras(footage, tmp_path / "images", config, CameraPrior())
     assert len(sfm.cameras) == 12 and (sfm.cameras.width, sfm.cameras.height) == (256, 192)
-    # The focal length of the 256 px frames (unscaled it would be half): 128 px frames pin it down less
-    # closely than full ones (4% measured, 1% at 256 px).
-    assert abs(sfm.cameras.Ks[0, 0, 0] / K[0, 0] - 1) < 0.08
+    # The focal length of the 256 px frames (unscaled it would be 25% short): smaller frames pin it down
+    # less closely than full ones (1% at 256 px; 3.4-3.6% measured at 192 px, seeds 0-2; centres 0.07).
+    assert abs(sfm.cameras.Ks[0, 0, 0] / K[0, 0] - 1) < 0.06
     camera = next(iter(sfm.reconstruction.cameras.values()))
     assert (camera.width, camera.height) == (256, 192)
     assert Image.open(tmp_path / "images" / "frame_00000.png").size == (256, 192)  # the scene keeps full frames
     true_centers = -np.einsum("cji,cj->ci", viewmats[:, :3, :3], viewmats[:, :3, 3])
     s, R, t = umeyama(sfm.cameras.centers(), true_centers)
-    assert np.abs(s * sfm.cameras.centers() @ R.T + t - true_centers).max() < 0.1  # 2.5% of the arc's radius
+    assert np.abs(s * sfm.cameras.centers() @ R.T + t - true_centers).max() < 0.15  # 4% of the arc's radius

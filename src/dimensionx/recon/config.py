@@ -26,7 +26,6 @@ PRESETS = {
                       "init_scale": 0.1},
              "cpu": _CPU},
 }
-DEVICE_DEFAULTS = PRESETS["default"]
 
 
 @dataclass

@@ -78,7 +78,10 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     the sampled ones around each break are added and matched with each other, and the model is
     mapped again (features and matches of earlier rounds are kept). After ``sfm_repairs`` rounds
     the best round wins (most frames registered, then fewest jumps); frames it did not use are
-    removed again. What was done, and the path's largest step, are in ``SfmResult.path``.
+    removed again. Then each remaining jump is smoothed by bundle adjustment with a smooth-path
+    prior (``smooth_jumps``, see ``pathprior``). With ``sfm_max_size`` below the frames' size, SfM
+    sees smaller copies (in a temporary folder) and the cameras are scaled back to the frames.
+    What was done, and the path's largest step, are in ``SfmResult.path``.
     """
     pycolmap.logging.minloglevel = 0 if log.isEnabledFor(logging.DEBUG) else 3  # our error explains failures
     pycolmap.set_random_seed(config.seed)

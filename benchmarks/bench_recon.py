@@ -82,6 +82,7 @@ SFM_VARIANTS = {  # SfM settings compared in the sweep (frames registered, secon
     "sfm_full": {"sfm_max_size": 0},
     "sfm_480": {"sfm_max_size": 480},
     "sfm_480_2k": {"sfm_max_size": 480, "sift_max_features": 2048},
+    "sfm_480_global": {"sfm_max_size": 480, "mapper": "global"},  # GLOMAP instead of the incremental mapper
 }
 
 
@@ -98,7 +99,8 @@ def main() -> None:
     parser.add_argument("--sweep", help="comma-separated training variants (VARIANTS), or 'all'")
     parser.add_argument("--sweep-sfm", default="sfm_480", help="the SfM variant whose cameras the variants train on")
     parser.add_argument("--sizes", default="720x480", help="sweep sizes, WxH comma-separated")
-    parser.add_argument("--full-presets", default="default,fast", help="sweep: presets run as the whole command")
+    parser.add_argument("--full-presets", default="default,fast,fast+sfm_480_global",
+                        help="sweep: presets run as the whole command, each optionally +SFM_VARIANT")
     parser.add_argument("--scene3d", action="store_true", help="image -> video -> 3D, per stage (see above)")
     parser.add_argument("--video-mode", default="fast", help="--scene3d: the video mode (exact, fast, lowmem)")
     parser.add_argument("--recon-preset", default="fast", help="--scene3d: the recon preset")
@@ -216,8 +218,9 @@ def sweep_part(args, work: Path) -> dict:
             size["train"][name] = train_variant(config, part.images, sfm, device)
             print(name, json.dumps(size["train"][name]), flush=True)
         for preset in args.full_presets.split(","):
+            name, _, sfm_variant = preset.partition("+")
             config = settings(args.config, frames=args.frames, max_size=max(width, height), orbit_frames=0,
-                              preset=preset, **tiny)
+                              preset=name, **{**SFM_VARIANTS.get(sfm_variant, {}), **tiny})
             source = frame_folder(scaled, work / f"full_{width}_{preset}", suffix=".jpg")
             size["full"][preset] = {"input": "JPEG frames (quality 95)", **run(source, work / f"full_{width}_{preset}", config)}
             print(preset, json.dumps(size["full"][preset]), flush=True)

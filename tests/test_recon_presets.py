@@ -72,9 +72,15 @@ def test_frames_from_memory_are_sampled_like_a_folder_of_them(tmp_path):
     assert np.abs(from_memory.images.astype(int) - from_folder.images.astype(int)).mean() < 2
 
 
-def test_sfm_on_smaller_frames_gives_cameras_of_the_full_size_frames(tmp_path):
+@pytest.fixture(scope="module")
+def arc():
+    """12 views over a 60 degree arc of the synthetic scene, 256x192: ([12, 4, 4] cameras, K, images)."""
     viewmats, K = arc_cameras(12, 60.0), intrinsics(256, 192)
-    images = render_views(splat_scene(), viewmats, K, 256, 192)
+    return viewmats, K, render_views(splat_scene(), viewmats, K, 256, 192)
+
+
+def test_sfm_on_smaller_frames_gives_cameras_of_the_full_size_frames(tmp_path, arc):
+    viewmats, K, images = arc
     footage = Footage(images, np.arange(12), 12, [range(12)], 0, reader=None)
     config = ReconConfig(video="synthetic", sfm_max_size=192, sfm_repairs=0)  # SfM on 192x144 copies
     sfm = recover_cameras(footage, tmp_path / "images", config, CameraPrior())
@@ -88,3 +94,14 @@ def test_sfm_on_smaller_frames_gives_cameras_of_the_full_size_frames(tmp_path):
     true_centers = -np.einsum("cji,cj->ci", viewmats[:, :3, :3], viewmats[:, :3, 3])
     s, R, t = umeyama(sfm.cameras.centers(), true_centers)
     assert np.abs(s * sfm.cameras.centers() @ R.T + t - true_centers).max() < 0.15  # 4% of the arc's radius
+
+
+def test_the_global_mapper_recovers_known_cameras_too(tmp_path, arc):
+    viewmats, K, images = arc
+    footage = Footage(images, np.arange(12), 12, [range(12)], 0, reader=None)
+    sfm = recover_cameras(footage, tmp_path / "images", ReconConfig(video="synthetic", mapper="global", sfm_repairs=0),
+                          CameraPrior())
+    assert len(sfm.cameras) == 12 and sfm.models_found == 1
+    true_centers = -np.einsum("cji,cj->ci", viewmats[:, :3, :3], viewmats[:, :3, 3])
+    s, R, t = umeyama(sfm.cameras.centers(), true_centers)
+    assert np.abs(s * sfm.cameras.centers() @ R.T + t - true_centers).max() < 0.1  # 2.5% of the arc's radius

@@ -341,6 +341,11 @@ def map_incrementally(
     database: Path, image_dir: Path, out: Path, config: ReconConfig
 ) -> dict[int, pycolmap.Reconstruction]:
     out.mkdir()
+    if config.mapper == "global":  # GLOMAP: rotation averaging, global positioning, one bundle adjustment
+        options = pycolmap.GlobalPipelineOptions()
+        options.min_model_size = 3
+        options.random_seed = config.seed
+        return pycolmap.global_mapping(database, image_dir, out, options)
     options = pycolmap.IncrementalPipelineOptions()
     options.min_model_size = 3  # a short clip is still worth a model; the fraction check judges it
     options.random_seed = config.seed

@@ -176,11 +176,11 @@ def sweep_part(args, work: Path) -> dict:
     from dimensionx.recon.sfm import camera_prior, recover_cameras
 
     names = list(VARIANTS) if args.sweep == "all" else args.sweep.split(",")
-    if not torch.cuda.is_available():  # gsplat's MCMC kernels are CUDA-only
-        names = [n for n in names if VARIANTS[n]["preset"] != "mcmc" and VARIANTS[n].get("strategy") != "mcmc"]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}: choose from {', '.join(VARIANTS)}")
+    if not torch.cuda.is_available():  # gsplat's MCMC kernels are CUDA-only
+        names = [n for n in names if VARIANTS[n]["preset"] != "mcmc" and VARIANTS[n].get("strategy") != "mcmc"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frames, _ = read_frames(args.video)
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
@@ -192,7 +192,7 @@ def sweep_part(args, work: Path) -> dict:
     report = {"input": f"{args.video.name}: {len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}",
               "frames_sampled": args.frames, "warmup_run_seconds": warmup["seconds"]["total"],
               "variants": {n: VARIANTS[n] for n in names}, "sfm_variants": SFM_VARIANTS,
-              "trained_on": args.sweep_sfm, "sizes": {}}
+              "sizes": {}}
     for width, height in sizes:
         scaled = resize(frames, width, height)  # untimed: the input as the video would hold it
         size = report["sizes"][f"{width}x{height}"] = {"sfm": {}, "train": {}, "full": {}}
@@ -206,25 +206,46 @@ def sweep_part(args, work: Path) -> dict:
             config = for_device(dataclasses.replace(base, **change), device.type)
             part = dataclasses.replace(footage, images=footage.images.copy(), source_ids=footage.source_ids.copy())
             start = time.perf_counter()
-            sfm_results[name] = (recover_cameras(part, work / f"sfm_{width}_{name}", config, camera_prior(config)), part)
-            sfm, _ = sfm_results[name]
-            size["sfm"][name] = {"seconds": round(time.perf_counter() - start, 3), "frames_registered": len(sfm.cameras),
-                                 "frames_used": len(part.source_ids), "points": len(sfm.points),
-                                 "reprojection_error_px": sfm.reprojection_error_px, "camera_path": sfm.path}
-            print(name, json.dumps(size["sfm"][name]), flush=True)
-        sfm, part = sfm_results[args.sweep_sfm]
+            with recorded(size["sfm"], name):
+                sfm = recover_cameras(part, work / f"sfm_{width}_{name}", config, camera_prior(config))
+                sfm_results[name] = sfm, part
+                size["sfm"][name] = {"seconds": round(time.perf_counter() - start, 3),
+                                     "frames_registered": len(sfm.cameras), "frames_used": len(part.source_ids),
+                                     "points": len(sfm.points), "reprojection_error_px": sfm.reprojection_error_px,
+                                     "camera_path": sfm.path}
+        if not sfm_results:
+            continue
+        size["trained_on"] = args.sweep_sfm if args.sweep_sfm in sfm_results else next(iter(sfm_results))
+        sfm, part = sfm_results[size["trained_on"]]
         for name in names:
             config = for_device(dataclasses.replace(base, **{**VARIANTS[name], **tiny}), device.type)
-            size["train"][name] = train_variant(config, part.images, sfm, device)
-            print(name, json.dumps(size["train"][name]), flush=True)
+            with recorded(size["train"], name):
+                size["train"][name] = train_variant(config, part.images, sfm, device)
         for preset in args.full_presets.split(","):
             name, _, sfm_variant = preset.partition("+")
             config = settings(args.config, frames=args.frames, max_size=max(width, height), orbit_frames=0,
                               preset=name, **{**SFM_VARIANTS.get(sfm_variant, {}), **tiny})
             source = frame_folder(scaled, work / f"full_{width}_{preset}", suffix=".jpg")
-            size["full"][preset] = {"input": "JPEG frames (quality 95)", **run(source, work / f"full_{width}_{preset}", config)}
-            print(preset, json.dumps(size["full"][preset]), flush=True)
+            with recorded(size["full"], preset):
+                size["full"][preset] = {"input": "JPEG frames (quality 95)",
+                                        **run(source, work / f"full_{width}_{preset}", config)}
     return report
+
+
+@contextlib.contextmanager
+def recorded(results: dict, name: str):
+    """Prints ``results[name]`` once set; a failure is recorded there instead, and the sweep goes on."""
+    try:
+        yield
+    except Exception as exc:  # one failed variant must not cost the whole GPU run
+        import traceback
+
+        traceback.print_exc()
+        results[name] = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    print(name, json.dumps(results.get(name)), flush=True)
 
 
 def train_variant(config: ReconConfig, images: np.ndarray, sfm, device: torch.device) -> dict:
@@ -267,9 +288,8 @@ def scene3d_part(args, work: Path) -> dict:
     else:
         video_config = VideoConfig(frames=49, steps=50, mode=args.video_mode)
         start = time.perf_counter()
-        pipe = bv.build_pipeline(seed=0)
         generator = DirectorVideoGenerator(ResolvedModel("random CogVideoX-5B-I2V", Path()), torch.device("cuda"),
-                                           torch.bfloat16, args.video_mode, pipe=pipe)
+                                           torch.bfloat16, args.video_mode, pipe=bv.build_pipeline(seed=0))
         generator.set_directors([DirectorChoice("random", 1.0, bv.random_director(64, 0, work))], None)
         model = f"random CogVideoX-5B-I2V (bench_video.py configs), built in {time.perf_counter() - start:.1f} s"
     height, width = generator.size

@@ -3,7 +3,7 @@
 A jump is a step between neighbouring cameras far larger than the path's usual step where the
 footage changes no more than usual (``sfm.find_jumps``). Around each jump the cameras get a
 position prior: the smooth path through the cameras on either side (a cubic spline in camera
-order, through ``context`` cameras beyond the window on each side; across the seam of a closed
+order, through ``jump_context`` cameras beyond the window on each side; across the seam of a closed
 orbit), with a tight standard deviation; every other camera gets a loose prior at its own centre,
 so the model does not drift. pycolmap's pose-prior bundle adjuster (Cauchy loss on reprojection
 errors, so the few observations that held the jump in place give way) then moves the cameras and
@@ -12,15 +12,12 @@ the points together. The result is kept only if the largest step ratio at the ju
 
 from __future__ import annotations
 
-import logging
 import numpy as np
 import pycolmap
 from scipy.interpolate import make_interp_spline
 
 from .cameras import Cameras, cameras_from_reconstruction
 from .config import ReconConfig
-
-log = logging.getLogger(__name__)
 
 
 def window_ids(jumps: list[tuple[int, int]], n: int, window: int, closed: bool) -> np.ndarray:

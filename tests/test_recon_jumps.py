@@ -34,9 +34,10 @@ def test_a_kinked_stretch_of_an_orbit_is_put_back_on_the_ring():
     config = ReconConfig()
     assert find_jumps(cameras, footage, config) == [(11, 12)]
 
-    repaired_rec, repaired, repairs = smooth_path_jumps(rec, cameras, names, footage, config,
+    repaired_rec, repaired, figures = smooth_path_jumps(rec, cameras, names, footage, config,
                                                         CameraPrior("orbit_left", 360.0))
-    assert len(repairs) == 1 and repairs[0].endswith("kept")
+    assert figures["kept"] and figures["frames"] == [[11, 12]]
+    assert figures["step_degrees"][0] > 35 and figures["step_degrees"][1] < 15  # [before, after]
     assert find_jumps(repaired, footage, config) == []
     steps = path_steps(repaired, np.zeros((len(names), 1))).rotation_degrees
     assert steps.max() < 15  # the 40 degree step is gone (the ring steps 10 degrees)

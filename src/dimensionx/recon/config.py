@@ -70,7 +70,9 @@ class ReconConfig:
     jump_context: int = 6  # cameras beyond the window on each side that the smooth path passes through
     jump_prior_sigma: float = 0.02  # prior std of a centre in a window, times the median centre step
     path_prior_sigma: float = 2.0  # prior std of every other centre (at itself), times the median centre step
-    jump_loss_px: float = 2.0  # px, Cauchy loss scale of the reprojection errors in that adjustment
+    jump_loss_px: float = 2.0  # px, Cauchy loss scale of the reprojection errors in that adjustment (and the most
+    # the mean error may grow for the adjustment to be kept)
+    jump_max_error_px: float = 4.0  # px, points left with a larger reprojection error are deleted (COLMAP: 4)
     sfm_repairs: int = 2  # rounds of repair (denser frames + pairs around splits and jumps), 0: none
     repair_margin: int = 2  # sampled frames on each side of a break whose window is sampled densely
     repair_max_frames: int = 24  # input frames a window may span to be sampled densely (else pairs only)

@@ -7,7 +7,9 @@ order, through ``jump_context`` cameras beyond the window on each side; across t
 orbit), with a tight standard deviation; every other camera gets a loose prior at its own centre,
 so the model does not drift. pycolmap's pose-prior bundle adjuster (Cauchy loss on reprojection
 errors, so the few observations that held the jump in place give way) then moves the cameras and
-the points together. The result is kept only if the largest step ratio at the jumps shrinks.
+the points together; points left with a reprojection error above ``jump_max_error_px`` are
+deleted. The result is kept only if the largest step ratio at the jumps shrinks and the mean
+reprojection error grows by less than ``jump_loss_px``.
 """
 
 from __future__ import annotations
@@ -89,11 +91,22 @@ def smooth_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: list[str
     options.refine_focal_length = False  # the jump is in the poses; the shared lens stays as SfM found it
     options.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
     options.ceres.loss_function_scale = config.jump_loss_px
-    config = pycolmap.BundleAdjustmentConfig()
+    ba_config = pycolmap.BundleAdjustmentConfig()
     for name in cameras.names:
-        config.add_image(by_name[name].image_id)
+        ba_config.add_image(by_name[name].image_id)
     prior_options = pycolmap.PosePriorBundleAdjustmentOptions()
     prior_options.alignment_ransac.max_error = 0.0  # the priors are already in the model's frame
-    pycolmap.create_pose_prior_bundle_adjuster(options, prior_options, config, priors, rec).solve()
+    pycolmap.create_pose_prior_bundle_adjuster(options, prior_options, ba_config, priors, rec).solve()
     rec.update_point_3d_errors()  # the adjuster moves points and cameras but leaves their errors as they were
+    drop_bad_points(rec, config.jump_max_error_px)
     return cameras_from_reconstruction(rec, names)
+
+
+def drop_bad_points(rec: pycolmap.Reconstruction, max_error_px: float) -> int:
+    """Deletes the points of ``rec`` whose mean reprojection error is above ``max_error_px`` (or not finite):
+    the Cauchy loss lets an outlier drift anywhere, even far behind the cameras. Returns how many."""
+    bad = [point_id for point_id, point in rec.points3D.items() if not np.isfinite(point.error)
+           or point.error > max_error_px]
+    for point_id in bad:
+        rec.delete_point3D(point_id)
+    return len(bad)

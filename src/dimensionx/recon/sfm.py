@@ -133,9 +133,10 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
         (image_dir / dropped).unlink()
     check_registered(rec.num_reg_images(), len(names), models_found, config)
     cameras = cameras_from_reconstruction(rec, names)
+    jump_repair = None
     if config.smooth_jumps:
-        rec, cameras, done = smooth_path_jumps(rec, cameras, names, footage, config, prior)
-        repairs += done
+        rec, cameras, jump_repair = smooth_path_jumps(rec, cameras, names, footage, config, prior)
+        repairs += [describe_jump_repair(jump_repair, config)] if jump_repair else []
     if shrink:  # the cameras of the full-size frames
         for camera in rec.cameras.values():
             camera.rescale(width, height)
@@ -144,6 +145,7 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     colors = np.array([p.color for p in rec.points3D.values()], dtype=np.uint8).reshape(-1, 3)
     path = describe_path(cameras, footage, config, prior)
     path["repairs"] = repairs
+    path["jump_repair"] = jump_repair  # [before, after] figures of the smooth-path adjustment, or None
     return SfmResult(rec, cameras, points, colors, models_found, float(rec.compute_mean_reprojection_error()), path)
 
 
@@ -212,30 +214,44 @@ def find_jumps(cameras: Cameras, footage: Footage, config: ReconConfig) -> list[
 
 
 def smooth_path_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: list[str], footage: Footage,
-                      config: ReconConfig, prior: CameraPrior) -> tuple[pycolmap.Reconstruction, Cameras, list[str]]:
+                      config: ReconConfig, prior: CameraPrior) -> tuple[pycolmap.Reconstruction, Cameras, dict | None]:
     """Bundle adjustment with a smooth-path prior around each jump (``pathprior.smooth_jumps``), on a copy
-    of ``rec``; the copy is kept only if the largest step ratio at the jumps shrinks. Returns the model, its
-    cameras and what was done (none, one line)."""
+    of ``rec``; the copy is kept only if the largest step ratio at the jumps shrinks and the mean reprojection
+    error grows by less than ``jump_loss_px``. Returns the model, its
+    cameras and the figures before and after (None when there was no jump), for metrics.json."""
     jumps = find_jumps(cameras, footage, config)
     if not jumps:
-        return rec, cameras, []
+        return rec, cameras, None
     thumbs = thumbnails(footage.images[cameras.frame_ids]).numpy()
     closed = prior.closed_loop or orbit_span_degrees(cameras) >= CLOSED_LOOP_DEGREES
     trial = pycolmap.Reconstruction(rec)
     smoothed = smooth_jumps(trial, cameras, names, jumps, closed, config)
     before, after = path_steps(cameras, thumbs), path_steps(smoothed, thumbs)
     at = [k for k, _ in jumps]
-    kept = after.ratios()[at].max() < before.ratios()[at].max()
-    frames = ", ".join(f"{footage.source_ids[cameras.frame_ids[a]]}-{footage.source_ids[cameras.frame_ids[b]]}"
-                       for a, b in jumps)
-    action = (f"jump at frames {frames}: bundle adjustment with a smooth-path prior around it "
-              f"({config.jump_window} cameras each side): step there {before.rotation_degrees[at].max():.1f} -> "
-              f"{after.rotation_degrees[at].max():.1f} degrees, ratio to the median {before.ratios()[at].max():.2f} -> "
-              f"{after.ratios()[at].max():.2f}, largest step {before.rotation_degrees.max():.1f} -> "
-              f"{after.rotation_degrees.max():.1f} degrees, reprojection error {rec.compute_mean_reprojection_error():.2f} -> "
-              f"{trial.compute_mean_reprojection_error():.2f} px: {'kept' if kept else 'not kept (no better)'}")
-    log.info("SfM repair: %s", action)
-    return (trial, smoothed, [action]) if kept else (rec, cameras, [action])
+    errors = [rec.compute_mean_reprojection_error(), trial.compute_mean_reprojection_error()]  # px
+    kept = bool(after.ratios()[at].max() < before.ratios()[at].max() and errors[1] < errors[0] + config.jump_loss_px)
+    figures = {
+        "frames": [[int(footage.source_ids[cameras.frame_ids[i]]) for i in pair] for pair in jumps],
+        "step_degrees": [round(float(x.rotation_degrees[at].max()), 2) for x in (before, after)],
+        "step_ratio": [round(float(x.ratios()[at].max()), 2) for x in (before, after)],
+        "largest_step_degrees": [round(float(x.rotation_degrees.max()), 2) for x in (before, after)],
+        "reprojection_error_px": [round(e, 3) for e in errors],
+        "points": [rec.num_points3D(), trial.num_points3D()],
+        "kept": kept,
+    }
+    log.info("SfM repair: %s", describe_jump_repair(figures, config))
+    return (trial, smoothed, figures) if kept else (rec, cameras, figures)
+
+
+def describe_jump_repair(figures: dict, config: ReconConfig) -> str:
+    """One line of ``smooth_path_jumps``'s figures (before -> after) for the log and ``camera_path.repairs``."""
+    (s0, s1), (r0, r1), (l0, l1), (e0, e1) = (figures[k] for k in (
+        "step_degrees", "step_ratio", "largest_step_degrees", "reprojection_error_px"))
+    frames = ", ".join(f"{a}-{b}" for a, b in figures["frames"])
+    return (f"jump at frames {frames}: bundle adjustment with a smooth-path prior around it ({config.jump_window} "
+            f"cameras each side): step there {s0:.1f} -> {s1:.1f} degrees, ratio to the median {r0:.2f} -> {r1:.2f}, "
+            f"largest step {l0:.1f} -> {l1:.1f} degrees, reprojection error {e0:.2f} -> {e1:.2f} px: "
+            f"{'kept' if figures['kept'] else 'not kept (no better)'}")
 
 
 def repair(footage: Footage, spans: list[tuple[int, int]], extra: set[tuple[int, int]], config: ReconConfig,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from dimensionx.media import write_video
 from dimensionx.recon.cameras import OPENGL_FROM_OPENCV
@@ -127,3 +128,54 @@ def repeated_ring_scene(n_cloud: int = 900, n_tile: int = 300, tiles: int = 4, s
         "opacities": torch.rand(n, generator=g) * 0.5 + 0.5,
         "sh": sh,
     }
+
+
+def ring_reconstruction(n: int = 36, kinked: range = range(12, 15), turn_degrees: float = 30.0, shrink: float = 0.75,
+                        links: int = 4, width: int = 320, height: int = 240, seed: int = 0):
+    """A COLMAP model of ``n`` cameras once around a point cloud, whose ``kinked`` cameras jump off the ring.
+
+    The kinked cameras, and 60 points only they see, are turned ``turn_degrees`` about the ring's
+    axis and pulled in to ``shrink`` times their distance (one similarity, so their observations
+    agree with each other); they see only ``links`` of the points the other cameras see, projected
+    from where the kinked cameras were moved (observations that disagree with the rest). Returns
+    (reconstruction, image names in ring order, [n, 4, 4] true world-to-camera matrices).
+    """
+    import pycolmap
+
+    rng = np.random.default_rng(seed)
+    true = ring_cameras(n)
+    K = intrinsics(width, height)
+    similarity = np.eye(4)
+    similarity[:3, :3] = shrink * Rotation.from_euler("y", -turn_degrees, degrees=True).as_matrix()
+    posed = true.copy()
+    for k in kinked:  # world-to-camera of a camera moved by the similarity (scale removed from the rotation)
+        c2w = similarity @ np.linalg.inv(true[k])
+        c2w[:3, :3] /= shrink
+        posed[k] = np.linalg.inv(c2w)
+    shared = rng.uniform(-1, 1, (300, 3))
+    private = similarity[:3, :3] @ rng.uniform(-1, 1, (60, 3)).T
+    rec = pycolmap.Reconstruction()
+    rec.add_camera_with_trivial_rig(pycolmap.Camera(camera_id=1, model="SIMPLE_PINHOLE", width=width, height=height,
+                                                    params=[K[0, 0], K[0, 2], K[1, 2]]))
+    tracks: dict[int, list[tuple[int, int]]] = {}
+    names = [f"frame_{i:05d}.png" for i in range(n)]
+    for i in range(n):
+        seen = [(p, x) for p, x in enumerate(shared)] if i not in kinked else \
+            [(p, shared[p]) for p in rng.choice(len(shared), links, replace=False)] + \
+            [(len(shared) + p, x) for p, x in enumerate(private.T)]
+        cam = posed[i]
+        xy = [(K @ (cam[:3, :3] @ x + cam[:3, 3]))[:2] / (cam[:3, :3] @ x + cam[:3, 3])[2] for _, x in seen]
+        xy = [v + rng.normal(0, 0.3, 2) for v in xy]
+        image = pycolmap.Image(image_id=i + 1, name=names[i], camera_id=1,
+                               points2D=[pycolmap.Point2D(np.asarray(v, dtype=np.float64)) for v in xy])
+        rec.add_image_with_trivial_frame(image, pycolmap.Rigid3d(pycolmap.Rotation3d(cam[:3, :3]), cam[:3, 3]))
+        for j, (p, _) in enumerate(seen):
+            tracks.setdefault(p, []).append((i + 1, j))
+    for p, track in tracks.items():
+        xyz = shared[p] if p < len(shared) else private[:, p - len(shared)]
+        point = pycolmap.Track()
+        for image_id, j in track:
+            point.add_element(image_id, j)
+        rec.add_point3D(np.asarray(xyz, dtype=np.float64), point, np.zeros(3, dtype=np.uint8))
+    rec.update_point_3d_errors()
+    return rec, names, true

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dimensionx.errors import DimensionXError
-from dimensionx.recon.config import ReconConfig
+from dimensionx.recon.config import ReconConfig, for_device
 from dimensionx.splats.densify import SyncFreeDefaultStrategy
 from dimensionx.splats.gaussians import init_splats, nearest_neighbour_scales
 from dimensionx.splats.loss import LossAndGradient, photometric_loss
@@ -25,7 +25,8 @@ def synthetic_runner(n_points: int = 400, **overrides) -> Runner:
     viewmats, K = arc_cameras(16, 90.0), intrinsics(WIDTH, HEIGHT)
     images = render_views(truth, viewmats, K, WIDTH, HEIGHT)
     points = truth["means"].numpy() + np.random.default_rng(0).normal(0, 0.05, (n_points, 3))
-    config = ReconConfig(**{"progress": False, "holdout": 4, "sh_degree": 0, "densify": False, **overrides})
+    config = for_device(ReconConfig(**{"progress": False, "holdout": 4, "sh_degree": 0, "densify": False, **overrides}),
+                        "cpu")
     train_ids, holdout_ids = split_holdout(16, config.holdout)
     scene = Scene(torch.as_tensor(images).float() / 255, torch.as_tensor(viewmats, dtype=torch.float32),
                   torch.as_tensor(K, dtype=torch.float32).expand(16, 3, 3), train_ids, holdout_ids)

@@ -23,6 +23,8 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output scene folder (written atomically)")
     parser.add_argument("--config", help="YAML/JSON ReconConfig (e.g. configs/recon.yaml); flags override it")
     parser.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out folder")
+    parser.add_argument("--preset", help="named defaults of the settings left unset: default, fast (3000 iterations, "
+                        "SfM at 480 px), mcmc (gsplat's MCMC strategy); CPU runs keep their small defaults")
     parser.add_argument("--frames", type=int, help="frames sampled uniformly from the shot (default 64)")
     parser.add_argument("--max-size", dest="max_size", type=int, help="px, longest image side (default 720 on CUDA, 240 on CPU; 0 keeps)")
     parser.add_argument("--shot", type=int, help="shot of a montage to reconstruct, 0-based (default: the longest)")
@@ -37,6 +39,8 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=int, help="hold out every K-th frame for evaluation (default 8; 0: none)")
     parser.add_argument("--refine-cameras", dest="refine_cameras", action="store_true", default=None,
                         help="optimise the training cameras' poses with the splats")
+    parser.add_argument("--strategy", help="densification: default (clone / split / prune) or mcmc (CUDA only, capped "
+                        "at mcmc_cap Gaussians); default: the preset's")
     parser.add_argument("--densify", action=argparse.BooleanOptionalAction, default=None,
                         help="gsplat DefaultStrategy densification (default on)")
     parser.add_argument("--orbit-frames", dest="orbit_frames", type=int, help="frames of renders/orbit.mp4 (default 120 on CUDA, 24 on CPU; 0: none)")

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-# Settings left at None take the default of the device that trains. On CUDA gsplat renders a
-# 480x320 view in well under a millisecond; on CPU the pure-torch reference renderer takes
-# some 0.1-1 s a view, so a CPU run keeps frames small, Gaussians few and the schedule short
-# enough that `dimensionx recon` of a 145-frame orbit ends within 5 minutes on 2 cores.
-DEVICE_DEFAULTS = {
-    "cuda": {"iterations": 7000, "max_size": 720, "max_gaussians": 0, "orbit_frames": 120},
-    "cpu": {"iterations": 300, "max_size": 240, "max_gaussians": 6000, "orbit_frames": 24},
+from ..errors import DimensionXError
+
+# Settings left at None take the value of the chosen preset on the device that trains. On CUDA
+# gsplat renders a 480x320 view in well under a millisecond; on CPU the pure-torch reference
+# renderer takes some 0.1-1 s a view, so a CPU run keeps frames small, Gaussians few and the
+# schedule short enough that `dimensionx recon` of a 145-frame orbit ends within 5 minutes on 2
+# cores. "fast" is a shorter CUDA schedule (fewer iterations, densification compressed into them,
+# SfM on smaller frames); on CPU it is the same as "default".
+_CUDA = {"iterations": 7000, "max_size": 720, "max_gaussians": 0, "orbit_frames": 120, "sfm_max_size": 0,
+         "strategy": "default", "refine_start_iter": 500, "refine_stop_iter": 5000, "refine_every": 100,
+         "sh_degree_interval": 1000, "init_opacity": 0.1, "init_scale": 1.0}
+_CPU = {**_CUDA, "iterations": 300, "max_size": 240, "max_gaussians": 6000, "orbit_frames": 24}
+PRESETS = {
+    "default": {"cuda": _CUDA, "cpu": _CPU},
+    "fast": {"cuda": {**_CUDA, "iterations": 3000, "sfm_max_size": 480, "refine_start_iter": 300,
+                      "refine_stop_iter": 2400, "sh_degree_interval": 500},
+             "cpu": _CPU},
+    "mcmc": {"cuda": {**_CUDA, "iterations": 3000, "sfm_max_size": 480, "strategy": "mcmc", "refine_start_iter": 300,
+                      "refine_stop_iter": 2400, "refine_every": 50, "sh_degree_interval": 500, "init_opacity": 0.5,
+                      "init_scale": 0.1},
+             "cpu": _CPU},
 }
 
 
@@ -27,6 +41,7 @@ class ReconConfig:
 
     # ---- frames
     frames: int = 64  # frames sampled uniformly from the shot (all of them if fewer)
+    preset: str = "default"  # named defaults of the None settings below (PRESETS): default, fast, mcmc
     max_size: int | None = None  # px, longest image side after downscaling (0 keeps it); None: 720 CUDA, 240 CPU
     shot: int | None = None  # which shot of a montage to reconstruct (0-based); None: the longest
     cut_ratio: float = 1.6  # a hard cut: a frame change this many times its neighbours' ...
@@ -38,6 +53,7 @@ class ReconConfig:
     # ---- cameras (pycolmap structure from motion)
     camera_model: str = "SIMPLE_PINHOLE"  # one shared pinhole camera: generated videos have no distortion
     sift_max_features: int = 4096  # SIFT keypoints per frame
+    sfm_max_size: int | None = None  # px, longest side of the frames SfM sees (0: the frames' own); None: preset
     match_overlap: int = 6  # each frame is matched with this many following frames
     loop_candidates: int = 3  # far-apart frames matched per frame by thumbnail similarity (loop closure)
     loop_min_gap: int = 0  # frames; 0 means 2 * match_overlap. Loop pairs are at least this far apart
@@ -49,23 +65,32 @@ class ReconConfig:
     target_registered_fraction: float = 0.95  # fewer registered frames than this: repair the split
     jump_ratio: float = 3.0  # a camera step this many times the median step, image change alike, is a jump
     repair_jumps: bool = False  # also re-sample around jumps (jumps are always measured and reported)
+    smooth_jumps: bool = True  # bundle-adjust with a smooth-path prior around jumps (kept if the jump shrinks)
+    jump_window: int = 4  # cameras on each side of a jump whose centres get the smooth-path prior
+    jump_context: int = 6  # cameras beyond the window on each side that the smooth path passes through
+    jump_prior_sigma: float = 0.02  # prior std of a centre in a window, times the median centre step
+    path_prior_sigma: float = 2.0  # prior std of every other centre (at itself), times the median centre step
+    jump_loss_px: float = 2.0  # px, Cauchy loss scale of the reprojection errors in that adjustment (and the most
+    # the mean error may grow for the adjustment to be kept)
+    jump_max_error_px: float = 4.0  # px, points left with a larger reprojection error are deleted (COLMAP: 4)
     sfm_repairs: int = 2  # rounds of repair (denser frames + pairs around splits and jumps), 0: none
     repair_margin: int = 2  # sampled frames on each side of a break whose window is sampled densely
     repair_max_frames: int = 24  # input frames a window may span to be sampled densely (else pairs only)
     ba_global_ratio: float = 1.4  # global bundle adjustment when the model grew by this factor (COLMAP: 1.1)
     init_min_tri_angle: float = 4.0  # degrees; the first pair's triangulation angle (COLMAP: 16, too wide
     # for a zoom or a slow dolly, whose frames see the scene from nearly one point)
+    mapper: str = "incremental"  # "incremental" (COLMAP's mapper) or "global" (GLOMAP, pycolmap.global_mapping)
     ba_refinements: int = 1  # bundle-adjustment rounds after filtering / re-triangulating (COLMAP: 2 local, 5 global)
 
     # ---- 3D Gaussians (gsplat)
     iterations: int | None = None  # None: 7000 on CUDA, 300 on CPU
     max_gaussians: int | None = None  # SfM points kept to start from (0: all); None: all on CUDA, 6000 on CPU
     sh_degree: int = 3  # spherical harmonics degree of the splat colours
-    sh_degree_interval: int = 1000  # iterations between SH degree increments
+    sh_degree_interval: int | None = None  # iterations between SH degree increments; None: preset (1000)
     ssim_lambda: float = 0.2  # loss = (1 - l) * L1 + l * (1 - SSIM)
     holdout: int = 8  # every K-th registered frame is held out for evaluation (0: none)
-    init_opacity: float = 0.1
-    init_scale: float = 1.0  # initial scale = this * mean distance to the 3 nearest SfM points
+    init_opacity: float | None = None  # None: preset (0.1; 0.5 with MCMC)
+    init_scale: float | None = None  # initial scale = this * RMS distance to the 3 nearest SfM points; None: preset
     random_init_points: int = 20000  # points drawn in the cameras' bounding box when --cameras is given
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RGB in [0, 1] behind the splats
     lr_means: float = 1.6e-4  # times the scene scale; decays to 1% over the run
@@ -77,15 +102,20 @@ class ReconConfig:
     loss_cuda_graph: bool = True  # on CUDA, replay the loss and its gradient as one captured CUDA graph
     max_nan_steps: int = 10  # NaN or infinite losses within 50 iterations that stop the run with an error
 
-    # ---- densification (gsplat DefaultStrategy, also with the CPU reference renderer)
+    # ---- densification (gsplat DefaultStrategy or MCMCStrategy; DefaultStrategy also on CPU)
     densify: bool = True
-    refine_start_iter: int = 500
-    refine_stop_iter: int = 5000
-    refine_every: int = 100
+    strategy: str | None = None  # "default" (clone / split / prune) or "mcmc" (relocate, capped); None: preset
+    refine_start_iter: int | None = None  # None: preset (500)
+    refine_stop_iter: int | None = None  # None: preset (5000)
+    refine_every: int | None = None  # None: preset (100)
     reset_every: int = 3000  # opacity reset period (iterations)
     grow_grad2d: float = 2e-4  # image-plane gradient above which splats are split / duplicated
     grow_scale3d: float = 0.01  # times the scene scale: smaller splats are duplicated, larger split
-    prune_opa: float = 0.005  # splats less opaque than this are removed
+    prune_opa: float = 0.005  # splats less opaque than this are removed (MCMC: relocated)
+    mcmc_cap: int = 300_000  # MCMC: at most this many Gaussians
+    mcmc_noise_lr: float = 5e5  # MCMC: position noise, times the means' learning rate (gsplat's default)
+    opacity_reg: float = 0.01  # MCMC: loss weight of the mean opacity (gsplat's trainer)
+    scale_reg: float = 0.01  # MCMC: loss weight of the mean scale, world units
 
     # ---- camera refinement
     refine_cameras: bool = False  # optimise a pose correction per training frame
@@ -99,6 +129,8 @@ class ReconConfig:
 
 
 def for_device(config: ReconConfig, device_type: str) -> ReconConfig:
-    """``config`` with every setting left at None set to the default of ``device_type`` ("cuda" or "cpu")."""
-    defaults = DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
+    """``config`` with every setting left at None set to its preset's value on ``device_type`` ("cuda" or "cpu")."""
+    if config.preset not in PRESETS:
+        raise DimensionXError(f"--preset {config.preset} does not exist: choose one of {', '.join(PRESETS)}")
+    defaults = PRESETS[config.preset]["cuda" if device_type == "cuda" else "cpu"]
     return replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})

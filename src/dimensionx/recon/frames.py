@@ -102,10 +102,10 @@ class FrameReader:
     def _frames(self, wanted: set[int] | None, size: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
         """(index, [h, w, 3] uint8) of the ``wanted`` frames (None: all) at ``size`` (width, height) px."""
         last = max(wanted) if wanted else None
-        if self.files is not None:
-            for i, file in enumerate(self.files):
-                if wanted is None or i in wanted:
-                    yield i, _resized(file, size)
+        if self.files is not None:  # decoded a few at a time in threads (PIL's decoders release the GIL)
+            ids = [i for i in range(len(self.files)) if wanted is None or i in wanted]
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                yield from zip(ids, pool.map(lambda i: _resized(self.files[i], size), ids))
             return
         import av
 
@@ -136,9 +136,26 @@ def target_size(width: int, height: int, max_size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def load_footage(config: ReconConfig) -> Footage:
-    """Finds the cuts of ``config.video``, keeps one shot and reads ``config.frames`` of its frames, downscaled."""
-    reader = FrameReader(config.video, config.max_size)
+class ArrayReader:
+    """:class:`FrameReader`'s reads from frames already in memory (e.g. a video just generated)."""
+
+    def __init__(self, frames: np.ndarray, max_size: int):
+        self.frames = frames  # [T, H, W, 3] uint8
+        self.size = target_size(frames.shape[2], frames.shape[1], max_size)  # (width, height) px
+
+    def thumbnails(self) -> torch.Tensor:
+        """[T, 3 * 32 * 32] float in [0, 1]."""
+        return thumbnails(self.frames)
+
+    def read(self, ids: np.ndarray) -> np.ndarray:
+        """[len(ids), H, W, 3] uint8 at the target size."""
+        return downscale(self.frames[ids], max(self.size))
+
+
+def load_footage(config: ReconConfig, frames: np.ndarray | None = None) -> Footage:
+    """Finds the cuts of ``config.video`` (or of ``frames`` [T, H, W, 3] uint8 when given), keeps one shot
+    and reads ``config.frames`` of its frames, downscaled."""
+    reader = FrameReader(config.video, config.max_size) if frames is None else ArrayReader(frames, config.max_size)
     thumbs = reader.thumbnails()  # [T, D]
     if len(thumbs) < 3:
         raise DimensionXError(f"{config.video} has {len(thumbs)} frame(s): reconstruction needs at least 3 views")

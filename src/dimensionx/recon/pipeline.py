@@ -36,23 +36,28 @@ from .train import Runner, Scene, scene_scale, split_holdout
 log = logging.getLogger(__name__)
 
 
-def reconstruct(config: ReconConfig, attach: Sequence[Path] = ()) -> Path:
-    """Builds the scene folder ``config.out`` from ``config.video``; ``attach`` files are copied into it."""
+def reconstruct(config: ReconConfig, attach: Sequence[Path] = (), frames: np.ndarray | None = None) -> Path:
+    """Builds the scene folder ``config.out`` from ``config.video``, or from ``frames`` ([T, H, W, 3] uint8,
+    e.g. a video just generated, then ``config.video`` only names it); ``attach`` files are copied into it."""
     # 0. check inputs and pick the device
-    check_inputs(config)
+    check_inputs(config, frames is not None)
     device = resolve_device(config.device)
     config = for_device(config, device.type)
+    check_device_settings(config, device)
     if device.type == "cpu":
         log.info("training on CPU with the reference renderer: frames of at most %d px, at most %s Gaussians, "
                  "%d iterations, a %d-frame orbit video (set --max-size, --max-gaussians, --iterations, "
                  "--orbit-frames to change)", config.max_size, config.max_gaussians or "all", config.iterations,
                  config.orbit_frames)
+    elif config.preset != "default":
+        log.info("preset %s: %d iterations, %s strategy, SfM on frames of at most %s px", config.preset,
+                 config.iterations, config.strategy, config.sfm_max_size or config.max_size)
     torch.manual_seed(config.seed)
     seconds: dict[str, float] = {}
     with atomic_dir(config.out, config.overwrite) as out:
         # 1. frames: one shot, sampled and downscaled, saved as the images the cameras refer to
         with stage("frames", seconds, device):
-            footage = load_footage(config)
+            footage = load_footage(config, frames)
 
         # 2. cameras: SfM, or the given transforms.json
         with stage("sfm", seconds, device):
@@ -70,17 +75,8 @@ def reconstruct(config: ReconConfig, attach: Sequence[Path] = ()) -> Path:
 
         # 3. splats: fit 3D Gaussians to the training frames
         with stage("train", seconds, device):
-            train_ids, holdout_ids = split_holdout(len(cameras), config.holdout)
-            scene = Scene(
-                images=torch.as_tensor(footage.images[cameras.frame_ids], device=device).float() / 255.0,
-                viewmats=torch.as_tensor(cameras.viewmats, dtype=torch.float32, device=device),
-                Ks=torch.as_tensor(cameras.Ks, dtype=torch.float32, device=device),
-                train_ids=train_ids, holdout_ids=holdout_ids,
-            )
-            points, colors = within_budget(points, colors, config.max_gaussians, config.seed)
-            splats = init_splats(points, colors, config.sh_degree, config.init_opacity, config.init_scale)
-            runner = Runner(config, splats, scene, scene_scale(cameras.viewmats), device)
-            runner.train()
+            runner = fit_splats(config, footage.images, cameras, points, colors, device)
+            train_ids, holdout_ids = runner.scene.train_ids, runner.scene.holdout_ids
 
         # 4. evaluation on the held-out frames
         with stage("eval", seconds, device):
@@ -133,8 +129,33 @@ def reconstruct(config: ReconConfig, attach: Sequence[Path] = ()) -> Path:
     return Path(config.out)
 
 
-def check_inputs(config: ReconConfig) -> None:
-    if not config.video:
+def fit_splats(config: ReconConfig, images: np.ndarray, cameras: Cameras, points: np.ndarray, colors: np.ndarray,
+               device: torch.device) -> Runner:
+    """Trains splats from the [P, 3] ``points`` / uint8 ``colors`` on the frames ``images`` [T, H, W, 3] uint8
+    of the ``cameras`` (every ``holdout``-th held out); ``config`` is already resolved for ``device``."""
+    check_device_settings(config, device)
+    train_ids, holdout_ids = split_holdout(len(cameras), config.holdout)
+    scene = Scene(
+        images=torch.as_tensor(images[cameras.frame_ids], device=device).float() / 255.0,
+        viewmats=torch.as_tensor(cameras.viewmats, dtype=torch.float32, device=device),
+        Ks=torch.as_tensor(cameras.Ks, dtype=torch.float32, device=device),
+        train_ids=train_ids, holdout_ids=holdout_ids,
+    )
+    points, colors = within_budget(points, colors, config.max_gaussians, config.seed)
+    splats = init_splats(points, colors, config.sh_degree, config.init_opacity, config.init_scale)
+    runner = Runner(config, splats, scene, scene_scale(cameras.viewmats), device)
+    runner.train()
+    return runner
+
+
+def check_device_settings(config: ReconConfig, device: torch.device) -> None:
+    if config.strategy == "mcmc" and config.densify and device.type != "cuda":
+        raise DimensionXError("strategy mcmc needs CUDA (gsplat's relocation and noise kernels have no CPU path): "
+                              "use strategy default on CPU, or --no-densify")
+
+
+def check_inputs(config: ReconConfig, in_memory: bool = False) -> None:
+    if not config.video and not in_memory:
         raise DimensionXError("no input video: pass a video file or a folder of frames")
     if not config.out:
         raise DimensionXError("no output folder: pass --out DIR")

@@ -18,9 +18,10 @@ import pycolmap
 
 from ..errors import DimensionXError
 from ..interrupts import reinstall_signals
-from .cameras import Cameras, cameras_from_reconstruction, orbit_span_degrees, path_steps
+from .cameras import Cameras, cameras_from_reconstruction, orbit_span_degrees, path_steps, scale_intrinsics
 from .config import ReconConfig
-from .frames import Footage, frame_names, save_pngs, thumbnails
+from .frames import Footage, downscale, frame_names, save_pngs, thumbnails
+from .pathprior import smooth_jumps
 
 CLOSED_LOOP_DEGREES = 300.0  # an orbit sweeping this much or more ends where it began: match across the seam
 
@@ -54,8 +55,8 @@ class CameraPrior:
 def camera_prior(config: ReconConfig) -> CameraPrior:
     """The flags' motion prior, else the one in the video's JSON sidecar (``VIDEO.json``), else none."""
     motion, degrees = config.camera_motion, config.orbit_degrees
-    sidecar = Path(config.video).with_suffix(".json")
-    if (motion is None or degrees is None) and Path(config.video).is_file() and sidecar.is_file():
+    sidecar = Path(config.video).with_suffix(".json") if config.video else None
+    if (motion is None or degrees is None) and sidecar is not None and Path(config.video).is_file() and sidecar.is_file():
         try:
             data = json.loads(sidecar.read_text())
         except ValueError:
@@ -77,23 +78,29 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     the sampled ones around each break are added and matched with each other, and the model is
     mapped again (features and matches of earlier rounds are kept). After ``sfm_repairs`` rounds
     the best round wins (most frames registered, then fewest jumps); frames it did not use are
-    removed again. What was done, and the path's largest step, are in ``SfmResult.path``.
+    removed again. Then each remaining jump is smoothed by bundle adjustment with a smooth-path
+    prior (``smooth_jumps``, see ``pathprior``). With ``sfm_max_size`` below the frames' size, SfM
+    sees smaller copies (in a temporary folder) and the cameras are scaled back to the frames.
+    What was done, and the path's largest step, are in ``SfmResult.path``.
     """
     pycolmap.logging.minloglevel = 0 if log.isEnabledFor(logging.DEBUG) else 3  # our error explains failures
     pycolmap.set_random_seed(config.seed)
     repairs: list[str] = []
     extra: set[tuple[int, int]] = set()  # pairs of source frame ids added by repairs
     best = None
+    height, width = footage.images.shape[1:3]
+    shrink = 0 < (config.sfm_max_size or 0) < max(width, height)  # SfM on smaller copies of the frames
     with tempfile.TemporaryDirectory(prefix="dimensionx-sfm-") as work:
+        sfm_dir = Path(work) / "images" if shrink else image_dir
         database, matched, extracted = Path(work) / "database.db", set(), []
         for attempt in range(config.sfm_repairs + 1):
-            names = save_images(footage.images, image_dir, footage.source_ids)
-            extract_features(database, image_dir, [n for n in names if n not in extracted], config, bool(extracted))
+            names = save_images(footage.images, sfm_dir, footage.source_ids, config.sfm_max_size if shrink else 0)
+            extract_features(database, sfm_dir, [n for n in names if n not in extracted], config, bool(extracted))
             extracted = names
             pairs = choose_pairs(footage, config, prior) | index_pairs(footage.source_ids, extra)
             match_pairs(database, names, sorted(pairs - matched), Path(work) / "pairs.txt")
             matched |= pairs
-            models = map_incrementally(database, image_dir, Path(work) / f"sparse{attempt}", config)
+            models = map_incrementally(database, sfm_dir, Path(work) / f"sparse{attempt}", config)
             rec = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
             registered = rec.num_reg_images() if rec is not None else 0
             log.info("SfM round %d: %d of %d frames registered in the largest of %d model(s)", attempt + 1,
@@ -120,14 +127,25 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     _, rec, models_found, ids = best
     footage.keep(ids)  # the frames of the best round: frames added later are dropped
     names = frame_names(ids)
+    if shrink:
+        save_images(footage.images, image_dir, footage.source_ids)
     for dropped in set(p.name for p in image_dir.iterdir()) - set(names):
         (image_dir / dropped).unlink()
     check_registered(rec.num_reg_images(), len(names), models_found, config)
     cameras = cameras_from_reconstruction(rec, names)
+    jump_repair = None
+    if config.smooth_jumps:
+        rec, cameras, jump_repair = smooth_path_jumps(rec, cameras, names, footage, config, prior)
+        repairs += [describe_jump_repair(jump_repair, config)] if jump_repair else []
+    if shrink:  # the cameras of the full-size frames
+        for camera in rec.cameras.values():
+            camera.rescale(width, height)
+        cameras = scale_intrinsics(cameras, width, height)
     points = np.array([p.xyz for p in rec.points3D.values()], dtype=np.float64).reshape(-1, 3)
     colors = np.array([p.color for p in rec.points3D.values()], dtype=np.uint8).reshape(-1, 3)
     path = describe_path(cameras, footage, config, prior)
     path["repairs"] = repairs
+    path["jump_repair"] = jump_repair  # [before, after] figures of the smooth-path adjustment, or None
     return SfmResult(rec, cameras, points, colors, models_found, float(rec.compute_mean_reprojection_error()), path)
 
 
@@ -138,12 +156,13 @@ def run_sfm(images: np.ndarray, names: list[str], image_dir: Path, config: Recon
     return recover_cameras(footage, image_dir, replace(config, sfm_repairs=0), CameraPrior())
 
 
-def save_images(images: np.ndarray, folder: Path, source_ids: np.ndarray | None = None) -> list[str]:
-    """Writes [T, H, W, 3] uint8 frames as ``frame_<source id>.png`` (those not written yet); returns the names."""
+def save_images(images: np.ndarray, folder: Path, source_ids: np.ndarray | None = None, max_size: int = 0) -> list[str]:
+    """Writes [T, H, W, 3] uint8 frames as ``frame_<source id>.png`` (those not written yet), downscaled to
+    at most ``max_size`` px (0: as they are); returns the names."""
     folder.mkdir(parents=True, exist_ok=True)
     names = frame_names(np.arange(len(images)) if source_ids is None else source_ids)
     new = [k for k, name in enumerate(names) if not (folder / name).exists()]
-    save_pngs([folder / names[k] for k in new], [images[k] for k in new])
+    save_pngs([folder / names[k] for k in new], list(downscale(images[new], max_size)) if new else [])
     return names
 
 
@@ -188,6 +207,47 @@ def find_jumps(cameras: Cameras, footage: Footage, config: ReconConfig) -> list[
         return []
     ratios = path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy()).ratios()
     return [(int(k), int(k) + 1) for k in np.flatnonzero(ratios > config.jump_ratio)]
+
+
+def smooth_path_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: list[str], footage: Footage,
+                      config: ReconConfig, prior: CameraPrior) -> tuple[pycolmap.Reconstruction, Cameras, dict | None]:
+    """Bundle adjustment with a smooth-path prior around each jump (``pathprior.smooth_jumps``), on a copy
+    of ``rec``; the copy is kept only if the largest step ratio at the jumps shrinks and the mean reprojection
+    error grows by less than ``jump_loss_px``. Returns the model, its
+    cameras and the figures before and after (None when there was no jump), for metrics.json."""
+    jumps = find_jumps(cameras, footage, config)
+    if not jumps:
+        return rec, cameras, None
+    thumbs = thumbnails(footage.images[cameras.frame_ids]).numpy()
+    closed = prior.closed_loop or orbit_span_degrees(cameras) >= CLOSED_LOOP_DEGREES
+    trial = pycolmap.Reconstruction(rec)
+    smoothed = smooth_jumps(trial, cameras, names, jumps, closed, config)
+    before, after = path_steps(cameras, thumbs), path_steps(smoothed, thumbs)
+    at = [k for k, _ in jumps]
+    errors = [rec.compute_mean_reprojection_error(), trial.compute_mean_reprojection_error()]  # px
+    kept = bool(after.ratios()[at].max() < before.ratios()[at].max() and errors[1] < errors[0] + config.jump_loss_px)
+    figures = {
+        "frames": [[int(footage.source_ids[cameras.frame_ids[i]]) for i in pair] for pair in jumps],
+        "step_degrees": [round(float(x.rotation_degrees[at].max()), 2) for x in (before, after)],
+        "step_ratio": [round(float(x.ratios()[at].max()), 2) for x in (before, after)],
+        "largest_step_degrees": [round(float(x.rotation_degrees.max()), 2) for x in (before, after)],
+        "reprojection_error_px": [round(e, 3) for e in errors],
+        "points": [rec.num_points3D(), trial.num_points3D()],
+        "kept": kept,
+    }
+    log.info("SfM repair: %s", describe_jump_repair(figures, config))
+    return (trial, smoothed, figures) if kept else (rec, cameras, figures)
+
+
+def describe_jump_repair(figures: dict, config: ReconConfig) -> str:
+    """One line of ``smooth_path_jumps``'s figures (before -> after) for the log and ``camera_path.repairs``."""
+    (s0, s1), (r0, r1), (l0, l1), (e0, e1) = (figures[k] for k in (
+        "step_degrees", "step_ratio", "largest_step_degrees", "reprojection_error_px"))
+    frames = ", ".join(f"{a}-{b}" for a, b in figures["frames"])
+    return (f"jump at frames {frames}: bundle adjustment with a smooth-path prior around it ({config.jump_window} "
+            f"cameras each side): step there {s0:.1f} -> {s1:.1f} degrees, ratio to the median {r0:.2f} -> {r1:.2f}, "
+            f"largest step {l0:.1f} -> {l1:.1f} degrees, reprojection error {e0:.2f} -> {e1:.2f} px: "
+            f"{'kept' if figures['kept'] else 'not kept (no better)'}")
 
 
 def repair(footage: Footage, spans: list[tuple[int, int]], extra: set[tuple[int, int]], config: ReconConfig,
@@ -293,6 +353,11 @@ def map_incrementally(
     database: Path, image_dir: Path, out: Path, config: ReconConfig
 ) -> dict[int, pycolmap.Reconstruction]:
     out.mkdir()
+    if config.mapper == "global":  # GLOMAP: rotation averaging, global positioning, one bundle adjustment
+        options = pycolmap.GlobalPipelineOptions()
+        options.min_model_size = 3
+        options.random_seed = config.seed
+        return pycolmap.global_mapping(database, image_dir, out, options)
     options = pycolmap.IncrementalPipelineOptions()
     options.min_model_size = 3  # a short clip is still worth a model; the fraction check judges it
     options.random_seed = config.seed

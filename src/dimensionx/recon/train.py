@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from gsplat.strategy import MCMCStrategy
 from tqdm import tqdm
 
 from ..errors import DimensionXError
@@ -66,6 +67,16 @@ def split_holdout(n: int, every: int) -> tuple[list[int], list[int]]:
     return train, holdout
 
 
+def rigid_inverse(m: torch.Tensor) -> torch.Tensor:
+    """[4, 4] rigid transform -> its inverse [R^T, -R^T t]; unlike ``torch.linalg.inv`` it never waits
+    for the GPU (no error check)."""
+    out = torch.zeros_like(m)
+    out[:3, :3] = m[:3, :3].T
+    out[:3, 3] = -m[:3, :3].T @ m[:3, 3]
+    out[3, 3] = 1.0
+    return out
+
+
 def scene_scale(viewmats: np.ndarray) -> float:
     """1.1x the largest distance of a camera from the cameras' centroid (gsplat's trainer), world units."""
     centers = camera_centers(viewmats)
@@ -104,6 +115,14 @@ class Runner:
         if not self.config.densify:
             return None, None
         c = self.config
+        if c.strategy == "mcmc":
+            strategy = MCMCStrategy(cap_max=c.mcmc_cap, noise_lr=c.mcmc_noise_lr, refine_start_iter=c.refine_start_iter,
+                                    refine_stop_iter=c.refine_stop_iter, refine_every=c.refine_every,
+                                    min_opacity=c.prune_opa)
+            strategy.check_sanity(self.splats, self.optimizers)
+            return strategy, strategy.initialize_state()
+        if c.strategy != "default":
+            raise DimensionXError(f"strategy {c.strategy!r} is unknown: use 'default' or 'mcmc'")
         strategy = SyncFreeDefaultStrategy(
             prune_opa=c.prune_opa, grow_grad2d=c.grow_grad2d, grow_scale3d=c.grow_scale3d,
             refine_start_iter=c.refine_start_iter, refine_stop_iter=c.refine_stop_iter, reset_every=c.reset_every,
@@ -129,7 +148,7 @@ class Runner:
         twist[:3, :3] = torch.stack([zero, -w[2], w[1], w[2], zero, -w[0], -w[1], w[0], zero]).reshape(3, 3)
         twist[:3, 3] = t
         correction = torch.linalg.matrix_exp(twist)  # camera-to-world correction, SE(3)
-        return torch.linalg.inv(correction)[None] @ viewmat
+        return rigid_inverse(correction)[None] @ viewmat
 
     def train(self) -> None:
         """Runs ``self.iterations`` steps of loss = (1 - l) L1 + l (1 - SSIM) on one training frame each."""
@@ -146,17 +165,24 @@ class Runner:
             sh_degree = min(step // c.sh_degree_interval, c.sh_degree)
             colors, _, info = self.render(self.train_viewmat(slot), self.scene.Ks[self.scene.train_ids[slot]][None],
                                           sh_degree)
-            if self.strategy is not None:
+            mcmc = isinstance(self.strategy, MCMCStrategy)
+            if self.strategy is not None and not mcmc:
                 self.strategy.step_pre_backward(self.splats, self.optimizers, self.strategy_state, step, info)
             _, gradient = self.loss(colors.detach(), gt)
             colors.backward(gradient)
+            if mcmc:
+                self._add_mcmc_regularisers()
             self._drop_non_finite(info)
-            self.optimizers["means"].param_groups[0]["lr"] = self.means_lr * 0.01 ** (step / self.iterations)
+            means_lr = self.means_lr * 0.01 ** (step / self.iterations)
+            self.optimizers["means"].param_groups[0]["lr"] = means_lr
             self.adam.step()
             if c.refine_cameras:
                 self.pose_optimizer.step()
                 self.pose_optimizer.zero_grad(set_to_none=True)
-            if self.strategy is not None:
+            if mcmc:
+                self.strategy.step_post_backward(self.splats, self.optimizers, self.strategy_state, step, info,
+                                                 lr=means_lr)
+            elif self.strategy is not None:
                 self.strategy.step_post_backward(self.splats, self.optimizers, self.strategy_state, step, info,
                                                  packed=False)
             if (step + 1) % LOG_EVERY == 0 or step + 1 == self.iterations:
@@ -164,6 +190,15 @@ class Runner:
                 self.losses.append(float(self.loss.loss_sum) / max(1, (step % LOG_EVERY) + 1))
                 bar.set_postfix(loss=f"{self.losses[-1]:.4f}", splats=len(self.splats["means"]))
                 self.loss.reset_totals()
+
+    @torch.no_grad()
+    def _add_mcmc_regularisers(self) -> None:
+        """Adds the gradients of ``opacity_reg * mean(opacity) + scale_reg * mean(scale)`` (gsplat's MCMC
+        trainer) to the splats' gradients, in closed form: no extra autograd graph."""
+        opacities, scales = self.splats["opacities"], self.splats["scales"]
+        sigmoid = torch.sigmoid(opacities)
+        opacities.grad.add_(sigmoid * (1 - sigmoid), alpha=self.config.opacity_reg / opacities.numel())
+        scales.grad.add_(torch.exp(scales), alpha=self.config.scale_reg / scales.numel())
 
     def _drop_non_finite(self, info: dict) -> None:
         """Replaces NaN / infinite gradient entries by 0 (no GPU sync): a NaN loss then moves nothing."""

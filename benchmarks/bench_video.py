@@ -183,9 +183,10 @@ def test_image() -> Image.Image:
     return Image.fromarray(rgb.astype(np.uint8))
 
 
-def prepare(mode: str, seed: int, lora, text_encoder: bool = True):
+def prepare(mode: str, seed: int, lora, text_encoder: bool = True, mode_config=None):
     """Builds the pipeline, director fused: stock diffusers, or assembled for a mode by dimensionx's generator
-    (as ``dimensionx video`` assembles it; CFG-parallel too when run under torchrun)."""
+    (as ``dimensionx video`` assembles it; CFG-parallel too when run under torchrun). ``mode_config``: a
+    ModeConfig other than the defaults (e.g. another step-cache interval)."""
     from dimensionx.directors.lora import fuse_directors
     from dimensionx.models import ResolvedModel
     from dimensionx.video.generator import DirectorChoice, DirectorVideoGenerator
@@ -197,7 +198,7 @@ def prepare(mode: str, seed: int, lora, text_encoder: bool = True):
             fuse_directors(pipe, [(lora, 1.0)])
     else:
         generator = DirectorVideoGenerator(ResolvedModel(f"random CogVideoX-5B-I2V (seed {seed})", Path()), torch.device("cuda"),
-                                           torch.bfloat16, mode, pipe=pipe)
+                                           torch.bfloat16, mode, mode_config=mode_config, pipe=pipe)
         if lora is not None:
             generator.set_directors([DirectorChoice("random", 1.0, lora)], None)
         notes = generator.mode_notes

@@ -24,8 +24,9 @@ from dimensionx.cli import build_parser, main
 from dimensionx.errors import DimensionXError
 from dimensionx.media import read_frames
 from app_server import TINY_RECON, TINY_VIDEO
-from recon_synthetic import write_orbit_video
+from recon_synthetic import arc_cameras, intrinsics, transforms_json, write_orbit_video
 
+ROOT = Path(__file__).resolve().parents[1]
 SESSION = "session-a1"
 FORM = VideoForm(prompt="a barn", motion="orbit_left", seed=7, steps=2, frames=9)
 
@@ -91,6 +92,34 @@ def test_switch_once_from_the_form_is_the_cli_video_and_reloads(app, generated, 
     diff = np.abs(read_frames(result.video)[0].astype(int) - read_frames(cli_video)[0].astype(int))
     assert diff.max() <= 2  # the same Switch-Once video (H.264 rounding aside)
     assert app.load_settings(result.sidecar) == form
+
+
+def test_build_4d_scene_then_an_orbit_at_any_time(tiny_cache, tmp_path):
+    cameras = tmp_path / "transforms.json"  # the tiny model's noise defeats SfM: known cameras, as the 4D CLI tests
+    cameras.write_text(json.dumps(transforms_json(arc_cameras(9, 40.0), intrinsics(96, 64), 96, 64)))
+    fourd = tmp_path / "fourd.yaml"
+    fourd.write_text((ROOT / "configs" / "fourd_tiny.yaml").read_text() + f"cameras: {cameras}\n")
+    app4d = App(AppConfig(model="tiny", device="cpu", share_dir=str(tmp_path / "share"), fourd_config=str(fourd)))
+    photo = tmp_path / "photo.png"
+    y, x = np.mgrid[0:64, 0:96]
+    Image.fromarray(np.stack([x * 2, y * 3, (x + y) % 256], -1).astype(np.uint8)).save(photo)
+
+    result = app4d.build_scene4d(SESSION, photo, VideoForm(prompt="a flag", seed=5, mode="exact"))
+    folder = app4d.sessions.root / SESSION / result.name
+    settings = json.loads((folder / "scene4d.json").read_text())["config"]
+    assert (settings["prompt"], settings["seed"], settings["mode"], settings["views"]) == ("a flag", 5, "exact", 9)
+    assert all(p.is_file() for p in (result.orbit, result.timelapse, *result.downloads))
+    assert len(result.metrics["psnr_per_time"]) == 9
+
+    frozen = app4d.render4d_at(SESSION, result.name, 0.2)
+    cli = tmp_path / "cli.mp4"
+    assert main(["render4d", str(folder), "--time", "0.2", "--frames", str(settings["render_frames"]), "--device", "cpu",
+                 "--out", str(cli)]) == 0
+    assert np.abs(read_frames(frozen)[0].astype(int) - read_frames(cli)[0].astype(int)).max() <= 2  # the CLI's render
+    with pytest.raises(DimensionXError, match="0-1"):
+        app4d.render4d_at(SESSION, result.name, 1.5)
+    with pytest.raises(DimensionXError, match="outside this session"):
+        app4d.render4d_at(SESSION, "../elsewhere", 0.5)
 
 
 def test_form_mixes_two_directors_into_one_motion():

@@ -1,7 +1,9 @@
 """What the page's buttons do, as plain functions on plain values (the UI wraps them; tests call them).
 
 Generate calls ``video.generator.generate_video``; "Build 3D scene" calls
-``recon.pipeline.reconstruct``. The app adds only sessions, upload checks and the form.
+``recon.pipeline.reconstruct``; "Build 4D scene" calls ``fourd.pipeline.make_scene4d`` with the
+loaded video model, and the time slider renders the scene through ``fourd.render4d``. The app
+adds only sessions, upload checks and the form.
 """
 
 from __future__ import annotations
@@ -105,6 +107,15 @@ class SceneResult:
     metrics: dict
 
 
+@dataclasses.dataclass
+class Scene4DResult:
+    name: str  # the scene's folder in the session (scene4d-NNN): what the time slider renders
+    orbit: Path  # renders/orbit_t0.50.mp4: the cameras' path at mid-time
+    timelapse: Path  # renders/timelapse_view00.mp4: the first view over time
+    downloads: list[Path]  # canonical PLY, deformation weights, transforms.json, metrics.json, the grid's contact sheet
+    metrics: dict
+
+
 class App:
     """The app's state: its settings, session folders, job queue and the loaded video model."""
 
@@ -169,6 +180,48 @@ class App:
         return SceneResult(folder, framed_splat(folder / "scene.splat", folder / "viewer.splat"),
                            [folder / "point_cloud.ply", folder / "scene.splat", folder / "transforms.json", folder / "metrics.json"],
                            orbit if orbit.is_file() else None, {k: metrics[k] for k in METRICS_SHOWN if k in metrics})
+
+    def build_scene4d(self, session_id: str, image: str | Path | None, form: VideoForm) -> Scene4DResult:
+        """A 4D scene of the photo (the form's prompt, seed and speed mode) in a fresh folder of the session."""
+        from ..fourd.config import FourDConfig
+        from ..fourd.pipeline import check_inputs, make_scene4d
+
+        self.sessions.sweep()
+        photo = check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
+        out = self.sessions.new_job(session_id, "scene4d")
+        config = load_config(FourDConfig, self.config.fourd_config, {
+            "image": str(photo), "prompt": form.prompt, "seed": int(form.seed), "mode": form.mode, "model": self.config.model,
+            "lora_dir": self.config.lora_dir, "device": self.config.device, "out": str(out)})
+        check_inputs(config)
+        video = VideoConfig(model=config.model, lora_dir=config.lora_dir, device=config.device, dtype=config.dtype, mode=config.mode)
+        with self.jobs.run(session_id):
+            folder = make_scene4d(config, self._video_generator(video))
+        metrics = json.loads((folder / "metrics.json").read_text())
+        scene, renders = folder / "scene4d", folder / "renders"
+        return Scene4DResult(folder.name, next(renders.glob("orbit_t*.mp4")), next(renders.glob("timelapse_view*.mp4")),
+                             [*sorted(scene.glob("*.ply")), *sorted(scene.glob("*.safetensors")), scene / "transforms.json",
+                              folder / "metrics.json", folder / "grid" / "contact_sheet.png"],
+                             {"psnr": metrics["fit"].get("psnr"), "psnr_per_time": metrics["fit"].get("psnr_per_time"),
+                              "seconds": metrics["seconds"]})
+
+    def render4d_at(self, session_id: str, name: str | None, time: float) -> Path:
+        """An orbit of the session's 4D scene ``name`` frozen at ``time`` (0-1), written beside its renders."""
+        from ..fourd.config import FourDConfig
+        from ..fourd.pipeline import SIDECAR, fit_device
+        from ..fourd.render4d import SceneRenderer
+        from ..media import write_video
+
+        if not name:
+            raise DimensionXError("no 4D scene yet: press Build 4D scene first")
+        if not 0.0 <= time <= 1.0:
+            raise DimensionXError(f"time {time}: a fraction of the scene's duration, 0-1")
+        folder = self.sessions.resolve(session_id, name)
+        config = load_config(FourDConfig, folder / SIDECAR)
+        with self.jobs.run(session_id):
+            frames = SceneRenderer(folder / "scene4d", fit_device(config), config.background).orbit(time, config.render_frames)
+        path = folder / "renders" / f"orbit_t{time:.2f}.mp4"
+        write_video(frames, path, config.render_fps)
+        return path
 
     def load_settings(self, sidecar: str | Path | None) -> VideoForm:
         """The form that reproduces an uploaded sidecar."""

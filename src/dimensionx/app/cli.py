@@ -27,6 +27,7 @@ def register(commands) -> None:
     app.add_argument("--max-image-megapixels", type=float, help="largest accepted input image, megapixels (default 40)")
     app.add_argument("--video-config", help="YAML preset or JSON sidecar for the form's defaults (e.g. configs/tiny.yaml)")
     app.add_argument("--recon-config", help="YAML ReconConfig for 'Build 3D scene' (e.g. configs/recon.yaml)")
+    app.add_argument("--fourd-config", help="YAML FourDConfig for 'Build 4D scene' (e.g. configs/fourd.yaml)")
     app.add_argument("--config", help="YAML AppConfig (configs/app.yaml); flags override it")
     app.set_defaults(run=run_app)
 

@@ -23,6 +23,7 @@ class AppConfig:
     max_queue: int = 20  # jobs waiting beyond this are refused with "the queue is full"
     video_config: str | None = None  # YAML preset or JSON sidecar giving the form's defaults (configs/video.yaml)
     recon_config: str | None = None  # YAML ReconConfig for "Build 3D scene" (configs/recon.yaml)
+    fourd_config: str | None = None  # YAML FourDConfig for "Build 4D scene" (configs/fourd.yaml)
 
 
 def is_loopback(host: str) -> bool:

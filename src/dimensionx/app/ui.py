@@ -115,6 +115,21 @@ def build_ui(app: App) -> gr.Blocks:
             metrics = gr.JSON(label="Held-out metrics", elem_id="metrics")
             orbit = gr.Video(label="Orbit render", interactive=False)
 
+        gr.Markdown("## 4D scene\nThe photo (with the prompt, seed and speed mode above) as a scene that moves: "
+                    "a T-Director video, an S-Director grid, then 4D Gaussians. Minutes on a GPU.")
+        scene4d = gr.State(None)
+        with gr.Row():
+            build4d = gr.Button("Build 4D scene", variant="primary", elem_id="build4d")
+            when = gr.Slider(0, 1, value=0.5, step=0.05, label="Time (0: the photo, 1: the end of the motion)", elem_id="time4d")
+            render4d = gr.Button("Orbit at this time", elem_id="render4d")
+        with gr.Row():
+            orbit4d = gr.Video(label="Orbit at a fixed time", autoplay=True, loop=True, interactive=False, elem_id="orbit4d")
+            timelapse4d = gr.Video(label="Time-lapse from the first view", autoplay=True, loop=True, interactive=False)
+        with gr.Row():
+            scene4d_files = gr.File(label="Download: canonical PLY, deformation, cameras, metrics, grid", file_count="multiple",
+                                    interactive=False)
+            metrics4d = gr.JSON(label="4D metrics")
+
         form_inputs = [form[name] for name in FORM_FIELDS]
         # `progress=gr.Progress(track_tqdm=True)` makes Gradio show the stages' tqdm bars (steps, ETA) in the page
 
@@ -132,6 +147,16 @@ def build_ui(app: App) -> gr.Blocks:
                     str(result.orbit) if result.orbit else None)
 
         @shown_in_page
+        def on_build4d(data: dict, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+            LocalContext.progress.set(CheckedProgress(app.jobs))
+            result = app.build_scene4d(request.session_hash, data[image], VideoForm(**{name: data[form[name]] for name in FORM_FIELDS}))
+            return result.name, str(result.orbit), str(result.timelapse), [str(p) for p in result.downloads], result.metrics
+
+        @shown_in_page
+        def on_render4d(name, time, request: gr.Request):
+            return str(app.render4d_at(request.session_hash, name, float(time)))
+
+        @shown_in_page
         def on_settings(sidecar):
             loaded = app.load_settings(sidecar)
             return [getattr(loaded, name) for name in FORM_FIELDS]
@@ -147,7 +172,9 @@ def build_ui(app: App) -> gr.Blocks:
 
         generating = generate.click(on_generate, {image, *form_inputs}, [video, video_files, summary, last_video])
         building = build.click(on_build, [last_video, upload, iterations], [viewer, scene_files, metrics, orbit])
-        cancel.click(on_cancel, None, None, cancels=[generating, building], queue=False)
+        building4d = build4d.click(on_build4d, {image, *form_inputs}, [scene4d, orbit4d, timelapse4d, scene4d_files, metrics4d])
+        render4d.click(on_render4d, [scene4d, when], orbit4d)
+        cancel.click(on_cancel, None, None, cancels=[generating, building, building4d], queue=False)
         gallery.select(on_pick, None, form["motion"], queue=False)
         settings.upload(on_settings, settings, form_inputs, queue=False)
         demo.load(on_open, None, None, queue=False)  # expired sessions go even when no job runs

@@ -36,12 +36,13 @@ log = logging.getLogger(__name__)
 SIDECAR = "scene4d.json"
 
 
-def make_scene4d(config: FourDConfig) -> Path:
-    """Builds (or resumes) the scene folder ``config.out``; returns it."""
+def make_scene4d(config: FourDConfig, generator=None) -> Path:
+    """Builds (or resumes) the scene folder ``config.out``; returns it. ``generator``: an already loaded
+    ``DirectorVideoGenerator`` (reusable, of ``config.mode``) to use instead of loading one (the app's)."""
     check_inputs(config)
     out = prepare_folder(config)
     seconds: dict[str, float] = {}
-    generator = LazyGenerator(config)
+    generator = LazyGenerator(config, generator)
     with stage(out, "temporal", seconds) as folder:
         if folder:
             clock = Clock()
@@ -147,8 +148,8 @@ def stage(out: Path, name: str, seconds: dict[str, float]):
 class LazyGenerator:
     """The video model, loaded at the first stage that needs it (a resumed run past the grid never loads it)."""
 
-    def __init__(self, config: FourDConfig):
-        self.config, self.generator = config, None
+    def __init__(self, config: FourDConfig, generator=None):
+        self.config, self.generator = config, generator
 
     def get(self):
         if self.generator is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from app_server import running_app
-from recon_synthetic import write_orbit_video
+from recon_synthetic import arc_cameras, intrinsics, transforms_json, write_orbit_video
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("DIMENSIONX_ARTIFACTS") or REPO / "test-artifacts") / "app"
@@ -74,11 +74,16 @@ def upload(driver, container: str, path: Path) -> None:
 
 def test_generate_then_build_a_scene_in_chromium(browser, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     photo = REPO / "assets" / "barn.png"
     clip = tmp_path / "synthetic_orbit.mp4"
     write_orbit_video(clip)
-    with running_app(tmp_path) as (url, log):
+    cameras = tmp_path / "transforms.json"  # the tiny model's 4D grid is noise: known cameras instead of SfM
+    cameras.write_text(json.dumps(transforms_json(arc_cameras(9, 40.0), intrinsics(96, 64), 96, 64)))
+    fourd = tmp_path / "fourd.yaml"
+    fourd.write_text((REPO / "configs" / "fourd_tiny.yaml").read_text() + f"cameras: {cameras}\n")
+    with running_app(tmp_path, "--fourd-config", str(fourd)) as (url, log):
         browser.get(url)
         wait_for(browser, "document.querySelectorAll('#directors img').length == 17", 60, "the director gallery")
 
@@ -104,8 +109,22 @@ def test_generate_then_build_a_scene_in_chromium(browser, tmp_path):
         time.sleep(3)  # the splat viewer loads the file and sorts the splats over a few frames
         shot(browser, "2-scene")
 
+        browser.find_element(By.ID, "build4d").click()
+        orbit4d = "document.querySelector('#orbit4d video')"
+        wait_for(browser, f"{orbit4d} !== null && {orbit4d}.readyState >= 2", 180, "the 4D scene's orbit")
+        when = browser.find_element(By.CSS_SELECTOR, "#time4d input[type=number]")
+        when.clear()
+        when.send_keys("0.2", Keys.TAB)
+        browser.find_element(By.ID, "render4d").click()
+        wait_for(browser, f"{orbit4d} !== null && {orbit4d}.src.includes('orbit_t0.20') && {orbit4d}.readyState >= 2", 60,
+                 "the orbit at the slider's time, 0.2")
+        browser.execute_script(f"{orbit4d}.scrollIntoView()")
+        shot(browser, "3-scene4d")
+
     scenes = sorted((tmp_path / "share").glob("*/scene-001"))
     assert len(scenes) == 1, log.read_text()
     metrics = json.loads((scenes[0] / "metrics.json").read_text())
     assert metrics["frames_registered"] == 16 and metrics["iterations"] == 10  # the uploaded clip, the app's recon config
     assert (scenes[0].parent / "video-001" / "video.mp4").is_file()
+    scene4d = scenes[0].parent / "scene4d-001"
+    assert (scene4d / "metrics.json").is_file() and (scene4d / "renders" / "orbit_t0.20.mp4").is_file(), log.read_text()

@@ -213,8 +213,6 @@ class App:
 
         if not name:
             raise DimensionXError("no 4D scene yet: press Build 4D scene first")
-        if not 0.0 <= time <= 1.0:
-            raise DimensionXError(f"time {time}: a fraction of the scene's duration, 0-1")
         folder = self.sessions.resolve(session_id, name)
         config = load_config(FourDConfig, folder / SIDECAR)
         with self.jobs.run(session_id):

@@ -92,8 +92,6 @@ def run_render4d(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".mp4":
         raise DimensionXError(f"--out {out}: the render is an mp4, name it *.mp4")
     check_writable(out, args.overwrite)
-    if args.time is not None and not 0 <= args.time <= 1:
-        raise DimensionXError(f"--time {args.time}: times run from 0 (first row of the grid) to 1 (last)")
     folder = Path(args.scene)
     folder = folder / "scene4d" if (folder / "scene4d").is_dir() else folder
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)

@@ -85,10 +85,10 @@ def generate_temporal(generator, photo: Image.Image, config: FourDConfig, clock:
     return frames
 
 
-def batches(n: int, config: FourDConfig) -> list[list[int]]:
-    """Indices 0..n-1 in groups denoised together: ``config.batch`` at a time, one at a time in lowmem mode."""
+def batches(items: list[int], config: FourDConfig) -> list[list[int]]:
+    """``items`` in groups denoised together: ``config.batch`` at a time, one at a time in lowmem mode."""
     size = 1 if config.mode == "lowmem" else config.batch
-    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def generate_rows(generator, temporal: np.ndarray, config: FourDConfig, clock: Clock | None = None) -> Grid:
@@ -109,7 +109,7 @@ def generate_rows(generator, temporal: np.ndarray, config: FourDConfig, clock: C
     rows: list[np.ndarray | None] = [None] * len(times)
     with clock("vae_decode"):
         rows[key] = decode(generator, reference)
-    for group in tqdm([[others[i] for i in b] for b in batches(len(others), config)], desc="spatial videos", unit="batch"):
+    for group in tqdm(batches(others, config), desc="spatial videos", unit="batch"):
         with clock("denoise"):
             latents = identity_preserving(generator, [Image.fromarray(temporal[times[m]]) for m in group], text, spatial,
                                           reference, shared_noise, config.ip_start, config.ip_strength, config.ip_until)
@@ -129,11 +129,11 @@ def refine(generator, grid: Grid, config: FourDConfig, clock: Clock | None = Non
     for loop in tqdm(range(config.loops), desc="refinement loops", unit="loop"):
         use_director(generator, config.time_director, config, clock)
         over_time = video_config(config, M, config.seed + 10 + 2 * loop)
-        for group in batches(K, config):
+        for group in batches(list(range(K)), config):
             frames[:, group] = sdedit_videos(generator, frames[:, group].swapaxes(0, 1), text, config, over_time, clock).swapaxes(0, 1)
         use_director(generator, config.space_director, config, clock)
         over_views = video_config(config, K, config.seed + 11 + 2 * loop)
-        for group in batches(M, config):
+        for group in batches(list(range(M)), config):
             frames[group] = sdedit_videos(generator, frames[group], text, config, over_views, clock)
     return dataclasses.replace(grid, frames=frames)
 

@@ -50,6 +50,8 @@ class SceneRenderer:
         return np.stack(out)
 
     def orbit(self, t: float, n: int) -> np.ndarray:
+        if not 0 <= t <= 1:
+            raise DimensionXError(f"time {t}: times run from 0 (the grid's first row) to 1 (its last), a fraction 0-1")
         return self.frames(np.full(n, t), camera_path(self.viewmats, n))
 
     def timelapse(self, view: int, n: int) -> np.ndarray:

@@ -132,8 +132,8 @@ def reconstruct(config: ReconConfig, attach: Sequence[Path] = (), frames: np.nda
 def fit_splats(config: ReconConfig, images: np.ndarray, cameras: Cameras, points: np.ndarray, colors: np.ndarray,
                device: torch.device) -> Runner:
     """Trains splats from the [P, 3] ``points`` / uint8 ``colors`` on the frames ``images`` [T, H, W, 3] uint8
-    of the ``cameras`` (every ``holdout``-th held out); ``config`` is already resolved for ``device``."""
-    check_device_settings(config, device)
+    of the ``cameras`` (every ``holdout``-th held out); ``config`` is already resolved and checked for ``device``
+    (``for_device``, ``check_device_settings``)."""
     train_ids, holdout_ids = split_holdout(len(cameras), config.holdout)
     scene = Scene(
         images=torch.as_tensor(images[cameras.frame_ids], device=device).float() / 255.0,

@@ -145,6 +145,7 @@ def train(config: TrainConfig) -> TrainResult:
     progress = tqdm(total=config.max_steps, initial=step, desc="training", unit="step",
                     disable=not accelerator.is_main_process, dynamic_ncols=True)
     transformer.train()
+    inputs_dtype = input_dtype(accelerator, dtype)
     status, losses, start = "done", [], time.perf_counter()
     with stop.on_sigterm():
         while step < config.max_steps and status == "done":
@@ -152,7 +153,7 @@ def train(config: TrainConfig) -> TrainResult:
             for batch in (accelerator.skip_first_batches(loader, skip) if skip else loader):
                 with accelerator.accumulate(transformer):
                     loss = micro_step(transformer, parts, batch, config, rng, alphas, rotary, latent_frames, device,
-                                      input_dtype(accelerator, dtype)).mean()
+                                      inputs_dtype).mean()
                     bad, stopping = flags(accelerator, loss, stop.requested)
                     if bad:
                         stop_on_nan(accelerator, out, step, loss)

@@ -125,15 +125,17 @@ def run_tiny(args) -> Path:
     report = {"environment": {"device": platform.processor() or platform.machine(), "torch": torch.__version__},
               "settings": {"model": "tiny-orbit", "frames": frames, "steps": args.steps, "uncond": "zero",
                            "full_size_pos_embedding_rows": rows}, "modes": {}}
-    for mode in args.modes.split(","):
+    for name in args.modes.split(","):
+        mode, _, interval = name.partition("@")
         start = time.perf_counter()
-        generator = DirectorVideoGenerator(model, torch.device("cpu"), torch.float32, "exact" if mode == "stock" else mode)
+        generator = DirectorVideoGenerator(model, torch.device("cpu"), torch.float32, "exact" if mode == "stock" else mode,
+                                           mode_config=ModeConfig(cache_interval=int(interval)) if interval else None)
         config = OrbitConfig(model="tiny-orbit", frames=frames, steps=args.steps, prompt=bv.PROMPT)
         video, seconds = generator(image, config.prompt, config)
-        report["modes"][mode] = {"seconds_end_to_end": time.perf_counter() - start, "seconds": seconds, "frames": int(video.shape[0]),
+        report["modes"][name] = {"seconds_end_to_end": time.perf_counter() - start, "seconds": seconds, "frames": int(video.shape[0]),
                                  "pos_embedding_rows": table_rows(generator.pipe.transformer),
                                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB}
-        print(f"{mode}: {json.dumps(report['modes'][mode])}", flush=True)
+        print(f"{name}: {json.dumps(report['modes'][name])}", flush=True)
     path = result_path(report["environment"]["device"], Path(args.out), tiny=True)
     write(report, path)
     return path

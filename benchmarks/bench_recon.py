@@ -65,8 +65,8 @@ SHARED_ORBIT = REPO / ".." / "shared" / "data" / "videos" / "orbit360_landscape_
 SIZES = ((480, 320), (720, 480))  # (width, height) px
 # Training variants of the sweep: a preset, plus changes to it (ReconConfig fields).
 VARIANTS = {
-    "default": {"preset": "default"},  # 7000 iterations, DefaultStrategy: today's figures
-    "fast": {"preset": "fast"},  # 3000 iterations, densification from 300 to 2400
+    "quality": {"preset": "quality"},  # 7000 iterations, DefaultStrategy (the CUDA default until 2026-12-01)
+    "fast": {"preset": "fast"},  # = default: 3000 iterations, densification from 300 to 2400
     "fast_2k": {"preset": "fast", "iterations": 2000, "refine_start_iter": 200, "refine_stop_iter": 1600,
                 "sh_degree_interval": 400},
     "fast_l1": {"preset": "fast", "ssim_lambda": 0.0},  # what the SSIM term costs and buys
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--sweep", help="comma-separated training variants (VARIANTS), or 'all'")
     parser.add_argument("--sweep-sfm", default="sfm_480", help="the SfM variant whose cameras the variants train on")
     parser.add_argument("--sizes", default="720x480", help="sweep sizes, WxH comma-separated")
-    parser.add_argument("--full-presets", default="default,fast,fast+sfm_480_global",
+    parser.add_argument("--full-presets", default="quality,default,default+sfm_480_global",
                         help="sweep: presets run as the whole command, each optionally +SFM_VARIANT")
     parser.add_argument("--scene3d", action="store_true", help="image -> video -> 3D, per stage (see above)")
     parser.add_argument("--video-mode", default="fast", help="--scene3d: the video mode (exact, fast, lowmem)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,10 +15,14 @@ from diffusers import CogVideoXImageToVideoPipeline
 from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
 
 from dimensionx.cli import main
+from dimensionx.config import load_config
+from dimensionx.orbit.config import OrbitConfig
+from dimensionx.video.config import VideoConfig
 from dimensionx.video.attention import CogVideoXSDPAProcessor
 from dimensionx.video.modes import MODES, ModeConfig, _compile_cache, _enable_step_cache, apply_mode
 from dimensionx.errors import DimensionXError
 
+REPO = Path(__file__).resolve().parents[1]
 FAST = ["--model", "tiny", "--steps", "2", "--frames", "9", "--prompt", "a red barn", "--motion", "orbit_left"]
 
 
@@ -72,18 +77,24 @@ def test_sdpa_processor_computes_what_the_stock_processor_does(tiny_model_dir):
     torch.testing.assert_close(ours, stock, rtol=1e-5, atol=1e-6)
 
 
-def test_step_cache_runs_the_transformer_on_the_documented_steps(tiny_model_dir, photo):
-    """Warm-up 3, interval 5: full passes on steps 0, 1, 2, 4, 9 of 12; the others are forecast."""
+@pytest.mark.parametrize("config, full_steps", [
+    (ModeConfig(cache_interval=5, cache_warmup_steps=3), [0, 1, 2, 4, 9]),
+    (load_config(VideoConfig).mode_settings, [0, 1, 2, 4, 9]),  # dimensionx video: every 5th step
+    (load_config(OrbitConfig, REPO / "configs" / "orbit.yaml").mode_settings, [0, 1, 2, 4, 10]),  # orbit: every 6th
+])
+def test_step_cache_runs_the_transformer_on_the_documented_steps(tiny_model_dir, photo, config, full_steps):
+    """Warm-up 3, then the step after it and every N-th from there in full (of 12 steps; at 50 steps 13 full
+    passes with N = 5 and 11 with N = 6, as the GPU benchmark counted them); the others are forecast."""
     from PIL import Image
 
     pipe = CogVideoXImageToVideoPipeline.from_pretrained(tiny_model_dir)
-    _enable_step_cache(pipe.transformer, ModeConfig(cache_interval=5, cache_warmup_steps=3))
+    _enable_step_cache(pipe.transformer, config)
     calls, full = [], []
     pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(len(calls)))
     pipe.transformer.transformer_blocks[0].attn1.register_forward_pre_hook(lambda module, args: full.append(calls[-1]))
     pipe(image=Image.open(photo).convert("RGB"), prompt="a barn", height=64, width=96, num_frames=9,
          num_inference_steps=12, generator=torch.Generator().manual_seed(0), output_type="latent")
-    assert len(calls) == 12 and full == [0, 1, 2, 4, 9]
+    assert len(calls) == 12 and full == full_steps
 
 
 def test_compile_cache_persists_outside_tmp_unless_the_user_chose_one(monkeypatch, tmp_path):

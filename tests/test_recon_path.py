@@ -88,3 +88,30 @@ def test_cpu_defaults_are_small_and_flags_win():
     assert (cpu.iterations, cpu.max_size, cpu.max_gaussians, cpu.orbit_frames) == (300, 240, 6000, 24)
     assert for_device(ReconConfig(), "cuda").max_size == 720
     assert for_device(ReconConfig(max_size=480, iterations=50), "cpu").max_size == 480
+
+
+def moved_along(viewmats: np.ndarray, start: int, degrees: float, scale: float) -> np.ndarray:
+    """``viewmats`` with cameras ``start:`` turned ``degrees`` further about the orbit's axis (-y) and their
+    centres scaled by ``scale`` towards the centre."""
+    moved = viewmats.copy()
+    turn = np.eye(4)
+    turn[:3, :3] = Rotation.from_euler("y", -degrees, degrees=True).as_matrix()
+    for k in range(start, len(viewmats)):
+        c2w = turn @ np.linalg.inv(viewmats[k])
+        c2w[:3, 3] *= scale
+        moved[k] = np.linalg.inv(c2w)
+    return moved
+
+
+def test_on_an_orbit_a_shorter_step_that_also_changes_the_radius_is_a_jump():
+    """Steps of 22 and 20 degrees (2.2x and 2x the 10 degree median) are below the 3x jump ratio; on an
+    orbit the second is still a jump when the radius drops 20% across it, the first (the camera only sped
+    up) is not."""
+    ring = ring_cameras(36)[:30]  # 290 degrees, 10 degree steps
+    footage = panning_footage(30)
+    assert find_jumps(cameras_of(moved_along(ring, 12, 12.0, 1.0)), footage, ReconConfig()) == []
+    assert find_jumps(cameras_of(moved_along(ring, 12, 10.0, 0.8)), footage, ReconConfig()) == [(11, 12)]
+    # Off an orbit (an arc of 60 degrees) the distance to the centres' mean is no radius to keep: a 12 degree
+    # step among 5 degree ones, which moves the camera from 0.66 to 0.36 of that distance, is left alone.
+    arc = moved_along(arc_cameras(13, 60.0), 6, 7.0, 1.0)
+    assert find_jumps(cameras_of(arc), panning_footage(13), ReconConfig()) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -25,9 +27,11 @@ CPU = {"iterations": 300, "max_size": 240, "max_gaussians": 6000, "orbit_frames"
 def test_presets_fill_only_what_is_unset_and_cpu_keeps_its_small_defaults():
     fast = for_device(ReconConfig(preset="fast"), "cuda")
     default = for_device(ReconConfig(), "cuda")
-    assert (default.iterations, default.strategy, default.sfm_max_size) == (7000, "default", 0)
-    assert (fast.iterations, fast.sfm_max_size, fast.refine_stop_iter) == (3000, 480, 2400)
-    assert fast.refine_stop_iter < fast.iterations  # densification ends before the last iterations
+    quality = for_device(ReconConfig(preset="quality"), "cuda")
+    assert (default.iterations, default.strategy, default.sfm_max_size, default.refine_stop_iter) == (3000, "default", 480, 2400)
+    assert dataclasses.replace(fast, preset="default") == default  # "fast": the default's earlier name
+    assert (quality.iterations, quality.sfm_max_size, quality.refine_stop_iter) == (7000, 0, 5000)
+    assert default.refine_stop_iter < default.iterations  # densification ends before the last iterations
     assert for_device(ReconConfig(preset="mcmc"), "cuda").strategy == "mcmc"
     assert for_device(ReconConfig(preset="fast"), "cpu") == for_device(ReconConfig(preset="fast", **CPU), "cpu")
     assert for_device(ReconConfig(), "cpu").iterations == 300

@@ -23,8 +23,9 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output scene folder (written atomically)")
     parser.add_argument("--config", help="YAML/JSON ReconConfig (e.g. configs/recon.yaml); flags override it")
     parser.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out folder")
-    parser.add_argument("--preset", help="named defaults of the settings left unset: default, fast (3000 iterations, "
-                        "SfM at 480 px), mcmc (gsplat's MCMC strategy); CPU runs keep their small defaults")
+    parser.add_argument("--preset", help="named defaults of the settings left unset: default (= fast: 3000 iterations, "
+                        "SfM at 480 px), quality (7000 iterations, SfM at full size), mcmc (gsplat's MCMC strategy); "
+                        "CPU runs keep their small defaults")
     parser.add_argument("--frames", type=int, help="frames sampled uniformly from the shot (default 64)")
     parser.add_argument("--max-size", dest="max_size", type=int, help="px, longest image side (default 720 on CUDA, 240 on CPU; 0 keeps)")
     parser.add_argument("--shot", type=int, help="shot of a montage to reconstruct, 0-based (default: the longest)")
@@ -32,7 +33,7 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
                         help="the video's orbit sweep, e.g. 360: matches across the seam and checks the path "
                              "(default: from the video's JSON sidecar)")
     parser.add_argument("--cameras", help="transforms.json with one camera per sampled frame: skips SfM")
-    parser.add_argument("--iterations", type=int, help="training iterations (default 7000 on CUDA, 300 on CPU)")
+    parser.add_argument("--iterations", type=int, help="training iterations (default 3000 on CUDA, 300 on CPU)")
     parser.add_argument("--max-gaussians", dest="max_gaussians", type=int,
                         help="SfM points the splats start from, at most (default all on CUDA, 6000 on CPU; 0: all)")
     parser.add_argument("--sh-degree", dest="sh_degree", type=int, help="spherical harmonics degree, 0-3 (default 3)")

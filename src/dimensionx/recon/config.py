@@ -10,20 +10,21 @@ from ..errors import DimensionXError
 # gsplat renders a 480x320 view in well under a millisecond; on CPU the pure-torch reference
 # renderer takes some 0.1-1 s a view, so a CPU run keeps frames small, Gaussians few and the
 # schedule short enough that `dimensionx recon` of a 145-frame orbit ends within 5 minutes on 2
-# cores. "fast" is a shorter CUDA schedule (fewer iterations, densification compressed into them,
-# SfM on smaller frames); on CPU it is the same as "default".
-_CUDA = {"iterations": 7000, "max_size": 720, "max_gaussians": 0, "orbit_frames": 120, "sfm_max_size": 0,
-         "strategy": "default", "refine_start_iter": 500, "refine_stop_iter": 5000, "refine_every": 100,
-         "sh_degree_interval": 1000, "init_opacity": 0.1, "init_scale": 1.0}
-_CPU = {**_CUDA, "iterations": 300, "max_size": 240, "max_gaussians": 6000, "orbit_frames": 24}
+# cores. On CUDA the default is a 3000-iteration schedule (densification compressed into it, SfM
+# on 480 px copies): on one H200 it rebuilt the shared orbit at 720x480 in 16.0 s, 30.4 dB held
+# out, where "quality" (7000 iterations, SfM on the frames' own size) took 33.6 s for 30.6 dB
+# (benchmarks/results/recon_sweep_nvidia-h200.json). "fast" is the default's earlier name.
+_QUALITY = {"iterations": 7000, "max_size": 720, "max_gaussians": 0, "orbit_frames": 120, "sfm_max_size": 0,
+            "strategy": "default", "refine_start_iter": 500, "refine_stop_iter": 5000, "refine_every": 100,
+            "sh_degree_interval": 1000, "init_opacity": 0.1, "init_scale": 1.0}
+_CUDA = {**_QUALITY, "iterations": 3000, "sfm_max_size": 480, "refine_start_iter": 300, "refine_stop_iter": 2400,
+         "sh_degree_interval": 500}
+_CPU = {**_QUALITY, "iterations": 300, "max_size": 240, "max_gaussians": 6000, "orbit_frames": 24}
 PRESETS = {
     "default": {"cuda": _CUDA, "cpu": _CPU},
-    "fast": {"cuda": {**_CUDA, "iterations": 3000, "sfm_max_size": 480, "refine_start_iter": 300,
-                      "refine_stop_iter": 2400, "sh_degree_interval": 500},
-             "cpu": _CPU},
-    "mcmc": {"cuda": {**_CUDA, "iterations": 3000, "sfm_max_size": 480, "strategy": "mcmc", "refine_start_iter": 300,
-                      "refine_stop_iter": 2400, "refine_every": 50, "sh_degree_interval": 500, "init_opacity": 0.5,
-                      "init_scale": 0.1},
+    "fast": {"cuda": _CUDA, "cpu": _CPU},
+    "quality": {"cuda": _QUALITY, "cpu": _CPU},
+    "mcmc": {"cuda": {**_CUDA, "strategy": "mcmc", "refine_every": 50, "init_opacity": 0.5, "init_scale": 0.1},
              "cpu": _CPU},
 }
 
@@ -41,7 +42,7 @@ class ReconConfig:
 
     # ---- frames
     frames: int = 64  # frames sampled uniformly from the shot (all of them if fewer)
-    preset: str = "default"  # named defaults of the None settings below (PRESETS): default, fast, mcmc
+    preset: str = "default"  # named defaults of the None settings below (PRESETS): default (= fast), quality, mcmc
     max_size: int | None = None  # px, longest image side after downscaling (0 keeps it); None: 720 CUDA, 240 CPU
     shot: int | None = None  # which shot of a montage to reconstruct (0-based); None: the longest
     cut_ratio: float = 1.6  # a hard cut: a frame change this many times its neighbours' ...
@@ -64,6 +65,11 @@ class ReconConfig:
     orbit_span_tolerance: float = 0.8  # cameras sweeping less than this times orbit_degrees are reported
     target_registered_fraction: float = 0.95  # fewer registered frames than this: repair the split
     jump_ratio: float = 3.0  # a camera step this many times the median step, image change alike, is a jump
+    # On an orbit (cameras sweeping >= 180 degrees round a centre) the radius stays put: where the
+    # image changes as usual, a shorter step that also moves the camera nearer or farther is a jump too.
+    jump_ratio_radial: float = 2.0  # times the median step, with ...
+    jump_radius_change: float = 0.15  # ... the radius growing or shrinking by a factor beyond 1 + this, and ...
+    jump_ordinary_change: float = 1.5  # ... the image changing at most this times its median change
     repair_jumps: bool = False  # also re-sample around jumps (jumps are always measured and reported)
     smooth_jumps: bool = True  # bundle-adjust with a smooth-path prior around jumps (kept if the jump shrinks)
     jump_window: int = 4  # cameras on each side of a jump whose centres get the smooth-path prior
@@ -83,10 +89,10 @@ class ReconConfig:
     ba_refinements: int = 1  # bundle-adjustment rounds after filtering / re-triangulating (COLMAP: 2 local, 5 global)
 
     # ---- 3D Gaussians (gsplat)
-    iterations: int | None = None  # None: 7000 on CUDA, 300 on CPU
+    iterations: int | None = None  # None: 3000 on CUDA (quality: 7000), 300 on CPU
     max_gaussians: int | None = None  # SfM points kept to start from (0: all); None: all on CUDA, 6000 on CPU
     sh_degree: int = 3  # spherical harmonics degree of the splat colours
-    sh_degree_interval: int | None = None  # iterations between SH degree increments; None: preset (1000)
+    sh_degree_interval: int | None = None  # iterations between SH degree increments; None: preset (500; quality: 1000)
     ssim_lambda: float = 0.2  # loss = (1 - l) * L1 + l * (1 - SSIM)
     holdout: int = 8  # every K-th registered frame is held out for evaluation (0: none)
     init_opacity: float | None = None  # None: preset (0.1; 0.5 with MCMC)
@@ -105,8 +111,8 @@ class ReconConfig:
     # ---- densification (gsplat DefaultStrategy or MCMCStrategy; DefaultStrategy also on CPU)
     densify: bool = True
     strategy: str | None = None  # "default" (clone / split / prune) or "mcmc" (relocate, capped); None: preset
-    refine_start_iter: int | None = None  # None: preset (500)
-    refine_stop_iter: int | None = None  # None: preset (5000)
+    refine_start_iter: int | None = None  # None: preset (300; quality: 500)
+    refine_stop_iter: int | None = None  # None: preset (2400; quality: 5000)
     refine_every: int | None = None  # None: preset (100)
     reset_every: int = 3000  # opacity reset period (iterations)
     grow_grad2d: float = 2e-4  # image-plane gradient above which splats are split / duplicated

@@ -164,7 +164,7 @@ def check_inputs(config: ReconConfig, in_memory: bool = False) -> None:
         raise DimensionXError(f"--sh-degree {config.sh_degree} is not supported: gsplat renders SH degrees 0 to 3")
     if config.iterations is not None and config.iterations < 1:
         raise DimensionXError(f"--iterations {config.iterations}: training needs at least 1 iteration "
-                              "(default 7000 on CUDA, 300 on CPU)")
+                              "(default 3000 on CUDA, 300 on CPU)")
     if config.holdout < 0 or config.holdout == 1:
         raise DimensionXError(f"--holdout {config.holdout} is invalid: pass K >= 2 to hold out every K-th frame, or 0")
     if config.cameras and not Path(config.cameras).is_file():

@@ -202,11 +202,21 @@ def unregistered_runs(frame_ids: np.ndarray, n: int) -> list[tuple[int, int]]:
 
 def find_jumps(cameras: Cameras, footage: Footage, config: ReconConfig) -> list[tuple[int, int]]:
     """Neighbouring cameras (indices into ``cameras``) that step ``jump_ratio`` times further than the
-    median step while the image changes no more than usual (see :meth:`PathSteps.ratios`)."""
+    median step while the image changes no more than usual (see :meth:`PathSteps.ratios`); on an
+    orbit, also those stepping ``jump_ratio_radial`` times further while the radius changes by more
+    than ``jump_radius_change`` and the image by no more than ``jump_ordinary_change`` times its
+    median (an orbit keeps its radius; a line or an arc of a few degrees has none to keep)."""
     if len(cameras) < 4:
         return []
-    ratios = path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy()).ratios()
-    return [(int(k), int(k) + 1) for k in np.flatnonzero(ratios > config.jump_ratio)]
+    steps = path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy())
+    ratios = steps.ratios()
+    jumps = ratios > config.jump_ratio
+    if orbit_span_degrees(cameras) >= 180.0:
+        radius = np.maximum(steps.radius, 1e-12)
+        radial = np.abs(np.log(radius[1:] / radius[:-1])) > np.log1p(config.jump_radius_change)
+        ordinary = steps.image_change <= config.jump_ordinary_change * np.median(steps.image_change)
+        jumps |= radial & ordinary & (ratios > config.jump_ratio_radial)
+    return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps)]
 
 
 def smooth_path_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: list[str], footage: Footage,

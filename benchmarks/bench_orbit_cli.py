@@ -4,15 +4,19 @@ Builds the orbit model's architecture (CogVideoX-5B-I2V with ``sample_frames=145
 latents, so the 22426-row learned table) with random weights, saves it as the published
 checkpoint is laid out (``checkpoints/latest`` + ``checkpoints/1/mp_rank_00_model_states.pt``,
 the state under ``module``, SAT's tensor names as ``tests/test_sat_convert.py`` writes them by
-hand), and saves the random base pipeline that lends VAE, T5 and scheduler. Then, each in its
-own process as a user would type it: ``convert-sat CHECKPOINTS --out MODEL --base BASE``, and
-``orbit photo.png --model MODEL --mode M --out orbit_M.mp4`` per ``--modes`` (cold start
-included: loading, FP8, compilation). Checks that every SAT tensor was placed, that the video
-has 145 frames at 320x480 and that the sidecar reproduces the run; records seconds per step and
-the sidecar's own seconds. Writes ``orbit_cli_<device>.json``.
+hand; with ``--lora-rank R`` also a SAT LoRA of rank R on q/k/v and the attention output of
+every layer, as the paper trains its directors), and saves the random base pipeline that lends
+VAE, T5 and scheduler. Then, each in its own process as a user would type it: ``convert-sat
+CHECKPOINTS --out MODEL --base BASE`` (the LoRA merged at 1/rank), with a LoRA also
+``convert-sat CHECKPOINTS --lora-only --out director.safetensors`` (checked: rank and tensor
+count), and ``orbit photo.png --model MODEL --mode M --out orbit_M.mp4`` per ``--modes`` (cold
+start included: loading, FP8, compilation). Checks that every SAT tensor was placed and that the
+video has 145 frames at 320x480; records seconds per step and the sidecar's own seconds. Writes
+``orbit_cli_<device>.json``.
 
-    python benchmarks/bench_orbit_cli.py --modes fast,exact --work /tmp/oc --out OUT   # one H200, about 6 min
-    python benchmarks/bench_orbit_cli.py --tiny --out /tmp/orbit-cli                   # CPU check: tiny-orbit, 2 steps
+    python benchmarks/bench_orbit_cli.py --modes fast --work /tmp/oc --out OUT                  # one H200: 3.5 min
+    python benchmarks/bench_orbit_cli.py --modes fast,exact --lora-rank 256 --work /tmp/oc --out OUT
+    python benchmarks/bench_orbit_cli.py --tiny --lora-rank 4 --out /tmp/orbit-cli              # CPU check: tiny-orbit, 2 steps
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(REPO / "tests"))
 import bench_video as bv  # noqa: E402
-from test_sat_convert import sat_names, save_deepspeed  # noqa: E402  (SAT's names, written by hand)
+from test_sat_convert import sat_names, save_deepspeed, with_sat_lora  # noqa: E402  (SAT's names, written by hand)
 
 ORBIT_SHAPE = (145, 320, 480)
 CLI = "import sys; from dimensionx.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -50,7 +54,7 @@ def dimensionx(*args: str) -> tuple[float, str]:
     return seconds, tail
 
 
-def build(work: Path, tiny: bool) -> tuple[Path, Path, Path | None, dict]:
+def build(work: Path, tiny: bool, lora_rank: int) -> tuple[Path, Path, Path | None, dict]:
     """(SAT checkpoint folder, base pipeline folder, SAT YAML or None, seconds) for the random orbit model."""
     seconds = {}
     start = time.perf_counter()
@@ -68,9 +72,13 @@ def build(work: Path, tiny: bool) -> tuple[Path, Path, Path | None, dict]:
     seconds["save_base"] = time.perf_counter() - start
     start = time.perf_counter()
     transformer = pipe.transformer.to("cpu")
-    checkpoints = save_deepspeed(sat_names(transformer), work / "sat")
+    config, state = transformer.config, sat_names(transformer)
+    if lora_rank:
+        state, _ = with_sat_lora(state, lora_rank, config.num_layers, config.num_attention_heads * config.attention_head_dim, 0.01)
+    shutil.rmtree(work / "sat", ignore_errors=True)
+    checkpoints = save_deepspeed(state, work / "sat")
     seconds["save_sat"] = time.perf_counter() - start
-    config, sat_yaml = transformer.config, None
+    sat_yaml = None
     if tiny:  # the converter's default SAT settings are the orbit's; the tiny one says its own
         sat_yaml = work / "sat.yaml"
         sat_yaml.write_text(json.dumps({"model": {"network_config": {"params": {
@@ -78,7 +86,7 @@ def build(work: Path, tiny: bool) -> tuple[Path, Path, Path | None, dict]:
             "num_layers": config.num_layers,
             "modules": {"pos_embed_config": {"params": {"text_length": config.max_text_seq_length, "learnable_pos_embed": True}}},
         }}}}))
-    del pipe, transformer
+    del pipe, transformer, state
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return checkpoints, base, sat_yaml, {k: round(v, 1) for k, v in seconds.items()}
@@ -88,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", default="fast,exact", help="comma-separated `dimensionx orbit --mode` values")
     parser.add_argument("--tiny", action="store_true", help="CPU check with the tiny orbit model (2 steps)")
+    parser.add_argument("--lora-rank", type=int, default=0, help="also a SAT LoRA of this rank in the checkpoint (0: none)")
     parser.add_argument("--work", type=Path, help="folder for the checkpoint, models and videos (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
@@ -96,7 +105,7 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="orbit-cli-"))
     work.mkdir(parents=True, exist_ok=True)
-    checkpoints, base, sat_yaml, seconds = build(work, args.tiny)
+    checkpoints, base, sat_yaml, seconds = build(work, args.tiny, args.lora_rank)
     model = work / "orbit360"
     shutil.rmtree(model, ignore_errors=True)
     convert_args = [checkpoints, "--out", model, "--base", base] + (["--sat-config", sat_yaml] if sat_yaml else [])
@@ -105,6 +114,17 @@ def main() -> None:
     report = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.machine(),
               "tiny": args.tiny, "weights": "random", "seconds": seconds, "conversion": conversion, "convert_log": convert_log,
               "orbit": {}}
+    if args.lora_rank:
+        from dimensionx.directors.lora import read_lora
+
+        director = work / "director.safetensors"
+        director.unlink(missing_ok=True)
+        seconds["convert_sat_lora_only"], _ = dimensionx("convert-sat", checkpoints, "--lora-only", "--out", director,
+                                                         *(["--sat-config", sat_yaml] if sat_yaml else []))
+        lora = read_lora(director)
+        layers = json.loads((model / "transformer" / "config.json").read_text())["num_layers"]
+        report["lora"] = {"rank": lora.rank, "tensors": len(lora.tensors), "bytes": director.stat().st_size,
+                          "ok": lora.rank == args.lora_rank and len(lora.tensors) == layers * 4 * 2}
     frames, height, width = (None, 64, 96) if args.tiny else ORBIT_SHAPE
     photo = work / "photo.png"
     bv.set_shape(frames or 49, height, width)

@@ -169,19 +169,20 @@ def test_bad_tensors_are_reported_by_name(reference, sat_yaml, tmp_path, capsys,
     assert not (tmp_path / "orbit").exists()
 
 
-def with_sat_lora(state: dict, rank: int) -> tuple[dict, dict]:
+def with_sat_lora(state: dict, rank: int, layers: int = LAYERS, hidden: int = HEADS * HEAD_DIM,
+                  std: float = 1.0) -> tuple[dict, dict]:
     """SAT LoraMixin layout: the base weight under ``.original``, ``matrix_A.i`` [r, in] / ``matrix_B.i`` [out/parts, r]."""
     generator = torch.Generator().manual_seed(2)
-    hidden = HEADS * HEAD_DIM
+    dtype = next(iter(state.values())).dtype
     lora = {}
-    for i in range(LAYERS):
+    for i in range(layers):
         s = f"{P}transformer.layers.{i}.attention."
         for layer, parts in (("query_key_value", 3), ("dense", 1)):
             for wb in ("weight", "bias"):
                 state[f"{s}{layer}.original.{wb}"] = state.pop(f"{s}{layer}.{wb}")
             for part in range(parts):
-                lora[f"{s}{layer}.matrix_A.{part}"] = torch.randn(rank, hidden, generator=generator)
-                lora[f"{s}{layer}.matrix_B.{part}"] = torch.randn(hidden, rank, generator=generator)
+                lora[f"{s}{layer}.matrix_A.{part}"] = (torch.randn(rank, hidden, generator=generator) * std).to(dtype)
+                lora[f"{s}{layer}.matrix_B.{part}"] = (torch.randn(hidden, rank, generator=generator) * std).to(dtype)
     return {**state, **lora}, lora
 
 

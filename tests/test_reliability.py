@@ -208,6 +208,38 @@ def test_batch_reduces_a_huge_photo_and_skips_one_beyond_the_limit(work):
     assert not [p for p in (work / "videos").iterdir() if p.name.startswith(".")]
 
 
+# ---- no H.264 encoder: every command that writes an mp4 says so before it computes anything ----
+
+@pytest.fixture
+def no_encoder(tmp_path) -> dict:
+    """Environment of a Python where neither imageio-ffmpeg nor PyAV can be imported."""
+    stubs = tmp_path / "stubs"
+    for name in ("imageio_ffmpeg", "av"):
+        (stubs / name).mkdir(parents=True)
+        (stubs / name / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(stubs), os.environ.get("PYTHONPATH")]))}
+
+
+def test_commands_that_write_mp4s_are_refused_without_an_encoder(work, no_encoder):
+    fix = "has no H.264 encoder: pip install imageio-ffmpeg (or PyAV built with libx264)"
+    (work / "scene3d_out").mkdir()
+    for name in ("point_cloud.ply", "transforms.json"):
+        (work / "scene3d_out" / name).write_text("")
+    before = files(work)
+    for args, message in [
+        (["video", "photo.png", "--motion", "none", "--out", "clip.mp4", *FAST_VIDEO], "--out clip.mp4 is an H.264 mp4 and this Python " + fix),
+        (["orbit", "photo.png", "--model", "tiny-orbit", "--steps", "1", "--out", "orbit.mp4"], "--out orbit.mp4 is an H.264 mp4"),
+        (["scene3d", "photo.png", "--motion", "orbit_left", "--model", "tiny", "--out", "scene"], "the generated video is an H.264 mp4"),
+        (["scene4d", "photo.png", "--model", "tiny", "--out", "flag4d"], "each video of the grid is an H.264 mp4"),
+        (["render4d", "flag4d", "--out", "frozen.mp4"], "--out frozen.mp4 is an H.264 mp4"),
+        (["make-dataset", "scene3d_out", "--out", "data"], "each clip is an H.264 mp4"),
+        (["recon", "missing.mp4", "--out", "scene"], "renders/orbit.mp4 is an H.264 mp4 and this Python " + fix
+         + ", or pass --orbit-frames 0 to skip it"),
+        (["recon", "missing.mp4", "--out", "scene", "--orbit-frames", "0"], "missing.mp4 does not exist"),  # the way round
+    ]:
+        assert_refused(cli(*args, cwd=work, env=no_encoder), message, work, before)
+
+
 # ---- recon --------------------------------------------------------------------------------
 
 def textured_frames(n: int, seed: int = 0) -> np.ndarray:

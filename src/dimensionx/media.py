@@ -189,7 +189,7 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float) -> None:
     pixel_format = "yuv420p" if _even(frames) else "yuv444p"
     encoder = video_encoder()
     if encoder is None:
-        raise DimensionXError("no H.264 encoder: pip install imageio-ffmpeg (or PyAV built with libx264)")
+        raise DimensionXError(f"no H.264 encoder: {NO_ENCODER_FIX}")
     with atomic_file(path) as tmp:
         if encoder == "imageio-ffmpeg":
             import imageio.v3 as iio
@@ -198,6 +198,16 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float) -> None:
                         output_params=["-crf", "12"], pixelformat=pixel_format)
         else:
             _write_video_pyav(frames, tmp, fps, pixel_format)
+
+
+NO_ENCODER_FIX = "pip install imageio-ffmpeg (or PyAV built with libx264)"
+
+
+def check_video_encoder(what: str, fix: str = "") -> None:
+    """Refuses a command that will write ``what`` (an mp4) where :func:`write_video` has no encoder,
+    before it loads a model or computes anything; ``fix``: a way round it besides installing one."""
+    if video_encoder() is None:
+        raise DimensionXError(f"{what} is an H.264 mp4 and this Python has no H.264 encoder: {NO_ENCODER_FIX}{fix}")
 
 
 def video_encoder() -> str | None:

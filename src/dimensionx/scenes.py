@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import config_to_dict, load_config
 from .errors import DimensionXError
-from .media import check_output_dir, write_json
+from .media import check_output_dir, check_video_encoder, write_json
 from .recon.cli import add_recon_flags, recon_config
 from .video.cli import add_video_flags, video_overrides
 from .video.config import VideoConfig
@@ -63,6 +63,7 @@ def run_scene3d(args: argparse.Namespace) -> int:
 
     config = recon_config(args, video="")
     check_output_dir(config.out, config.overwrite)  # before minutes of video generation
+    check_video_encoder("the generated video")
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
         video = make_video(scene_video_config(args, Path(tmp) / "video.mp4"), "orbit" if args.orbit else "video")

@@ -85,13 +85,14 @@ def run_render4d(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import DimensionXError
-    from ..media import check_writable, write_video
+    from ..media import check_video_encoder, check_writable, write_video
     from .render4d import SceneRenderer
 
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise DimensionXError(f"--out {out}: the render is an mp4, name it *.mp4")
     check_writable(out, args.overwrite)
+    check_video_encoder(f"--out {out}")
     folder = Path(args.scene)
     folder = folder / "scene4d" if (folder / "scene4d").is_dir() else folder
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)

@@ -27,7 +27,8 @@ from PIL import Image
 
 from ..config import config_to_dict
 from ..errors import DimensionXError
-from ..media import OUTPUT_MARKER, atomic_dir, check_output_dir, check_replaceable, read_frames, write_json, write_video
+from ..media import (OUTPUT_MARKER, atomic_dir, check_output_dir, check_replaceable, check_video_encoder, read_frames, write_json,
+                     write_video)
 from .config import OFFSET_REFERENCES, FourDConfig
 from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine
 
@@ -80,6 +81,7 @@ def check_inputs(config: FourDConfig) -> None:
         raise DimensionXError("no scene folder: pass --out FOLDER")
     if config.image is None or not Path(config.image).is_file():
         raise DimensionXError(f"input image {config.image!r} is not a file: pass the photo to animate")
+    check_video_encoder("each video of the grid")
     for name, value in (("--time-frames", config.time_frames), ("--times", config.times), ("--views", config.views)):
         if value < 9 or (value - 1) % 8:
             raise DimensionXError(f"{name} {value}: every row and column of the grid is a CogVideoX video of an odd number "

@@ -15,7 +15,7 @@ import torch
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..media import atomic_dir, check_output_dir, write_json, write_video
+from ..media import atomic_dir, check_output_dir, check_video_encoder, write_json, write_video
 from .cameras import (
     Cameras,
     cameras_from_transforms,
@@ -160,6 +160,8 @@ def check_inputs(config: ReconConfig, in_memory: bool = False) -> None:
     if not config.out:
         raise DimensionXError("no output folder: pass --out DIR")
     check_output_dir(config.out, config.overwrite)
+    if config.orbit_frames != 0:
+        check_video_encoder("renders/orbit.mp4", ", or pass --orbit-frames 0 to skip it")
     if not 0 <= config.sh_degree <= 3:
         raise DimensionXError(f"--sh-degree {config.sh_degree} is not supported: gsplat renders SH degrees 0 to 3")
     if config.iterations is not None and config.iterations < 1:

@@ -23,7 +23,7 @@ import numpy as np
 from ..config import config_to_dict
 from ..directors.camera_paths import MOTIONS, camera_path, look_at, rotation
 from ..errors import DimensionXError
-from ..media import atomic_dir, check_output_dir, write_json, write_video
+from ..media import atomic_dir, check_output_dir, check_video_encoder, write_json, write_video
 from .config import DatasetConfig
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def check_inputs(config: DatasetConfig) -> tuple[list[str], tuple[int, int], np.
     if not config.out:
         raise DimensionXError("no output folder: pass --out DIR")
     check_output_dir(config.out, config.overwrite)
+    check_video_encoder("each clip")
     motions = list(MOTIONS) if config.motions == "all" else [m.strip() for m in config.motions.split(",") if m.strip()]
     unknown = [m for m in motions if m not in MOTIONS]
     if unknown or not motions:

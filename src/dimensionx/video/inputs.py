@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..directors.registry import get_director
 from ..errors import DimensionXError
-from ..media import check_image, check_writable
+from ..media import check_image, check_video_encoder, check_writable
 from .config import VideoConfig
 from .image import FITS, check_size
 from .loop import check_loop
@@ -62,6 +62,7 @@ def check_inputs(config: VideoConfig) -> None:
     check_writable(out.with_suffix(".json"), config.overwrite)
     if out.suffix.lower() != ".mp4":
         raise DimensionXError(f"--out {out}: the video is written as an mp4, so name the file *.mp4 (e.g. {out.with_suffix('.mp4')})")
+    check_video_encoder(f"--out {out}")
 
 
 def output_path(config: VideoConfig) -> Path:

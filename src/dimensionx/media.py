@@ -187,9 +187,7 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float) -> None:
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3] uint8, got {frames.shape} {frames.dtype}")
     pixel_format = "yuv420p" if _even(frames) else "yuv444p"
-    encoder = video_encoder()
-    if encoder is None:
-        raise DimensionXError(f"no H.264 encoder: {NO_ENCODER_FIX}")
+    encoder = check_video_encoder(str(path))
     with atomic_file(path) as tmp:
         if encoder == "imageio-ffmpeg":
             import imageio.v3 as iio
@@ -200,14 +198,14 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float) -> None:
             _write_video_pyav(frames, tmp, fps, pixel_format)
 
 
-NO_ENCODER_FIX = "pip install imageio-ffmpeg (or PyAV built with libx264)"
-
-
-def check_video_encoder(what: str, fix: str = "") -> None:
-    """Refuses a command that will write ``what`` (an mp4) where :func:`write_video` has no encoder,
-    before it loads a model or computes anything; ``fix``: a way round it besides installing one."""
-    if video_encoder() is None:
-        raise DimensionXError(f"{what} is an H.264 mp4 and this Python has no H.264 encoder: {NO_ENCODER_FIX}{fix}")
+def check_video_encoder(what: str, fix: str = "") -> str:
+    """:func:`video_encoder`, or the error that ``what`` (an mp4) cannot be written here. Commands call it
+    with their other inputs, before a model loads; ``fix``: a way round it besides installing one."""
+    encoder = video_encoder()
+    if encoder is None:
+        raise DimensionXError(f"{what} is an H.264 mp4 and this Python has no H.264 encoder: "
+                              f"pip install imageio-ffmpeg (or PyAV built with libx264){fix}")
+    return encoder
 
 
 def video_encoder() -> str | None:

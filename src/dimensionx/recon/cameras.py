@@ -184,11 +184,20 @@ class PathSteps:
     def ratios(self) -> np.ndarray:
         """[C - 1] each step against the median step (rotation or distance, the larger), over the image
         change against the median change: ~1 where the cameras move as much as the footage does."""
-        def relative(x: np.ndarray) -> np.ndarray:
-            return x / max(float(np.median(x)), 1e-12)
+        motion = np.maximum(_relative(self.rotation_degrees), _relative(self.distance))
+        return motion / np.maximum(self.change_ratios(), 1.0)
 
-        motion = np.maximum(relative(self.rotation_degrees), relative(self.distance))
-        return motion / np.maximum(relative(self.image_change), 1.0)
+    def change_ratios(self) -> np.ndarray:
+        """[C - 1] each image change against the median change."""
+        return _relative(self.image_change)
+
+    def radius_ratios(self) -> np.ndarray:
+        """[C - 1] each camera's distance from the centres' mean over the previous camera's."""
+        return self.radius[1:] / np.maximum(self.radius[:-1], 1e-12)
+
+
+def _relative(x: np.ndarray) -> np.ndarray:
+    return x / max(float(np.median(x)), 1e-12)
 
 
 def path_steps(cameras: Cameras, thumbs: np.ndarray) -> PathSteps:

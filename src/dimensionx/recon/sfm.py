@@ -18,11 +18,12 @@ import pycolmap
 
 from ..errors import DimensionXError
 from ..interrupts import reinstall_signals
-from .cameras import Cameras, cameras_from_reconstruction, orbit_span_degrees, path_steps, scale_intrinsics
+from .cameras import Cameras, PathSteps, cameras_from_reconstruction, orbit_span_degrees, path_steps, scale_intrinsics
 from .config import ReconConfig
 from .frames import Footage, downscale, frame_names, save_pngs, thumbnails
 from .pathprior import smooth_jumps
 
+ORBIT_MIN_DEGREES = 180.0  # a path sweeping this much goes round a centre: its radius should stay put
 CLOSED_LOOP_DEGREES = 300.0  # an orbit sweeping this much or more ends where it began: match across the seam
 
 log = logging.getLogger(__name__)
@@ -206,15 +207,21 @@ def find_jumps(cameras: Cameras, footage: Footage, config: ReconConfig) -> list[
     orbit, also those stepping ``jump_ratio_radial`` times further while the radius changes by more
     than ``jump_radius_change`` and the image by no more than ``jump_ordinary_change`` times its
     median (an orbit keeps its radius; a line or an arc of a few degrees has none to keep)."""
-    if len(cameras) < 4:
+    if len(cameras) < 4:  # step_jumps finds none: no thumbnails to make
         return []
-    steps = path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy())
+    return step_jumps(path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy()),
+                      orbit_span_degrees(cameras), config)
+
+
+def step_jumps(steps: PathSteps, span_degrees: float, config: ReconConfig) -> list[tuple[int, int]]:
+    """:func:`find_jumps` of a path's ``steps``, whose cameras sweep ``span_degrees``; none under 4 cameras."""
+    if len(steps.radius) < 4:
+        return []
     ratios = steps.ratios()
     jumps = ratios > config.jump_ratio
-    if orbit_span_degrees(cameras) >= 180.0:
-        radius = np.maximum(steps.radius, 1e-12)
-        radial = np.abs(np.log(radius[1:] / radius[:-1])) > np.log1p(config.jump_radius_change)
-        ordinary = steps.image_change <= config.jump_ordinary_change * np.median(steps.image_change)
+    if span_degrees >= ORBIT_MIN_DEGREES:
+        radial = np.abs(np.log(np.maximum(steps.radius_ratios(), 1e-12))) > np.log1p(config.jump_radius_change)
+        ordinary = steps.change_ratios() <= config.jump_ordinary_change
         jumps |= radial & ordinary & (ratios > config.jump_ratio_radial)
     return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps)]
 
@@ -295,9 +302,9 @@ def describe_path(cameras: Cameras, footage: Footage, config: ReconConfig, prior
         "median_step_degrees": round(float(np.median(steps.rotation_degrees)), 2),
         "largest_step_frames": [a, b],
         "largest_step_ratio": round(float(steps.ratios().max()), 2),
-        "radius_ratio_at_largest_step": round(float(steps.radius[k + 1] / max(steps.radius[k], 1e-12)), 3),
+        "radius_ratio_at_largest_step": round(float(steps.radius_ratios()[k]), 3),
         "jumps": [[int(footage.source_ids[cameras.frame_ids[i]]), int(footage.source_ids[cameras.frame_ids[j]])]
-                  for i, j in find_jumps(cameras, footage, config)],
+                  for i, j in step_jumps(steps, span, config)],
         "orbit_span_degrees": round(span, 1),
         "motion_prior": prior.motion,
         "expected_orbit_degrees": prior.orbit_degrees,

@@ -11,12 +11,16 @@ CHECKPOINTS --out MODEL --base BASE`` (the LoRA merged at 1/rank), with a LoRA a
 ``convert-sat CHECKPOINTS --lora-only --out director.safetensors`` (checked: rank and tensor
 count), and ``orbit photo.png --model MODEL --mode M --out orbit_M.mp4`` per ``--modes`` (cold
 start included: loading, FP8, compilation). Checks that every SAT tensor was placed and that the
-video has 145 frames at 320x480; records seconds per step and the sidecar's own seconds. Writes
-``orbit_cli_<device>.json``.
+video has 145 frames at 320x480; records seconds per step and the sidecar's own seconds. With
+``--scene3d``, last, ``scene3d photo.png --orbit --model MODEL --mode fast --cameras ring.json``: the
+orbit fed to the 3D stage in one command (random weights make noise that SfM cannot register, so the
+cameras are the known 360-degree ring the orbit model is trained to follow, one per frame); checks the
+scene's PLY, transforms.json and orbit render. Writes ``orbit_cli_<device>.json``.
 
     python benchmarks/bench_orbit_cli.py --modes fast --work /tmp/oc --out OUT                  # one H200: 3.5 min
     python benchmarks/bench_orbit_cli.py --modes fast,exact --lora-rank 256 --work /tmp/oc --out OUT
-    python benchmarks/bench_orbit_cli.py --tiny --lora-rank 4 --out /tmp/orbit-cli              # CPU check: tiny-orbit, 2 steps
+    python benchmarks/bench_orbit_cli.py --modes fast --lora-rank 256 --scene3d --work /tmp/oc --out OUT
+    python benchmarks/bench_orbit_cli.py --tiny --lora-rank 4 --scene3d --out /tmp/orbit-cli     # CPU check: tiny-orbit, 2 steps
 """
 
 from __future__ import annotations
@@ -92,11 +96,32 @@ def build(work: Path, tiny: bool, lora_rank: int) -> tuple[Path, Path, Path | No
     return checkpoints, base, sat_yaml, {k: round(v, 1) for k, v in seconds.items()}
 
 
+def scene3d(work: Path, photo: Path, model: Path, frames: int, width: int, height: int, tiny: bool) -> dict:
+    """``dimensionx scene3d photo --orbit`` as typed, every frame reconstructed with the known cameras of a 360-degree ring."""
+    from recon_synthetic import arc_cameras, intrinsics, transforms_json
+
+    ring = work / "ring.json"
+    ring.write_text(json.dumps(transforms_json(arc_cameras(frames, 360.0 * (frames - 1) / frames), intrinsics(width, height), width, height)))
+    scene = work / "scene3d"
+    steps = ["--steps", "2", "--iterations", "20", "--orbit-frames", "4"] if tiny else []
+    wall, log = dimensionx("scene3d", photo, "--orbit", "--model", model, "--prompt", bv.PROMPT, "--mode", "fast", *steps,
+                           "--frames", str(frames), "--cameras", ring, "--out", scene, "--overwrite")
+    metrics = json.loads((scene / "metrics.json").read_text())
+    video = json.loads((scene / "video.json").read_text())
+    return {"wall_seconds": round(wall, 1), "frames": frames, "video_seconds": video["seconds"],
+            "recon_seconds": metrics["seconds"], "frames_registered": metrics["frames_registered"],
+            "n_gaussians": metrics["n_gaussians"], "psnr_of_noise": metrics["psnr"],
+            "ok": {name: (scene / name).is_file() for name in ("point_cloud.ply", "transforms.json", "sparse/0/images.txt",
+                                                               "renders/orbit.mp4", "video.mp4", "video.json")},
+            "log": log}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", default="fast,exact", help="comma-separated `dimensionx orbit --mode` values")
     parser.add_argument("--tiny", action="store_true", help="CPU check with the tiny orbit model (2 steps)")
     parser.add_argument("--lora-rank", type=int, default=0, help="also a SAT LoRA of this rank in the checkpoint (0: none)")
+    parser.add_argument("--scene3d", action="store_true", help="then `scene3d --orbit` with the known cameras of a 360-degree ring")
     parser.add_argument("--work", type=Path, help="folder for the checkpoint, models and videos (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
@@ -142,6 +167,9 @@ def main() -> None:
             row["shape_ok"] = [written.get("frames"), written.get("height"), written.get("width")] == list(ORBIT_SHAPE)
         report["orbit"][mode] = row
         print(mode, json.dumps({k: v for k, v in row.items() if k != "log"}), flush=True)
+    if args.scene3d:
+        report["scene3d"] = scene3d(work, photo, model, written["frames"], written["width"], written["height"], args.tiny)
+        print("scene3d", json.dumps({k: v for k, v in report["scene3d"].items() if k != "log"}), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "tiny" if args.tiny else report["device"].lower().replace(" ", "_")
     path = args.out / f"orbit_cli_{name}.json"

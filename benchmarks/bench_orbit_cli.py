@@ -167,13 +167,14 @@ def main() -> None:
             row["shape_ok"] = [written.get("frames"), written.get("height"), written.get("width")] == list(ORBIT_SHAPE)
         report["orbit"][mode] = row
         print(mode, json.dumps({k: v for k, v in row.items() if k != "log"}), flush=True)
-    if args.scene3d:
-        report["scene3d"] = scene3d(work, photo, model, written["frames"], written["width"], written["height"], args.tiny)
-        print("scene3d", json.dumps({k: v for k, v in report["scene3d"].items() if k != "log"}), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "tiny" if args.tiny else report["device"].lower().replace(" ", "_")
     path = args.out / f"orbit_cli_{name}.json"
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")  # now: the figures so far outlive a failing scene3d
+    if args.scene3d:
+        report["scene3d"] = scene3d(work, photo, model, written["frames"], written["width"], written["height"], args.tiny)
+        print("scene3d", json.dumps({k: v for k, v in report["scene3d"].items() if k != "log"}), flush=True)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"wrote {path}")
 
 

@@ -16,6 +16,7 @@ PSNR/SSIM, the mean position offset per time (must stay near zero) and the Gauss
 
     python benchmarks/bench_fourd.py --part pipeline --modes fast --work /tmp/fourd   # -> results/fourd_<device>_pipeline_fast.json
     python benchmarks/bench_fourd.py --part pipeline --modes exact --work /tmp/fourd  # reuses the saved random model
+    python benchmarks/bench_fourd.py --part pipeline --modes exact --work /tmp/fourd --resume  # finishes a stopped run
     python benchmarks/bench_fourd.py --part fit --orbit FRAMES_DIR   # part 2 only (no diffusers needed)
     python benchmarks/bench_fourd.py --tiny --out /tmp/b    # CPU wiring check: tiny model, tiny grid
 """
@@ -104,19 +105,22 @@ def run_pipeline(args, work: Path) -> list[dict]:
             make_scene4d(dataclasses.replace(base, mode=mode, steps=2, iterations=10, image=str(photo(work / "photo.png", width, height)),
                                              cameras=str(cameras), out=str(work / f"warmup_{mode}"), overwrite=True))
             print(f"warm-up scene ({mode}, 2 steps, 10 fit iterations): {time.perf_counter() - start:.1f} s")
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
         config = dataclasses.replace(base, mode=mode, image=str(photo(work / "photo.png", width, height)),
-                                     cameras=str(cameras), out=str(work / f"scene_{mode}"), overwrite=True)
+                                     cameras=str(cameras), out=str(work / f"scene_{mode}"), overwrite=not args.resume)
         start = time.perf_counter()
         out = make_scene4d(config)
-        total = time.perf_counter() - start
         metrics = json.loads((out / "metrics.json").read_text())
+        stages = {name: json.loads((out / name / "stage.json").read_text()) for name in metrics["seconds"]}
         rows.append({"mode": mode, "compile_cache": "warm (a 2-step scene of the same shapes ran first)" if args.warmup else "cold",
-                     "seconds_total": round(total, 1), "seconds": metrics["seconds"],
+                     "seconds_total": round(sum(metrics["seconds"].values()), 1), "seconds": metrics["seconds"],
+                     "seconds_this_process": round(time.perf_counter() - start, 1),
+                     "seconds_before_resume": {k: v["seconds_before_resume"] for k, v in stages.items() if "seconds_before_resume" in v},
                      "seconds_detail": metrics["seconds_detail"], "grid": metrics["grid"],
-                     "fit_psnr": metrics["fit"]["psnr"], "videos": videos_made(config),
-                     "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None})
+                     "fit_psnr": metrics["fit"]["psnr"], "fit_iterations": metrics["fit"]["iterations"],
+                     "fit_ms_per_iteration": metrics["fit"]["ms_per_iteration"], "fit_n_gaussians": metrics["fit"]["n_gaussians"],
+                     "videos": videos_made(config), "batch": config.batch,
+                     "peak_gpu_gib": max((v for v in metrics["peak_gpu_gib"].values() if v is not None), default=None),
+                     "peak_gpu_gib_per_stage": metrics["peak_gpu_gib"]})
         print(json.dumps(rows[-1], indent=1))
     return rows
 
@@ -169,6 +173,9 @@ def main() -> None:
                         help="part 2: comma-separated offset_reference values to fit with (mean, key, none): their cost and drift")
     parser.add_argument("--warmup", action="store_true",
                         help="part 1: make a 2-step scene of the same shapes first, then time the real one with torch.compile's cache warm")
+    parser.add_argument("--resume", action="store_true",
+                        help="part 1: finish the scenes an earlier run left in --work (stopped by a call's time limit, say): "
+                             "stages and refinement passes done are kept, and seconds_total counts each stage's kept work")
     parser.add_argument("--work", type=Path, help="folder for the model and scenes (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()

@@ -59,6 +59,8 @@ def test_scene4d_writes_every_output(scene):
     assert set(metrics["seconds"]) == {"temporal", "grid", "scene4d", "renders"}
     assert set(metrics["grid"]["consistency_before_refinement"]) == {"time_step", "time_flicker", "view_flicker"}
     assert json.loads((scene / "scene4d.json").read_text())["config"]["times"] == 9
+    assert set(metrics["peak_gpu_gib"]) == {"temporal", "grid", "scene4d", "renders"}
+    assert not (scene / ".grid.partial").exists()  # the grid stage's work in progress goes once the grid is written
 
 
 def test_resume_keeps_finished_stages(scene):
@@ -124,3 +126,44 @@ def test_same_seed_same_grid(generator):
     first, second = generate_rows(generator, temporal, config), generate_rows(generator, temporal, config)
     assert np.array_equal(first.frames, second.frames) and first.key == second.key
     assert first.frames.shape == (9, 9, 64, 96, 3)
+
+
+@pytest.mark.slow
+def test_grid_stopped_in_refinement_resumes_from_the_last_pass(generator, tmp_path, monkeypatch):
+    from dimensionx.fourd import grid as grid_module
+    from dimensionx.fourd import pipeline
+
+    temporal = (np.random.default_rng(2).random((9, 64, 96, 3)) * 255).astype(np.uint8)
+    config = FourDConfig(**TINY, loops=1, batch=9)  # one SDEdit batch per pass: over time, then over views
+    finished = []  # the final grid of each run, as the contact sheet is drawn from it
+    real_sheet, real_sdedit = pipeline.contact_sheet, grid_module.sdedit_videos
+    monkeypatch.setattr(pipeline, "contact_sheet", lambda frames: finished.append(frames.copy()) or real_sheet(frames))
+
+    (tmp_path / "whole").mkdir()
+    assert pipeline.write_grid(tmp_path / "whole", generator, temporal, config, tmp_path / "whole.partial") is None
+    assert not (tmp_path / "whole.partial").exists()
+
+    calls = []
+
+    def stopped_in_second_pass(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_sdedit(*args, **kwargs)
+
+    monkeypatch.setattr(grid_module, "sdedit_videos", stopped_in_second_pass)
+    (tmp_path / "stopped").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.write_grid(tmp_path / "stopped", generator, temporal, config, tmp_path / "stopped.partial")
+    progress = json.loads((tmp_path / "stopped.partial" / "progress.json").read_text())
+    assert progress["passes"] == 1 and progress["seconds"] > 0
+
+    monkeypatch.setattr(grid_module, "sdedit_videos", lambda *a, **k: calls.append(1) or real_sdedit(*a, **k))
+    monkeypatch.setattr(pipeline, "generate_rows", lambda *a, **k: pytest.fail("the rows were made again"))
+    earlier = pipeline.write_grid(tmp_path / "stopped", generator, temporal, config, tmp_path / "stopped.partial")
+    assert len(calls) == 3  # the resumed run made the second pass only
+    assert earlier["seconds"] == progress["seconds"]
+    assert np.array_equal(finished[1], finished[0])  # the grid of a run that never stopped
+    whole, resumed = (json.loads((tmp_path / name / "grid.json").read_text()) for name in ("whole", "stopped"))
+    assert resumed["consistency_before"] == whole["consistency_before"] and resumed["key"] == whole["key"]
+    assert not (tmp_path / "stopped.partial").exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,22 +120,33 @@ def generate_rows(generator, temporal: np.ndarray, config: FourDConfig, clock: C
     return Grid(np.stack(rows), times, key)
 
 
-def refine(generator, grid: Grid, config: FourDConfig, clock: Clock | None = None) -> Grid:
-    """Step 5: ``config.loops`` rounds of SDEdit, T-Director over each column, then S-Director over each row."""
+def refine(generator, grid: Grid, config: FourDConfig, clock: Clock | None = None, done: int = 0,
+           after_pass: Callable[[int, np.ndarray], None] | None = None) -> Grid:
+    """Step 5: ``config.loops`` rounds of SDEdit, T-Director over each column, then S-Director over each row.
+
+    A round is two passes; ``done`` passes of ``grid`` are already refined (a resumed run) and
+    ``after_pass(n, frames)`` sees the grid after each pass ``n`` (1-based), to save it. Each pass
+    draws its own seeded noise, so a grid resumed between passes is the grid of a run that never stopped.
+    """
     clock = clock or Clock()
     frames = grid.frames.copy()
     M, K = frames.shape[:2]
     with clock("text"):
         text = text_inputs(generator, config.prompt)
-    for loop in tqdm(range(config.loops), desc="refinement loops", unit="loop"):
-        use_director(generator, config.time_director, config, clock)
-        over_time = video_config(config, M, config.seed + 10 + 2 * loop)
-        for group in batches(list(range(K)), config):
-            frames[:, group] = sdedit_videos(generator, frames[:, group].swapaxes(0, 1), text, config, over_time, clock).swapaxes(0, 1)
-        use_director(generator, config.space_director, config, clock)
-        over_views = video_config(config, K, config.seed + 11 + 2 * loop)
-        for group in batches(list(range(M)), config):
-            frames[group] = sdedit_videos(generator, frames[group], text, config, over_views, clock)
+    for n in tqdm(range(done, 2 * config.loops), desc="refinement passes", unit="pass", initial=done, total=2 * config.loops):
+        loop, of_views = divmod(n, 2)
+        if not of_views:
+            use_director(generator, config.time_director, config, clock)
+            over_time = video_config(config, M, config.seed + 10 + 2 * loop)
+            for group in batches(list(range(K)), config):
+                frames[:, group] = sdedit_videos(generator, frames[:, group].swapaxes(0, 1), text, config, over_time, clock).swapaxes(0, 1)
+        else:
+            use_director(generator, config.space_director, config, clock)
+            over_views = video_config(config, K, config.seed + 11 + 2 * loop)
+            for group in batches(list(range(M)), config):
+                frames[group] = sdedit_videos(generator, frames[group], text, config, over_views, clock)
+        if after_pass is not None:
+            after_pass(n + 1, frames)
     return dataclasses.replace(grid, frames=frames)
 
 

@@ -5,10 +5,15 @@ exists is read back instead of run, so a crash after the grid does not regenerat
 
 1. ``temporal/``: the T-Director video and the rows taken from it (``temporal.json``);
 2. ``grid/``: the spatial video of every time (``time_MM.mp4``), the view sequences
-   (``view_KK.mp4``), the unrefined rows (``raw/``), the contact sheet, ``grid.json``;
+   (``view_KK.mp4``), the unrefined rows (``raw/``), the contact sheet, ``grid.json``; the longest
+   stage, so it also keeps its work as it goes (``.grid.partial/``: the rows, then the grid after
+   each refinement pass): a run stopped inside it resumes from the last pass done;
 3. ``scene4d/``: cameras (SfM on the reference row, or ``--cameras``), the 4D Gaussians, ``fit.json``;
 4. ``renders/``: orbit at t = 0.5, time-lapse of view 0, space-time spiral;
 5. ``metrics.json``: everything measured, with the settings; ``scene4d.json`` reproduces the run.
+
+Each stage's ``stage.json`` has its seconds and peak GPU memory, those of earlier runs that stopped
+inside it included.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +33,16 @@ from PIL import Image
 
 from ..config import config_to_dict
 from ..errors import DimensionXError
-from ..media import (OUTPUT_MARKER, atomic_dir, check_output_dir, check_replaceable, check_video_encoder, read_frames, write_json,
-                     write_video)
+from ..media import (OUTPUT_MARKER, atomic_dir, atomic_file, check_output_dir, check_replaceable, check_video_encoder, read_frames,
+                     write_json, write_video)
 from .config import OFFSET_REFERENCES, FourDConfig
 from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine
 
 log = logging.getLogger(__name__)
 
 SIDECAR = "scene4d.json"
+STAGES = ("temporal", "grid", "scene4d", "renders")
+PARTIAL_GRID = ".grid.partial"  # the grid stage's work so far (rows, then the grid after each refinement pass)
 
 
 def make_scene4d(config: FourDConfig, generator=None) -> Path:
@@ -44,30 +52,30 @@ def make_scene4d(config: FourDConfig, generator=None) -> Path:
     out = prepare_folder(config)
     seconds: dict[str, float] = {}
     generator = LazyGenerator(config, generator)
-    with stage(out, "temporal", seconds) as folder:
-        if folder:
-            clock = Clock()
+    with stage(out, "temporal", seconds) as run:
+        if run:
+            folder, clock = run.folder, Clock()
             with clock("load"):
                 photo = generator.photo()
             temporal = generate_temporal(generator.get(), photo, config, clock)
             write_video(temporal, folder / "temporal.mp4", config.fps)
             write_json({"seconds": clock.seconds}, folder / "temporal.json")
     temporal = read_frames(out / "temporal" / "temporal.mp4")[0]
-    with stage(out, "grid", seconds) as folder:
-        if folder:
-            write_grid(folder, generator.get(), temporal, config)
+    with stage(out, "grid", seconds) as run:
+        if run:
+            run.earlier = write_grid(run.folder, generator.get(), temporal, config, out / PARTIAL_GRID)
     generator.release()
     grid = read_grid(out / "grid")
-    with stage(out, "scene4d", seconds) as folder:
-        if folder:
+    with stage(out, "scene4d", seconds) as run:
+        if run:
             from .scene import fit_scene
 
-            fit_scene(grid, out / "grid", folder, config)
-    with stage(out, "renders", seconds) as folder:
-        if folder:
+            fit_scene(grid, out / "grid", run.folder, config)
+    with stage(out, "renders", seconds) as run:
+        if run:
             from .render4d import SceneRenderer, write_renders
 
-            write_renders(SceneRenderer(out / "scene4d", fit_device(config), config.background), folder,
+            write_renders(SceneRenderer(out / "scene4d", fit_device(config), config.background), run.folder,
                           config.render_frames, config.render_fps)
     write_json(metrics(out, config), out / "metrics.json")
     return out
@@ -132,18 +140,34 @@ def prepare_folder(config: FourDConfig) -> Path:
     return out
 
 
+@dataclass
+class StageRun:
+    folder: Path  # to fill; moved onto the stage's folder at the end
+    earlier: dict | None = None  # {"seconds", "peak_gpu_gib"} of earlier runs stopped inside this stage
+
+
+def peak_gpu_gib() -> float | None:
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
+
+
 @contextlib.contextmanager
 def stage(out: Path, name: str, seconds: dict[str, float]):
-    """Yields a temporary folder to fill (moved onto ``out/name`` at the end), or None if the stage is done."""
+    """Yields a :class:`StageRun` whose folder is moved onto ``out/name`` at the end, or None if the stage is done."""
     if (out / name).is_dir():
         log.info("%s/ exists: kept", name)
         yield None
         return
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     with atomic_dir(out / name) as folder:
-        yield folder
-        seconds[name] = time.perf_counter() - start
-        write_json({"seconds": round(seconds[name], 3)}, folder / "stage.json")
+        run = StageRun(folder)
+        yield run
+        earlier = run.earlier or {}
+        seconds[name] = earlier.get("seconds", 0.0) + time.perf_counter() - start
+        peaks = [p for p in (earlier.get("peak_gpu_gib"), peak_gpu_gib()) if p is not None]
+        write_json({"seconds": round(seconds[name], 3), "peak_gpu_gib": max(peaks) if peaks else None,
+                    **({"seconds_before_resume": round(earlier["seconds"], 3)} if earlier else {})}, folder / "stage.json")
     log.info("%s: %.1f s", name, seconds[name])
 
 
@@ -175,12 +199,31 @@ class LazyGenerator:
             torch.cuda.empty_cache()
 
 
-def write_grid(folder: Path, generator, temporal: np.ndarray, config: FourDConfig) -> None:
-    start, clock = time.perf_counter(), Clock()
-    raw = generate_rows(generator, temporal, config, clock)
-    rows_done = time.perf_counter()
-    refined = refine(generator, raw, config, clock) if config.loops > 0 else raw
-    seconds = {"reference_and_rows": rows_done - start, "refinement": time.perf_counter() - rows_done, **clock.seconds}
+def write_grid(folder: Path, generator, temporal: np.ndarray, config: FourDConfig, partial: Path) -> dict | None:
+    """Fills the grid stage's ``folder``. Keeps the work in ``partial`` as it goes (the rows, then the grid
+    after each refinement pass) and resumes from what is there; deletes it at the end. Returns the kept
+    seconds and peak GPU memory of the earlier runs it resumed (None if it resumed none)."""
+    start, progress = time.perf_counter(), GridProgress.load(partial)
+    earlier = None if progress is None else {"seconds": progress.seconds, "peak_gpu_gib": progress.peak_gpu_gib}
+    if progress is None:
+        clock = Clock()
+        raw = generate_rows(generator, temporal, config, clock)
+        clock.seconds["reference_and_rows"] = round(time.perf_counter() - start, 3)
+        progress = GridProgress.start(partial, raw, clock.seconds, time.perf_counter() - start)
+    else:
+        log.info("grid: resuming after %d of %d refinement passes (%s)", progress.passes, 2 * config.loops, partial)
+    raw, clock = progress.raw(), Clock(dict(progress.clock))
+    kept, refine_start, refined_before = progress.seconds, time.perf_counter(), progress.clock.get("refinement", 0.0)
+
+    def save(n: int, frames: np.ndarray) -> None:
+        now = time.perf_counter()
+        clock.seconds["refinement"] = round(refined_before + now - refine_start, 3)
+        progress.save_pass(n, frames, clock.seconds, kept + now - refine_start)
+
+    refined = progress.grid()
+    if progress.passes < 2 * config.loops:
+        refined = refine(generator, refined, config, clock, progress.passes, save)
+    clock.seconds.setdefault("refinement", 0.0)
     for name, grid in (("raw", raw), ("", refined)):
         (folder / name).mkdir(exist_ok=True)
         for m, row in enumerate(grid.frames):
@@ -190,8 +233,62 @@ def write_grid(folder: Path, generator, temporal: np.ndarray, config: FourDConfi
     Image.fromarray(contact_sheet(refined.frames)).save(folder / "contact_sheet.png")
     write_json({"times": raw.times, "time_values": time_values(raw.times, config.time_frames), "key": raw.key,
                 "consistency_before": consistency(raw.frames), "consistency_after": consistency(refined.frames),
-                "seconds": {k: round(v, 3) for k, v in seconds.items()}},
-               folder / "grid.json")
+                "seconds": clock.seconds}, folder / "grid.json")
+    shutil.rmtree(partial)
+    return earlier
+
+
+@dataclass
+class GridProgress:
+    """The grid stage's work so far, in ``path``: the unrefined rows (``raw.npy``), the grid after the last
+    refinement pass done (``pass_N.npy``) and ``progress.json`` (which pass; seconds and clock kept; peak
+    GPU memory). Each file is written whole before ``progress.json`` names it."""
+
+    path: Path
+    times: list[int]
+    key: int
+    passes: int  # refinement passes done
+    clock: dict[str, float]  # the stage's Clock seconds so far
+    seconds: float  # wall seconds of the work kept so far
+    peak_gpu_gib: float | None
+
+    @classmethod
+    def load(cls, path: Path) -> GridProgress | None:
+        if not (path / "progress.json").is_file():
+            return None
+        return cls(path, **json.loads((path / "progress.json").read_text()))
+
+    @classmethod
+    def start(cls, path: Path, raw: Grid, clock: dict[str, float], seconds: float) -> GridProgress:
+        shutil.rmtree(path, ignore_errors=True)  # an earlier run's, stopped before it saved its rows
+        path.mkdir(parents=True)
+        save_array(raw.frames, path / "raw.npy")
+        progress = cls(path, raw.times, raw.key, 0, dict(clock), seconds, peak_gpu_gib())
+        progress.write()
+        return progress
+
+    def raw(self) -> Grid:
+        return Grid(np.load(self.path / "raw.npy"), self.times, self.key)
+
+    def grid(self) -> Grid:
+        """The grid after the refinement passes done."""
+        return Grid(np.load(self.path / f"pass_{self.passes}.npy"), self.times, self.key) if self.passes else self.raw()
+
+    def save_pass(self, n: int, frames: np.ndarray, clock: dict[str, float], seconds: float) -> None:
+        save_array(frames, self.path / f"pass_{n}.npy")
+        previous, self.passes, self.clock, self.seconds = self.passes, n, dict(clock), seconds
+        self.peak_gpu_gib = max((p for p in (self.peak_gpu_gib, peak_gpu_gib()) if p is not None), default=None)
+        self.write()
+        (self.path / f"pass_{previous}.npy").unlink(missing_ok=True)
+
+    def write(self) -> None:
+        write_json({"times": self.times, "key": self.key, "passes": self.passes, "clock": self.clock,
+                    "seconds": round(self.seconds, 3), "peak_gpu_gib": self.peak_gpu_gib}, self.path / "progress.json")
+
+
+def save_array(array: np.ndarray, path: Path) -> None:
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
 
 
 def time_values(times: list[int], time_frames: int) -> list[float]:
@@ -212,14 +309,16 @@ def fit_device(config: FourDConfig) -> torch.device:
 
 
 def metrics(out: Path, config: FourDConfig) -> dict:
-    """metrics.json: the settings, the grid's consistency, the fit's held-out quality, seconds per stage."""
+    """metrics.json: the settings, the grid's consistency, the fit's held-out quality, seconds and peak GPU memory per stage."""
     read = lambda path: json.loads((out / path).read_text())  # noqa: E731
     grid, fit = read("grid/grid.json"), read("scene4d/fit.json")
+    stages = {name: read(f"{name}/stage.json") for name in STAGES}
     return {
         "config": {k: v for k, v in config_to_dict(config).items() if k != "overwrite"},
         "grid": {"times": grid["times"], "key_row": grid["key"], "consistency_before_refinement": grid["consistency_before"],
                  "consistency_after_refinement": grid["consistency_after"]},
         "fit": fit,
-        "seconds": {name: read(f"{name}/stage.json")["seconds"] for name in ("temporal", "grid", "scene4d", "renders")},
+        "seconds": {name: stages[name]["seconds"] for name in STAGES},
+        "peak_gpu_gib": {name: stages[name].get("peak_gpu_gib") for name in STAGES},
         "seconds_detail": {"temporal": read("temporal/temporal.json")["seconds"], "grid": grid["seconds"], "scene4d": fit["seconds"]},
     }

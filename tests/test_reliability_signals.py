@@ -91,3 +91,34 @@ def test_help_imports_no_torch_or_diffusers():
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith("COMMANDS") and summary.endswith("HEAVY []"), summary
     assert int(summary.split()[1]) >= 5  # dimensionx, video, motions, recon, scene3d (and every later command)
+
+
+@pytest.mark.slow
+def test_scene4d_interrupted_in_the_grid_keeps_its_work_and_resumes(tmp_path):
+    """A 4D scene killed in the grid's refinement keeps the finished stages and the grid's rows (not a
+    half-written grid/), says how to go on, and the same command then finishes without making the rows again."""
+    import numpy as np
+    from PIL import Image
+
+    from recon_synthetic import arc_cameras, intrinsics
+
+    y, x = np.mgrid[0:64, 0:96]
+    Image.fromarray(np.stack([x * 2, y * 3, ((x - 48) ** 2 + (y - 32) ** 2 < 300) * 255], -1).astype(np.uint8)).save(tmp_path / "photo.png")
+    (tmp_path / "transforms.json").write_text(json.dumps(transforms_json(arc_cameras(9, 40.0), intrinsics(96, 64), 96, 64)))
+    command = ["scene4d", "photo.png", "--config", str(Path(__file__).parents[1] / "configs" / "fourd_tiny.yaml"),
+               "--cameras", "transforms.json", "--out", "scene"]
+    result = interrupted_run(command, tmp_path, "SIGTERM", "dimensionx.fourd.grid:sdedit_videos")  # the first refinement batch
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "dimensionx scene4d: interrupted by SIGTERM; the stages finished so far and the grid's refinement passes are "
+        "kept in scene: run the same command to resume")
+    scene = tmp_path / "scene"
+    assert sorted(p.name for p in scene.iterdir()) == [".dimensionx-output.json", ".grid.partial", "scene4d.json", "temporal"]
+    assert json.loads((scene / ".grid.partial" / "progress.json").read_text())["passes"] == 0
+
+    resumed = subprocess.run([sys.executable, "-m", "dimensionx.cli", *command], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "grid: resuming after 0 of 2 refinement passes" in resumed.stderr
+    assert (scene / "metrics.json").is_file() and not (scene / ".grid.partial").exists()
+    assert len(list((scene / "grid").glob("time_*.mp4"))) == 9

@@ -47,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C or kill, also while importing or loading a model
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        print(f"dimensionx {args.command}: interrupted by {signal.Signals(signum).name}; no partial output was written",
-              file=sys.stderr)
+        kept = getattr(args, "kept_on_interrupt", None)  # a command that keeps finished work for a resume says what
+        print(f"dimensionx {args.command}: interrupted by {signal.Signals(signum).name}; "
+              f"{(kept and kept(args)) or 'no partial output was written'}", file=sys.stderr)
         return 128 + signum
 
 

@@ -48,7 +48,7 @@ def register(commands) -> None:
         scene4d.add_argument(f"--{name.replace('_', '-')}", type=_parser_type(kind), help=help_text)
     scene4d.add_argument("--overwrite", action="store_true", default=None, help="start the scene folder over")
     scene4d.add_argument("--config", help="YAML preset or a scene4d.json sidecar")
-    scene4d.set_defaults(run=run_scene4d)
+    scene4d.set_defaults(run=run_scene4d, kept_on_interrupt=kept_for_resume)
 
     render4d = commands.add_parser("render4d", help="render a 4D scene at any time along its camera path",
                                    description="Render SCENE (a scene4d folder) as an orbit at --time, or as a time-lapse "
@@ -75,8 +75,21 @@ def run_scene4d(args: argparse.Namespace) -> int:
     from .pipeline import make_scene4d
 
     overrides = {name: getattr(args, name) for name in FLAGS} | {"image": args.image, "overwrite": args.overwrite}
-    make_scene4d(load_config(FourDConfig, args.config, overrides))
+    config = load_config(FourDConfig, args.config, overrides)
+    args.scene_folder = config.out
+    make_scene4d(config)
     return 0
+
+
+def kept_for_resume(args: argparse.Namespace) -> str | None:
+    """The interrupted-run message's ending once the scene folder exists: what it keeps and how to go on."""
+    from pathlib import Path
+
+    folder = getattr(args, "scene_folder", None)
+    if not folder or not (Path(folder) / "scene4d.json").is_file():
+        return None
+    return (f"the stages finished so far and the grid's refinement passes are kept in {folder}: "
+            "run the same command to resume")
 
 
 def run_render4d(args: argparse.Namespace) -> int:

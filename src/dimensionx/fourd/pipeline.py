@@ -132,6 +132,9 @@ def prepare_folder(config: FourDConfig) -> Path:
             raise DimensionXError(f"{out} holds a scene made with other settings ({', '.join(changed)}): pass --overwrite "
                                   "to start over, or the same settings to resume it")
         log.info("resuming %s: stages already written are kept", out)
+        for stale in out.glob(".*.*"):  # a stage's temporary folder, left by a run killed outright (SIGKILL, power)
+            if stale.is_dir() and stale.name.split(".")[1] in STAGES and stale.name != PARTIAL_GRID:
+                shutil.rmtree(stale)
         return out
     check_output_dir(out, overwrite=False)
     out.mkdir(parents=True)

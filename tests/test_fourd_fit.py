@@ -129,6 +129,10 @@ def test_densification_grows_gaussians_where_the_scene_needs_them():
     start = len(sparse.splats["means"])
     grown = len(dense.splats["means"])
     assert start == 25 and grown >= 2 * start, grown
+    trace = dense.trace  # a row at each tenth of the 300 iterations, read where the loss is (every 50)
+    assert [row["iteration"] for row in trace] == [50, 100, 150, 200, 250, 300]
+    assert trace[-1]["gaussians"] == grown and trace[0]["gaussians"] < grown
+    assert all(a["seconds"] <= b["seconds"] for a, b in zip(trace, trace[1:]))
     assert np.mean(dense.evaluate()["psnr"]) > np.mean(sparse.evaluate()["psnr"]) + 1.5
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,10 +156,13 @@ class Fitter:
         return render_at(self.splats, self.field if deform else None, t, viewmats, Ks, W, H, self.background)
 
     def train(self, seed: int, progress: bool = True) -> list[float]:
-        """Coarse then fine stage; returns the mean loss of every ``LOG_EVERY`` iterations."""
+        """Coarse then fine stage; returns the mean loss of every ``LOG_EVERY`` iterations. ``self.trace``
+        gets a row about every tenth of the run (iteration, Gaussians, seconds so far, loss), also logged:
+        where the time goes as densification grows the count, even where no progress bar is shown."""
         rng = np.random.default_rng(seed)
         v, c = self.views, self.config
         losses = []
+        self.trace, start = [], time.perf_counter()
         self.loss.reset_totals()
         bar = tqdm(range(self.iterations), desc="4D fit", unit="it", disable=not progress)
         for step in bar:
@@ -182,6 +186,12 @@ class Fitter:
             if (step + 1) % LOG_EVERY == 0 or step + 1 == self.iterations:
                 losses.append(self._read_loss(step))
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", gaussians=len(self.splats["means"]))
+                if (step + 1) * 10 >= (len(self.trace) + 1) * self.iterations:  # the next tenth is reached
+                    row = {"iteration": step + 1, "gaussians": len(self.splats["means"]),
+                           "seconds": round(time.perf_counter() - start, 2), "loss": round(losses[-1], 5)}
+                    self.trace.append(row)
+                    log.info("4D fit: %(iteration)d/%(total)d iterations, %(gaussians)d Gaussians, %(seconds).1f s, loss %(loss).4f",
+                             {**row, "total": self.iterations})
         return losses
 
     def _read_loss(self, step: int) -> float:

@@ -55,7 +55,7 @@ def fit_scene(grid: Grid, grid_folder: Path, folder: Path, config: FourDConfig) 
         "n_gaussians_start": len(points), "n_gaussians": len(fitter.splats["means"]),
         "iterations": fitter.iterations, "coarse_iterations": fitter.coarse_iterations,
         "ms_per_iteration": 1000 * seconds["fit"] / fitter.iterations,
-        "final_loss": losses[-1] if losses else None, "device": device.type, "seconds": seconds,
+        "final_loss": losses[-1] if losses else None, "device": device.type, "seconds": seconds, "trace": fitter.trace,
     }, folder / "fit.json")
 
 

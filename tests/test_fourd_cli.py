@@ -60,7 +60,7 @@ def test_scene4d_writes_every_output(scene):
     assert set(metrics["grid"]["consistency_before_refinement"]) == {"time_step", "time_flicker", "view_flicker"}
     assert json.loads((scene / "scene4d.json").read_text())["config"]["times"] == 9
     assert set(metrics["peak_gpu_gib"]) == {"temporal", "grid", "scene4d", "renders"}
-    assert not (scene / ".grid.partial").exists()  # the grid stage's work in progress goes once the grid is written
+    assert not (scene / ".grid-partial").exists()  # the grid stage's work in progress goes once the grid is written
 
 
 def test_resume_keeps_finished_stages(scene):

@@ -114,11 +114,11 @@ def test_scene4d_interrupted_in_the_grid_keeps_its_work_and_resumes(tmp_path):
         "dimensionx scene4d: interrupted by SIGTERM; the stages finished so far and the grid's refinement passes are "
         "kept in scene: run the same command to resume")
     scene = tmp_path / "scene"
-    assert sorted(p.name for p in scene.iterdir()) == [".dimensionx-output.json", ".grid.partial", "scene4d.json", "temporal"]
-    assert json.loads((scene / ".grid.partial" / "progress.json").read_text())["passes"] == 0
+    assert sorted(p.name for p in scene.iterdir()) == [".dimensionx-output.json", ".grid-partial", "scene4d.json", "temporal"]
+    assert json.loads((scene / ".grid-partial" / "progress.json").read_text())["passes"] == 0
 
     resumed = subprocess.run([sys.executable, "-m", "dimensionx.cli", *command], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "grid: resuming after 0 of 2 refinement passes" in resumed.stderr
-    assert (scene / "metrics.json").is_file() and not (scene / ".grid.partial").exists()
+    assert (scene / "metrics.json").is_file() and not (scene / ".grid-partial").exists()
     assert len(list((scene / "grid").glob("time_*.mp4"))) == 9

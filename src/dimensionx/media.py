@@ -7,6 +7,7 @@ renames it into place, so an interrupted run never leaves a half-written file be
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -149,6 +150,16 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         _replace_dir(tmp, path, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_leftover_temps(path: str | Path) -> None:
+    """Removes the temporary folders that :func:`atomic_dir` left beside ``path`` in a process killed
+    outright (SIGKILL, a power cut), where its own cleanup could not run. A copy it had moved aside is
+    kept: it may be the only one left. Only for a folder no other process is writing to."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if tmp.is_dir() and not tmp.name.startswith(f".{path.name}.old-"):
+            shutil.rmtree(tmp)
 
 
 def _replace_dir(new: Path, path: Path, overwrite: bool) -> None:

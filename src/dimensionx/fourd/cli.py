@@ -85,8 +85,12 @@ def kept_for_resume(args: argparse.Namespace) -> str | None:
     """The interrupted-run message's ending once the scene folder exists: what it keeps and how to go on."""
     from pathlib import Path
 
-    folder = getattr(args, "scene_folder", None)
-    if not folder or not (Path(folder) / "scene4d.json").is_file():
+    folder = getattr(args, "scene_folder", None)  # set once the pipeline module is imported
+    if not folder:
+        return None
+    from .pipeline import SIDECAR
+
+    if not (Path(folder) / SIDECAR).is_file():
         return None
     return (f"the stages finished so far and the grid's refinement passes are kept in {folder}: "
             "run the same command to resume")

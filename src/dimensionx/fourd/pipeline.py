@@ -6,7 +6,7 @@ exists is read back instead of run, so a crash after the grid does not regenerat
 1. ``temporal/``: the T-Director video and the rows taken from it (``temporal.json``);
 2. ``grid/``: the spatial video of every time (``time_MM.mp4``), the view sequences
    (``view_KK.mp4``), the unrefined rows (``raw/``), the contact sheet, ``grid.json``; the longest
-   stage, so it also keeps its work as it goes (``.grid.partial/``: the rows, then the grid after
+   stage, so it also keeps its work as it goes (``.grid-partial/``: the rows, then the grid after
    each refinement pass): a run stopped inside it resumes from the last pass done;
 3. ``scene4d/``: cameras (SfM on the reference row, or ``--cameras``), the 4D Gaussians, ``fit.json``;
 4. ``renders/``: orbit at t = 0.5, time-lapse of view 0, space-time spiral;
@@ -34,7 +34,7 @@ from PIL import Image
 from ..config import config_to_dict
 from ..errors import DimensionXError
 from ..media import (OUTPUT_MARKER, atomic_dir, atomic_file, check_output_dir, check_replaceable, check_video_encoder, read_frames,
-                     write_json, write_video)
+                     remove_leftover_temps, write_json, write_video)
 from .config import OFFSET_REFERENCES, FourDConfig
 from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 SIDECAR = "scene4d.json"
 STAGES = ("temporal", "grid", "scene4d", "renders")
-PARTIAL_GRID = ".grid.partial"  # the grid stage's work so far (rows, then the grid after each refinement pass)
+PARTIAL_GRID = ".grid-partial"  # the grid stage's work so far (rows, then the grid after each refinement pass)
 
 
 def make_scene4d(config: FourDConfig, generator=None) -> Path:
@@ -132,9 +132,8 @@ def prepare_folder(config: FourDConfig) -> Path:
             raise DimensionXError(f"{out} holds a scene made with other settings ({', '.join(changed)}): pass --overwrite "
                                   "to start over, or the same settings to resume it")
         log.info("resuming %s: stages already written are kept", out)
-        for stale in out.glob(".*.*"):  # a stage's temporary folder, left by a run killed outright (SIGKILL, power)
-            if stale.is_dir() and stale.name.split(".")[1] in STAGES and stale.name != PARTIAL_GRID:
-                shutil.rmtree(stale)
+        for name in STAGES:
+            remove_leftover_temps(out / name)
         return out
     check_output_dir(out, overwrite=False)
     out.mkdir(parents=True)
@@ -153,6 +152,11 @@ def peak_gpu_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
 
 
+def larger_peak(earlier: float | None) -> float | None:
+    """The larger of an earlier run's peak GPU memory and this process's (None where neither is known)."""
+    return max((p for p in (earlier, peak_gpu_gib()) if p is not None), default=None)
+
+
 @contextlib.contextmanager
 def stage(out: Path, name: str, seconds: dict[str, float]):
     """Yields a :class:`StageRun` whose folder is moved onto ``out/name`` at the end, or None if the stage is done."""
@@ -168,8 +172,7 @@ def stage(out: Path, name: str, seconds: dict[str, float]):
         yield run
         earlier = run.earlier or {}
         seconds[name] = earlier.get("seconds", 0.0) + time.perf_counter() - start
-        peaks = [p for p in (earlier.get("peak_gpu_gib"), peak_gpu_gib()) if p is not None]
-        write_json({"seconds": round(seconds[name], 3), "peak_gpu_gib": max(peaks) if peaks else None,
+        write_json({"seconds": round(seconds[name], 3), "peak_gpu_gib": larger_peak(earlier.get("peak_gpu_gib")),
                     **({"seconds_before_resume": round(earlier["seconds"], 3)} if earlier else {})}, folder / "stage.json")
     log.info("%s: %.1f s", name, seconds[name])
 
@@ -280,7 +283,7 @@ class GridProgress:
     def save_pass(self, n: int, frames: np.ndarray, clock: dict[str, float], seconds: float) -> None:
         save_array(frames, self.path / f"pass_{n}.npy")
         previous, self.passes, self.clock, self.seconds = self.passes, n, dict(clock), seconds
-        self.peak_gpu_gib = max((p for p in (self.peak_gpu_gib, peak_gpu_gib()) if p is not None), default=None)
+        self.peak_gpu_gib = larger_peak(self.peak_gpu_gib)
         self.write()
         (self.path / f"pass_{previous}.npy").unlink(missing_ok=True)
 

@@ -136,6 +136,16 @@ def test_densification_grows_gaussians_where_the_scene_needs_them():
     assert np.mean(dense.evaluate()["psnr"]) > np.mean(sparse.evaluate()["psnr"]) + 1.5
 
 
+def test_max_gaussians_bounds_the_densified_count():
+    """The same sparse start as above, which grows to 50 or more without a limit, stays within
+    ``max_gaussians`` (40) at every trace row, having grown up to it."""
+    at = moving_scene(motion=0.0)
+    capped = fit(at, densify=True, max_gaussians=40, iterations=300, densify_until=0.5, densify_every=50, keep=slice(None, None, 8))
+    counts = [row["gaussians"] for row in capped.trace]
+    assert max(counts) <= 40 and len(capped.splats["means"]) <= 40, counts
+    assert max(counts) > 25, counts
+
+
 def test_split_views_keeps_view_zero_for_training():
     train, holdout = split_views(9, 4)
     assert holdout == [1, 5] and train == [0, 2, 3, 4, 6, 7, 8]

@@ -59,8 +59,10 @@ def test_gsplat_default_strategy_update_state():
 
     assert parameters(DefaultStrategy._update_state) == ["self", "params", "state", "info", "packed"], \
         "gsplat changed DefaultStrategy._update_state: splats/densify.py SyncFreeDefaultStrategy overrides it"
+    assert parameters(DefaultStrategy._grow_gs) == ["self", "params", "optimizers", "state", "step"], \
+        "gsplat changed DefaultStrategy._grow_gs: splats/densify.py SyncFreeDefaultStrategy (cap) overrides it"
     fields = {f.name for f in dataclasses.fields(DefaultStrategy)}
-    assert {"absgrad", "key_for_gradient", "refine_scale2d_stop_iter"} <= fields
+    assert {"absgrad", "key_for_gradient", "refine_scale2d_stop_iter", "grow_grad2d", "grow_scale2d"} <= fields
     assert {"grad2d", "count", "radii"} <= set(DefaultStrategy(refine_scale2d_stop_iter=1).initialize_state())
     import gsplat
 

@@ -158,3 +158,46 @@ def test_sync_free_strategy_gathers_gsplats_statistics():
         torch.testing.assert_close(states[1][key], states[0][key], rtol=1e-6, atol=0)
 
 
+def _splats_and_adams(n: int, log_scale: float, generator: torch.Generator):
+    params = torch.nn.ParameterDict({
+        "means": torch.randn(n, 3, generator=generator), "scales": torch.full((n, 3), log_scale),
+        "quats": torch.randn(n, 4, generator=generator), "opacities": torch.zeros(n)})
+    return params, {k: torch.optim.Adam([{"params": v, "name": k}]) for k, v in params.items()}
+
+
+@pytest.mark.parametrize("log_scale", [-6.0, 2.0])  # all small: clones; all large: splits
+def test_capped_growth_stops_at_the_cap_and_grows_the_largest_gradients(log_scale):
+    """200 Gaussians, 150 above the growth threshold, room for 60 under a cap of 260: the count ends
+    at 260 exactly, where gsplat's own strategy grows all 150; and the ones that grew are the 60
+    with the largest mean gradient (sorted here, apart from the code under test)."""
+    from gsplat.strategy import DefaultStrategy
+
+    n, g = 200, torch.Generator().manual_seed(5)
+    grads = 3e-4 + torch.rand(n, generator=g) * 1e-3
+    grads[torch.randperm(n, generator=g)[:50]] = 1e-5  # 50 below the threshold
+    counts = torch.randint(1, 4, (n,), generator=g).float()
+    top = set(grads.argsort(descending=True)[:60].tolist())
+    for strategy, expected in ((DefaultStrategy(grow_grad2d=2e-4), n + 150), (SyncFreeDefaultStrategy(grow_grad2d=2e-4, cap=260), 260)):
+        params, adams = _splats_and_adams(n, log_scale, torch.Generator().manual_seed(6))
+        means = params["means"].detach().clone()
+        state = {**strategy.initialize_state(scene_scale=1.0), "grad2d": grads * counts, "count": counts.clone()}
+        strategy._grow_gs(params, adams, state, step=100)
+        assert len(params["means"]) == expected
+        if expected == 260:
+            if log_scale < 0:  # clones are appended copies of the ones that grew
+                grew = {int((means == m).all(dim=1).nonzero()) for m in params["means"][n:].detach()}
+            else:  # split ones are removed and their two halves appended
+                kept = params["means"][:n - 60].detach()
+                grew = set(range(n)) - {int((means == m).all(dim=1).nonzero()) for m in kept}
+            assert grew == top
+
+
+def test_capped_growth_adds_nothing_at_the_cap():
+    n, g = 100, torch.Generator().manual_seed(7)
+    params, adams = _splats_and_adams(n, -6.0, g)
+    strategy = SyncFreeDefaultStrategy(grow_grad2d=2e-4, cap=100)
+    state = {**strategy.initialize_state(scene_scale=1.0), "grad2d": torch.full((n,), 1e-2), "count": torch.ones(n)}
+    strategy._grow_gs(params, adams, state, step=100)
+    assert len(params["means"]) == n
+
+

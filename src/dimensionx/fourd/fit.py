@@ -146,7 +146,7 @@ class Fitter:
         strategy = SyncFreeDefaultStrategy(
             prune_opa=c.prune_opa, grow_grad2d=c.grow_grad2d, grow_scale3d=c.grow_scale3d,
             refine_start_iter=int(c.densify_from * self.iterations), refine_stop_iter=int(c.densify_until * self.iterations),
-            refine_every=c.densify_every, reset_every=self.iterations + 1)  # past the end: no opacity reset
+            refine_every=c.densify_every, reset_every=self.iterations + 1, cap=c.max_gaussians)  # past the end: no opacity reset
         strategy.check_sanity(self.splats, self.optimizers)
         return strategy, strategy.initialize_state(scene_scale=self.extent)
 

@@ -79,6 +79,14 @@ def init_process(device: str) -> torch.device:
     return local
 
 
+def leave_process_group() -> None:
+    """Closes this process's share of the group, if it joined one. Every process calls it on its way out:
+    a process that exits with its gloo group still open can abort in the group's destructor
+    ("terminate called without an active exception"), failing the whole launch after its work is done."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def is_main_process() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 

@@ -64,16 +64,13 @@ def from_flags(cls, args: argparse.Namespace, path: str | None = None):
 
 
 def run_orbit(args: argparse.Namespace) -> int:
-    from ..video.parallel import is_distributed, launch, leave_process_group
+    from ..video.parallel import is_distributed, launch
     from .generate import generate_orbit
 
     config = from_flags(OrbitConfig, args, args.config)
     if config.gpus > 1 and not is_distributed():
         return launch(args.argv, config.gpus)
-    try:
-        return 1 if None in generate_orbit(config) else 0
-    finally:
-        leave_process_group()
+    return 1 if None in generate_orbit(config) else 0
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -82,18 +82,15 @@ def run_video(args: argparse.Namespace) -> int:
 
     from .batch import generate_batch
     from .generator import generate_video
-    from .parallel import is_distributed, launch, leave_process_group
+    from .parallel import is_distributed, launch
 
     if config.gpus > 1 and not is_distributed():
         return launch(args.argv, config.gpus)
-    try:
-        if config.batch:
-            results = generate_batch(config)
-            return 1 if any(r.error for r in results) else 0
-        generate_video(config)
-        return 0
-    finally:
-        leave_process_group()
+    if config.batch:
+        results = generate_batch(config)
+        return 1 if any(r.error for r in results) else 0
+    generate_video(config)
+    return 0
 
 
 def run_motions(args: argparse.Namespace) -> int:

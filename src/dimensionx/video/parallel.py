@@ -12,6 +12,7 @@ but CogVideoX declares no ``_cp_plan`` in diffusers 0.42, so it is not offered h
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import subprocess
@@ -72,6 +73,7 @@ def init_process(device: str) -> torch.device:
         )
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
+        atexit.register(leave_process_group)
     if not use_cuda:
         return torch.device("cpu")
     local = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -80,9 +82,10 @@ def init_process(device: str) -> torch.device:
 
 
 def leave_process_group() -> None:
-    """Closes this process's share of the group, if it joined one. Every process calls it on its way out:
-    a process that exits with its gloo group still open can abort in the group's destructor
-    ("terminate called without an active exception"), failing the whole launch after its work is done."""
+    """Closes this process's share of the group, if it joined one; run at exit by every process that
+    :func:`init_process` joined. A process that exits with its gloo group still open can abort in the
+    group's destructor ("terminate called without an active exception"), failing the whole launch
+    after its work is done."""
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -30,6 +30,7 @@ from recon_synthetic import arc_cameras, intrinsics  # noqa: E402
 
 from dimensionx.fourd.config import FourDConfig  # noqa: E402
 from dimensionx.fourd.fit import Fitter, GridViews, scene_extent, split_views  # noqa: E402
+from dimensionx.fourd.pipeline import peak_gpu_gib  # noqa: E402
 from dimensionx.splats.gaussians import rgb_to_sh  # noqa: E402
 
 SETTINGS = {"canonical only": (False, "none"), "field, none": (True, "none"), "field, key": (True, "key"),
@@ -60,10 +61,12 @@ def run(args, deform: bool, reference: str, device: torch.device, profile: bool 
         with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             fitter.train(seed=0, progress=False)
         return {"table": prof.key_averages().table(sort_by="cuda_time_total", row_limit=20, max_name_column_width=60)}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # this setting's peak, not the largest so far
     fitter.train(seed=0, progress=False)
     first, last = fitter.trace[1 if len(fitter.trace) > 2 else 0], fitter.trace[-1]
     return {"ms_per_iteration": round(1000 * (last["seconds"] - first["seconds"]) / (last["iteration"] - first["iteration"]), 2),
-            "trace": fitter.trace, "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None}
+            "trace": fitter.trace, "peak_gpu_gib": peak_gpu_gib()}
 
 
 def main() -> None:

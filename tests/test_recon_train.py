@@ -199,5 +199,3 @@ def test_capped_growth_adds_nothing_at_the_cap():
     state = {**strategy.initialize_state(scene_scale=1.0), "grad2d": torch.full((n,), 1e-2), "count": torch.ones(n)}
     strategy._grow_gs(params, adams, state, step=100)
     assert len(params["means"]) == n
-
-

@@ -1,0 +1,110 @@
+"""How far float32 rounding alone moves the static 4D fit's held-out PSNR: two equal fields, several seeds, on CPU.
+
+The shared orbit held static (as ``bench_fourd.py --part fit``: its first 25 views, every 3rd
+frame, at 9 identical times; cameras by recon's SfM) is fitted on the CPU, whose reference
+rasterizer is deterministic, once per seed with the deformation field of this tree and once with
+the field of ``--field-commit`` (read with ``git show``), which computes the same function by other
+float32 operations. SfM runs once per seed and both fits start from its cameras and points
+(pycolmap's threads make two SfM runs differ slightly). Held-out PSNR differences between the two
+fields at one seed are what rounding, amplified by densification, does; between seeds, what the
+seed and SfM do. Small settings keep a run
+near 10 minutes on two cores: ``max_size`` 160, ``--iterations`` 1200, ``max_gaussians`` 20000.
+Writes ``fourd_fit_spread_cpu.json``.
+
+    python benchmarks/fourd_fit_spread.py --field-commit e1c75a7 --seeds 42,43,44 --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+SHARED_ORBIT = REPO / ".." / "shared" / "data" / "videos" / "orbit360_landscape_145f_480x320.mp4"
+
+import dimensionx.fourd.fit as fit_module  # noqa: E402
+import dimensionx.recon.sfm as sfm_module  # noqa: E402
+from dimensionx.config import load_config  # noqa: E402
+from dimensionx.fourd.config import FourDConfig  # noqa: E402
+from dimensionx.fourd.grid import Grid  # noqa: E402
+from dimensionx.fourd.scene import fit_scene  # noqa: E402
+from dimensionx.media import read_frames  # noqa: E402
+
+
+def field_at(commit: str, folder: Path) -> type:
+    """``HexPlaneField`` of ``fourd/deform.py`` as it was at ``commit``."""
+    source = subprocess.run(["git", "show", f"{commit}:src/dimensionx/fourd/deform.py"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout
+    path = folder / f"deform_{commit}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"deform_{commit}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.HexPlaneField
+
+
+def sfm_once_per_seed() -> None:
+    """Makes ``run_sfm`` (which ``fourd/scene.py`` imports when it runs) return its first result for each seed again."""
+    run_sfm, results = sfm_module.run_sfm, {}
+
+    def cached(*args, **kwargs):
+        seed = args[3].seed
+        if seed not in results:
+            results[seed] = run_sfm(*args, **kwargs)
+        return copy.deepcopy(results[seed])  # a fit may change what it was given
+
+    sfm_module.run_sfm = cached
+
+
+def fit_once(frames: np.ndarray, field: type, seed: int, iterations: int, folder: Path) -> dict:
+    fit_module.HexPlaneField = field  # the class Fitter builds
+    config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml",
+                         {"mode": "fast", "iterations": iterations, "max_size": 160, "seed": seed, "fit_device": "cpu",
+                          "max_gaussians": 20000})
+    views = frames[: 3 * config.views: 3]
+    rows_at = list(range(0, config.time_frames, (config.time_frames - 1) // (config.times - 1)))
+    grid = Grid(np.repeat(views[None], config.times, axis=0), rows_at, 0)
+    folder.mkdir(parents=True)
+    fit_scene(grid, folder, folder, config)
+    fit = json.loads((folder / "fit.json").read_text())
+    return {"seed": seed, "psnr": fit["psnr"], "ssim": fit["ssim"], "n_gaussians": fit["n_gaussians"],
+            "final_loss": fit["final_loss"], "cameras": fit["cameras"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--field-commit", default="e1c75a7", help="the commit whose fourd/deform.py to compare with")
+    parser.add_argument("--seeds", default="42,43,44")
+    parser.add_argument("--iterations", type=int, default=1200)
+    parser.add_argument("--orbit", type=Path, default=SHARED_ORBIT, help="a video or a folder of its frames")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+    frames, _ = read_frames(args.orbit)
+    current = fit_module.HexPlaneField
+    sfm_once_per_seed()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fit-spread-") as tmp:
+        fields = {"this tree": current, args.field_commit: field_at(args.field_commit, Path(tmp))}
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for name, field in fields.items():
+                rows.append({"field": name, **fit_once(frames, field, seed, args.iterations, Path(tmp) / f"{name}_{seed}".replace(" ", "_"))})
+                print(json.dumps(rows[-1]), flush=True)
+                shutil.rmtree(Path(tmp) / f"{name}_{seed}".replace(" ", "_"), ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "fourd_fit_spread_cpu.json"
+    path.write_text(json.dumps({"how": " ".join(sys.argv), "iterations": args.iterations, "runs": rows}, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,9 +9,10 @@ float32 operations. SfM runs once per seed and both fits start from its cameras 
 fields at one seed are what rounding, amplified by densification, does; between seeds, what the
 seed and SfM do. Small settings keep a run
 near 10 minutes on two cores: ``max_size`` 160, ``--iterations`` 1200, ``max_gaussians`` 20000.
-Writes ``fourd_fit_spread_cpu.json``.
+Writes ``fourd_fit_spread_<fit device>.json``.
 
     python benchmarks/fourd_fit_spread.py --field-commit e1c75a7 --seeds 42,43,44 --out benchmarks/results
+    python benchmarks/fourd_fit_spread.py --fit-device cuda --max-size 480 --max-gaussians 300000 --iterations 3000 --seeds 1,2,3,4 --out OUT
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ from dimensionx.media import read_frames  # noqa: E402
 
 
 def field_at(commit: str, folder: Path) -> type:
-    """``HexPlaneField`` of ``fourd/deform.py`` as it was at ``commit``."""
-    source = subprocess.run(["git", "show", f"{commit}:src/dimensionx/fourd/deform.py"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout
-    path = folder / f"deform_{commit}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"deform_{commit}", path)
+    """``HexPlaneField`` of ``fourd/deform.py`` as it was at ``commit`` (or of a saved copy: a path to a .py file)."""
+    path = Path(commit)
+    if not path.is_file():  # a commit: where the tree has no .git (a GPU machine's copy), save the file first
+        path = folder / f"deform_{commit}.py"
+        path.write_text(subprocess.run(["git", "show", f"{commit}:src/dimensionx/fourd/deform.py"], cwd=REPO,
+                                       check=True, capture_output=True, text=True).stdout)
+    spec = importlib.util.spec_from_file_location(f"deform_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.HexPlaneField
@@ -66,11 +68,11 @@ def sfm_once_per_seed() -> None:
     sfm_module.run_sfm = cached
 
 
-def fit_once(frames: np.ndarray, field: type, seed: int, iterations: int, folder: Path) -> dict:
+def fit_once(frames: np.ndarray, field: type, seed: int, args: argparse.Namespace, folder: Path) -> dict:
     fit_module.HexPlaneField = field  # the class Fitter builds
     config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml",
-                         {"mode": "fast", "iterations": iterations, "max_size": 160, "seed": seed, "fit_device": "cpu",
-                          "max_gaussians": 20000})
+                         {"mode": "fast", "iterations": args.iterations, "max_size": args.max_size, "seed": seed,
+                          "fit_device": args.fit_device, "max_gaussians": args.max_gaussians})
     views = frames[: 3 * config.views: 3]
     rows_at = list(range(0, config.time_frames, (config.time_frames - 1) // (config.times - 1)))
     grid = Grid(np.repeat(views[None], config.times, axis=0), rows_at, 0)
@@ -83,9 +85,12 @@ def fit_once(frames: np.ndarray, field: type, seed: int, iterations: int, folder
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--field-commit", default="e1c75a7", help="the commit whose fourd/deform.py to compare with")
+    parser.add_argument("--field-commit", default="e1c75a7", help="the commit whose fourd/deform.py to compare with, or that file saved (git show COMMIT:src/dimensionx/fourd/deform.py)")
     parser.add_argument("--seeds", default="42,43,44")
     parser.add_argument("--iterations", type=int, default=1200)
+    parser.add_argument("--max-size", type=int, default=160, help="frames' longer side for the fit (480 on a GPU: the default)")
+    parser.add_argument("--max-gaussians", type=int, default=20000, help="300000 on a GPU: the default")
+    parser.add_argument("--fit-device", default="cpu", help="cpu (deterministic reference rasterizer) or cuda (gsplat)")
     parser.add_argument("--orbit", type=Path, default=SHARED_ORBIT, help="a video or a folder of its frames")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
@@ -94,14 +99,14 @@ def main() -> None:
     sfm_once_per_seed()
     rows = []
     with tempfile.TemporaryDirectory(prefix="fit-spread-") as tmp:
-        fields = {"this tree": current, args.field_commit: field_at(args.field_commit, Path(tmp))}
+        fields = {"this tree": current, Path(args.field_commit).stem: field_at(args.field_commit, Path(tmp))}
         for seed in (int(s) for s in args.seeds.split(",")):
             for name, field in fields.items():
-                rows.append({"field": name, **fit_once(frames, field, seed, args.iterations, Path(tmp) / f"{name}_{seed}".replace(" ", "_"))})
+                rows.append({"field": name, **fit_once(frames, field, seed, args, Path(tmp) / f"{name}_{seed}".replace(" ", "_"))})
                 print(json.dumps(rows[-1]), flush=True)
                 shutil.rmtree(Path(tmp) / f"{name}_{seed}".replace(" ", "_"), ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "fourd_fit_spread_cpu.json"
+    path = args.out / f"fourd_fit_spread_{args.fit_device}.json"
     path.write_text(json.dumps({"how": " ".join(sys.argv), "iterations": args.iterations, "runs": rows}, indent=1) + "\n")
     print(f"wrote {path}")
 

@@ -131,9 +131,17 @@ def videos_made(config: FourDConfig) -> dict:
             "refine_over_time": [config.loops * config.views, config.times], "refine_over_views": [config.loops * config.times, config.views]}
 
 
+def static_grid(frames: np.ndarray, config: FourDConfig):
+    """The orbit as a static 4D grid: its first ``config.views`` views at every one of ``config.times`` times."""
+    from dimensionx.fourd.grid import Grid
+
+    views = frames[: 3 * config.views : 3]  # every 3rd frame (7.5 degrees apart, as recon's 49 of 145): SfM matches them
+    rows_at = list(range(0, config.time_frames, (config.time_frames - 1) // (config.times - 1)))
+    return Grid(np.repeat(views[None], config.times, axis=0), rows_at, 0)
+
+
 def run_static_fit(args, work: Path) -> list[dict]:
     """Part 2: the shared orbit as a static 4D scene, fitted with the budget of each of ``--modes``."""
-    from dimensionx.fourd.grid import Grid
     from dimensionx.fourd.scene import fit_scene
     from dimensionx.media import read_frames
 
@@ -142,9 +150,7 @@ def run_static_fit(args, work: Path) -> list[dict]:
     for mode, reference in ((m, r) for m in args.modes.split(",") for r in args.offset_references.split(",")):
         config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml",
                              {**(TINY if args.tiny else {}), "mode": mode, "offset_reference": reference})
-        views = frames[: 3 * config.views : 3]  # every 3rd frame (7.5 degrees apart, as recon's 49 of 145): SfM matches them
-        rows_at = list(range(0, config.time_frames, (config.time_frames - 1) // (config.times - 1)))
-        grid = Grid(np.repeat(views[None], config.times, axis=0), rows_at, 0)
+        grid = static_grid(frames, config)
         folder = work / f"static_fit_{mode}_{reference}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()

@@ -1,4 +1,4 @@
-"""How far float32 rounding alone moves the static 4D fit's held-out PSNR: two equal fields, several seeds, on CPU.
+"""Held-out PSNR of the static 4D fit with two fields that compute the same function, over seeds (CPU or CUDA).
 
 The shared orbit held static (as ``bench_fourd.py --part fit``: its first 25 views, every 3rd
 frame, at 9 identical times; cameras by recon's SfM) is fitted on the CPU, whose reference
@@ -7,8 +7,7 @@ the field of ``--field-commit`` (read with ``git show``), which computes the sam
 float32 operations. SfM runs once per seed and both fits start from its cameras and points
 (pycolmap's threads make two SfM runs differ slightly). Held-out PSNR differences between the two
 fields at one seed are what rounding, amplified by densification, does; between seeds, what the
-seed and SfM do. Small settings keep a run
-near 10 minutes on two cores: ``max_size`` 160, ``--iterations`` 1200, ``max_gaussians`` 20000.
+seed and SfM do. Small settings keep a run near 10 minutes on two cores: ``max_size`` 160, ``--iterations`` 1200, ``max_gaussians`` 20000.
 Writes ``fourd_fit_spread_<fit device>.json``.
 
     python benchmarks/fourd_fit_spread.py --field-commit e1c75a7 --seeds 42,43,44 --out benchmarks/results
@@ -37,9 +36,10 @@ import dimensionx.fourd.fit as fit_module  # noqa: E402
 import dimensionx.recon.sfm as sfm_module  # noqa: E402
 from dimensionx.config import load_config  # noqa: E402
 from dimensionx.fourd.config import FourDConfig  # noqa: E402
-from dimensionx.fourd.grid import Grid  # noqa: E402
 from dimensionx.fourd.scene import fit_scene  # noqa: E402
 from dimensionx.media import read_frames  # noqa: E402
+
+from bench_fourd import static_grid  # noqa: E402  (benchmarks/, the script's own folder)
 
 
 def field_at(commit: str, folder: Path) -> type:
@@ -73,11 +73,8 @@ def fit_once(frames: np.ndarray, field: type, seed: int, args: argparse.Namespac
     config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml",
                          {"mode": "fast", "iterations": args.iterations, "max_size": args.max_size, "seed": seed,
                           "fit_device": args.fit_device, "max_gaussians": args.max_gaussians})
-    views = frames[: 3 * config.views: 3]
-    rows_at = list(range(0, config.time_frames, (config.time_frames - 1) // (config.times - 1)))
-    grid = Grid(np.repeat(views[None], config.times, axis=0), rows_at, 0)
     folder.mkdir(parents=True)
-    fit_scene(grid, folder, folder, config)
+    fit_scene(static_grid(frames, config), folder, folder, config)
     fit = json.loads((folder / "fit.json").read_text())
     return {"seed": seed, "psnr": fit["psnr"], "ssim": fit["ssim"], "n_gaussians": fit["n_gaussians"],
             "final_loss": fit["final_loss"], "cameras": fit["cameras"]}
@@ -102,9 +99,10 @@ def main() -> None:
         fields = {"this tree": current, Path(args.field_commit).stem: field_at(args.field_commit, Path(tmp))}
         for seed in (int(s) for s in args.seeds.split(",")):
             for name, field in fields.items():
-                rows.append({"field": name, **fit_once(frames, field, seed, args, Path(tmp) / f"{name}_{seed}".replace(" ", "_"))})
+                folder = Path(tmp) / f"{name}_{seed}".replace(" ", "_")
+                rows.append({"field": name, **fit_once(frames, field, seed, args, folder)})
                 print(json.dumps(rows[-1]), flush=True)
-                shutil.rmtree(Path(tmp) / f"{name}_{seed}".replace(" ", "_"), ignore_errors=True)
+                shutil.rmtree(folder, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"fourd_fit_spread_{args.fit_device}.json"
     path.write_text(json.dumps({"how": " ".join(sys.argv), "iterations": args.iterations, "runs": rows}, indent=1) + "\n")

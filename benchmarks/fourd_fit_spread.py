@@ -77,7 +77,7 @@ def fit_once(frames: np.ndarray, field: type, seed: int, args: argparse.Namespac
     fit_scene(static_grid(frames, config), folder, folder, config)
     fit = json.loads((folder / "fit.json").read_text())
     return {"seed": seed, "psnr": fit["psnr"], "ssim": fit["ssim"], "n_gaussians": fit["n_gaussians"],
-            "final_loss": fit["final_loss"], "cameras": fit["cameras"]}
+            "psnr_per_holdout_view": fit["psnr_per_holdout_view"], "final_loss": fit["final_loss"], "cameras": fit["cameras"]}
 
 
 def main() -> None:
@@ -89,23 +89,26 @@ def main() -> None:
     parser.add_argument("--max-gaussians", type=int, default=20000, help="300000 on a GPU: the default")
     parser.add_argument("--fit-device", default="cpu", help="cpu (deterministic reference rasterizer) or cuda (gsplat)")
     parser.add_argument("--orbit", type=Path, default=SHARED_ORBIT, help="a video or a folder of its frames")
+    parser.add_argument("--repeat", type=int, default=1, help="fits per field and seed, from the same SfM (on CUDA gsplat's atomic sums make repeats differ)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     frames, _ = read_frames(args.orbit)
     current = fit_module.HexPlaneField
     sfm_once_per_seed()
     rows = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"fourd_fit_spread_{args.fit_device}.json"
     with tempfile.TemporaryDirectory(prefix="fit-spread-") as tmp:
         fields = {"this tree": current, Path(args.field_commit).stem: field_at(args.field_commit, Path(tmp))}
         for seed in (int(s) for s in args.seeds.split(",")):
-            for name, field in fields.items():
-                folder = Path(tmp) / f"{name}_{seed}".replace(" ", "_")
-                rows.append({"field": name, **fit_once(frames, field, seed, args, folder)})
-                print(json.dumps(rows[-1]), flush=True)
-                shutil.rmtree(folder, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"fourd_fit_spread_{args.fit_device}.json"
-    path.write_text(json.dumps({"how": " ".join(sys.argv), "iterations": args.iterations, "runs": rows}, indent=1) + "\n")
+            for repeat in range(args.repeat):
+                for name, field in fields.items():
+                    folder = Path(tmp) / f"{name}_{seed}_{repeat}".replace(" ", "_")
+                    rows.append({"field": name, "repeat": repeat, **fit_once(frames, field, seed, args, folder)})
+                    print(json.dumps(rows[-1]), flush=True)
+                    shutil.rmtree(folder, ignore_errors=True)
+                    # written after every fit: a run cut short keeps what it finished
+                    path.write_text(json.dumps({"how": " ".join(sys.argv), "iterations": args.iterations, "runs": rows}, indent=1) + "\n")
     print(f"wrote {path}")
 
 

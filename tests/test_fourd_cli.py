@@ -56,6 +56,7 @@ def test_scene4d_writes_every_output(scene):
     assert sorted(p.name for p in (scene / "renders").glob("*.mp4")) == ["orbit_t0.50.mp4", "spiral.mp4", "timelapse_view00.mp4"]
     metrics = json.loads((scene / "metrics.json").read_text())
     assert len(metrics["fit"]["psnr_per_time"]) == 9 and metrics["fit"]["holdout_views"] == [1]
+    assert len(metrics["fit"]["psnr_per_holdout_view"]) == 1
     assert set(metrics["seconds"]) == {"temporal", "grid", "scene4d", "renders"}
     assert set(metrics["grid"]["consistency_before_refinement"]) == {"time_step", "time_flicker", "view_flicker"}
     assert json.loads((scene / "scene4d.json").read_text())["config"]["times"] == 9

@@ -149,3 +149,20 @@ def test_max_gaussians_bounds_the_densified_count():
 def test_split_views_keeps_view_zero_for_training():
     train, holdout = split_views(9, 4)
     assert holdout == [1, 5] and train == [0, 2, 3, 4, 6, 7, 8]
+
+
+def test_a_single_bad_held_out_view_shows_in_its_own_psnr():
+    """A fit from the true static scene (no training), one of its two held-out views replaced by the
+    negative of its images at every time, as a view behind a floater would look: that view's PSNR
+    is the negative's own error (computed here in numpy, averaged over times), the other view's
+    stays at a perfect render's."""
+    fitter = fit(moving_scene(motion=0.0), iterations=0)
+    assert fitter.views.holdout_views == [1, 5]
+    truth = fitter.views.images[:, 5].numpy().astype(np.float64)
+    fitter.views.images[:, 5] = 1.0 - fitter.views.images[:, 5]
+    expected = np.mean([-10 * np.log10(np.mean((t - (1 - t)) ** 2)) for t in truth])
+    quality = fitter.evaluate()
+    good, bad = quality["psnr_per_view"]
+    assert good > 60.0, good
+    assert bad == pytest.approx(expected, abs=0.01)
+    assert bad < 15.0 and min(quality["psnr"]) < 20.0  # the both-view figure is pulled down too

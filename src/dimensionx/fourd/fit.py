@@ -207,16 +207,21 @@ class Fitter:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, list[float]]:
-        """PSNR (dB) and SSIM of the held-out views at every time, the mean deformation per time and the motion (world units)."""
+        """PSNR (dB) and SSIM of the held-out views at every time, each held-out view's PSNR averaged over
+        times (one bad view, e.g. a floater in front of its camera, shows there), the mean deformation per
+        time and the motion (world units)."""
         v = self.views
+        ids = v.holdout_views
         out = {"psnr": [], "ssim": [], "deformation": []}
+        per_view = []
         for m, t in enumerate(v.times.tolist()):
-            if v.holdout_views:
-                ids = v.holdout_views
+            if ids:
                 image = self.render(t, v.viewmats[ids], v.Ks[ids])[0]
                 out["psnr"].append(psnr(image, v.images[m, ids]))
                 out["ssim"].append(ssim(image, v.images[m, ids]))
+                per_view.append([psnr(image[i], v.images[m, ids[i]]) for i in range(len(ids))])
             out["deformation"].append(self.deformation(t))
+        out["psnr_per_view"] = np.mean(per_view, axis=0).tolist() if per_view else []
         out["motion"] = self.motion()
         return out
 

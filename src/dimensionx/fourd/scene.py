@@ -48,6 +48,7 @@ def fit_scene(grid: Grid, grid_folder: Path, folder: Path, config: FourDConfig) 
     write_json({
         "cameras": source, "views_used": [int(v) for v in views], "holdout_views": [int(views[i]) for i in holdout],
         "times": times, "psnr_per_time": quality["psnr"], "ssim_per_time": quality["ssim"],
+        "psnr_per_holdout_view": quality["psnr_per_view"],
         "psnr": float(np.mean(quality["psnr"])) if quality["psnr"] else None,
         "ssim": float(np.mean(quality["ssim"])) if quality["ssim"] else None,
         "deformation_per_time": quality["deformation"], "motion": quality["motion"], "scene_extent": extent,

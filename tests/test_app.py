@@ -109,7 +109,7 @@ def test_build_4d_scene_then_an_orbit_at_any_time(tiny_cache, tmp_path):
     settings = json.loads((folder / "scene4d.json").read_text())["config"]
     assert (settings["prompt"], settings["seed"], settings["mode"], settings["views"]) == ("a flag", 5, "exact", 9)
     assert all(p.is_file() for p in (result.orbit, result.timelapse, *result.downloads))
-    assert len(result.metrics["psnr_per_time"]) == 9
+    assert len(result.metrics["psnr_per_time"]) == 9 and len(result.metrics["psnr_per_holdout_view"]) == 1
 
     frozen = app4d.render4d_at(SESSION, result.name, 0.2)
     cli = tmp_path / "cli.mp4"

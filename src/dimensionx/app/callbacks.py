@@ -202,7 +202,7 @@ class App:
                              [*sorted(scene.glob("*.ply")), *sorted(scene.glob("*.safetensors")), scene / "transforms.json",
                               folder / "metrics.json", folder / "grid" / "contact_sheet.png"],
                              {"psnr": metrics["fit"].get("psnr"), "psnr_per_time": metrics["fit"].get("psnr_per_time"),
-                              "seconds": metrics["seconds"]})
+                              "psnr_per_holdout_view": metrics["fit"].get("psnr_per_holdout_view"), "seconds": metrics["seconds"]})
 
     def render4d_at(self, session_id: str, name: str | None, time: float) -> Path:
         """An orbit of the session's 4D scene ``name`` frozen at ``time`` (0-1), written beside its renders."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +25,10 @@ FAST_RECON = ["--max-size", "160", "--iterations", "30", "--orbit-frames", "6", 
 def interrupted_run(args: list[str], cwd: Path, signal_name: str, at: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HOOK), os.environ.get("PYTHONPATH", "")]),
            "DIMENSIONX_TEST_SIGNAL": signal_name, "DIMENSIONX_TEST_SIGNAL_AT": at}
+    # Ctrl-C as at a terminal: a shell without job control starts background jobs (`pytest &`, nohup) with
+    # SIGINT ignored, which their children inherit, and Python then installs no KeyboardInterrupt handler
     return subprocess.run([sys.executable, "-m", "dimensionx.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def assert_interrupted(result: subprocess.CompletedProcess, command: str, signal_name: str, folder: Path,

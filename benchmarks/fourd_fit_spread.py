@@ -1,14 +1,15 @@
 """Held-out PSNR of the static 4D fit with two fields that compute the same function, over seeds (CPU or CUDA).
 
 The shared orbit held static (as ``bench_fourd.py --part fit``: its first 25 views, every 3rd
-frame, at 9 identical times; cameras by recon's SfM) is fitted on the CPU, whose reference
-rasterizer is deterministic, once per seed with the deformation field of this tree and once with
+frame, at 9 identical times; cameras by recon's SfM) is fitted on the CPU (whose reference
+rasterizer is deterministic) or on CUDA (gsplat), once per seed with the deformation field of this tree and once with
 the field of ``--field-commit`` (read with ``git show``), which computes the same function by other
 float32 operations. SfM runs once per seed and both fits start from its cameras and points
 (pycolmap's threads make two SfM runs differ slightly). Held-out PSNR differences between the two
 fields at one seed are what rounding, amplified by densification, does; between seeds, what the
 seed and SfM do. Small settings keep a run near 10 minutes on two cores: ``max_size`` 160, ``--iterations`` 1200, ``max_gaussians`` 20000.
-Writes ``fourd_fit_spread_<fit device>.json``.
+Writes ``fourd_fit_spread_<fit device>.json`` after every fit. On one H200 four processes, one seed
+each, ran 8 fits at the fast budget in about 500 s (one at a time, about 620 s).
 
     python benchmarks/fourd_fit_spread.py --field-commit e1c75a7 --seeds 42,43,44 --out benchmarks/results
     python benchmarks/fourd_fit_spread.py --fit-device cuda --max-size 480 --max-gaussians 300000 --iterations 3000 --seeds 1,2,3,4 --out OUT

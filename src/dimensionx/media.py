@@ -66,6 +66,81 @@ def check_replaceable(path: Path) -> None:
                               f"(no {OUTPUT_MARKER}); move them away or choose another --out")
 
 
+def start_output_dir(path: str | Path, overwrite: bool, stage: str) -> Path | None:
+    """Creates the output folder of a command that fills it in place over a long run and resumes it
+    (``scene4d``, ``train``), marked as ours. With ``overwrite``, a folder this tool wrote is first
+    moved aside to a hidden sibling, which :func:`finish_output_dir` deletes once the new output is
+    complete; an interrupted run leaves it in place. Returns the folder set aside (None if none).
+
+    A folder that was itself an unfinished replacement is deleted (it is this tool's partial work) and
+    the complete output it was replacing stays the one set aside: at most one old copy is ever kept."""
+    path = Path(path)
+    check_output_dir(path, overwrite)
+    aside = None
+    if path.exists() or path.is_symlink():
+        earlier = set_aside_of(path)
+        if earlier is not None:
+            shutil.rmtree(path)
+            aside = earlier
+        else:
+            aside = path.with_name(f".{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            with signals_deferred():
+                os.replace(path, aside)
+    path.mkdir(parents=True)
+    mark_output_dir(path, stage, **({"replaces": aside.name} if aside is not None else {}))
+    return aside
+
+
+def mark_output_dir(folder: str | Path, stage: str | None = None, **extra) -> None:
+    """Writes the marker that says ``folder`` is this tool's output (of the command ``stage``)."""
+    marker = {"tool": "dimensionx", **({"stage": stage} if stage else {}),
+              "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+    (Path(folder) / OUTPUT_MARKER).write_text(json.dumps(marker) + "\n")
+
+
+def set_aside_of(path: str | Path) -> Path | None:
+    """The earlier output that ``path`` (an unfinished ``--overwrite`` run) replaces and keeps until it is complete."""
+    try:
+        name = json.loads((Path(path) / OUTPUT_MARKER).read_text()).get("replaces")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(name, str) or not name.startswith(f".{Path(path).name}.old-") or "/" in name:
+        return None
+    aside = Path(path).with_name(name)
+    return aside if aside.is_dir() and not aside.is_symlink() else None
+
+
+def finish_output_dir(path: str | Path) -> None:
+    """The output in ``path`` is complete: deletes the earlier output it replaced (see :func:`start_output_dir`)."""
+    path = Path(path)
+    aside = set_aside_of(path)
+    marker = path / OUTPUT_MARKER
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(info, dict) or "replaces" not in info:
+        return
+    with signals_deferred():
+        if aside is not None:
+            shutil.rmtree(aside)
+        del info["replaces"]
+        with atomic_file(marker) as tmp:
+            tmp.write_text(json.dumps(info) + "\n")
+
+
+def is_output_dir(folder: str | Path, stage: str | None = None) -> bool:
+    """Whether ``folder`` was made by this tool (by the command of ``stage``, if given)."""
+    if not _written_by_us(Path(folder)):
+        return False
+    if stage is None:
+        return True
+    try:
+        return json.loads((Path(folder) / OUTPUT_MARKER).read_text()).get("stage") == stage
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _written_by_us(folder: Path) -> bool:
     if (folder / OUTPUT_MARKER).is_file():
         return True
@@ -119,6 +194,20 @@ def atomic_files(paths: list[str | Path]) -> Iterator[list[Path]]:
                 os.replace(tmp, path)
 
 
+def move_no_clobber(source: str | Path, target: str | Path) -> None:
+    """Renames ``source`` to ``target`` in the same folder; raises FileExistsError, moving nothing, if ``target`` exists."""
+    try:
+        os.link(source, target)  # atomic: fails where the name is taken
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(target):
+            raise FileExistsError(target) from None
+        os.replace(source, target)
+        return
+    os.unlink(source)
+
+
 def _made_parent(path: str | Path) -> Path:
     parent = Path(path).parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +234,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
-        (tmp / OUTPUT_MARKER).write_text(json.dumps({"tool": "dimensionx", "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+        mark_output_dir(tmp)
         os.chmod(tmp, 0o777 & ~_umask())
         _replace_dir(tmp, path, overwrite)
     finally:

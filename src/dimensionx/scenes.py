@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import tempfile
 from pathlib import Path
 
 from .config import config_to_dict, load_config
 from .errors import DimensionXError
-from .media import check_output_dir, check_video_encoder, write_json
+from .media import check_output_dir, check_video_encoder, move_no_clobber, write_json
 from .recon.cli import add_recon_flags, recon_config
 from .video.cli import add_video_flags, video_overrides
 from .video.config import VideoConfig
@@ -101,8 +102,19 @@ def make_video(config: VideoConfig, command: str = "video") -> Path:
 
 
 def keep_video(video: Path, out: Path) -> Path:
-    """Moves ``video`` and its sidecar beside ``out`` as ``<out>.video.mp4`` / ``.json``; returns the mp4."""
-    kept = out.with_name(f"{out.name}.video.mp4")
-    os.replace(video.with_suffix(".json"), kept.with_suffix(".json"))
-    os.replace(video, kept)
-    return kept
+    """Moves ``video`` and its sidecar beside ``out`` as ``<out>.video.mp4`` / ``.json`` (``<out>.video-2.mp4``, ...
+    where those names are taken: an existing file is never replaced); returns the mp4."""
+    for n in itertools.count(1):
+        kept = out.with_name(f"{out.name}.video{'' if n == 1 else f'-{n}'}.mp4")
+        if kept.exists() or kept.with_suffix(".json").exists():
+            continue
+        try:
+            move_no_clobber(video.with_suffix(".json"), kept.with_suffix(".json"))
+        except FileExistsError:
+            continue
+        try:
+            move_no_clobber(video, kept)
+        except FileExistsError:
+            os.replace(kept.with_suffix(".json"), video.with_suffix(".json"))
+            continue
+        return kept

@@ -92,8 +92,12 @@ def kept_for_resume(args: argparse.Namespace) -> str | None:
 
     if not (Path(folder) / SIDECAR).is_file():
         return None
-    return (f"the stages finished so far and the grid's refinement passes are kept in {folder}: "
-            "run the same command to resume")
+    from ..media import set_aside_of
+
+    aside = set_aside_of(folder)
+    again = "run it again without --overwrite to resume" if args.overwrite else "run the same command to resume"
+    return (f"the stages finished so far and the grid's refinement passes are kept in {folder}: {again}"
+            + (f"; the scene it replaces stays in {aside} until this one is complete" if aside is not None else ""))
 
 
 def run_render4d(args: argparse.Namespace) -> int:

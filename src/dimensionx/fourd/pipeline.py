@@ -33,8 +33,8 @@ from PIL import Image
 
 from ..config import config_to_dict
 from ..errors import DimensionXError
-from ..media import (OUTPUT_MARKER, atomic_dir, atomic_file, check_output_dir, check_replaceable, check_video_encoder, read_frames,
-                     remove_leftover_temps, write_json, write_video)
+from ..media import (atomic_dir, atomic_file, check_output_dir, check_video_encoder, finish_output_dir, read_frames,
+                     remove_leftover_temps, start_output_dir, write_json, write_video)
 from .config import OFFSET_REFERENCES, FourDConfig
 from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine
 
@@ -78,6 +78,7 @@ def make_scene4d(config: FourDConfig, generator=None) -> Path:
             write_renders(SceneRenderer(out / "scene4d", fit_device(config), config.background), run.folder,
                           config.render_frames, config.render_fps)
     write_json(metrics(out, config), out / "metrics.json")
+    finish_output_dir(out)
     return out
 
 
@@ -118,9 +119,10 @@ def prepare_folder(config: FourDConfig) -> Path:
     """Creates the scene folder, or checks an existing one was made with the same settings (then it resumes)."""
     out = Path(config.out)
     settings = {k: v for k, v in config_to_dict(config).items() if k != "overwrite"}
-    if out.exists() and config.overwrite:
-        check_replaceable(out)
-        shutil.rmtree(out)
+    if out.exists() and config.overwrite:  # the old scene is kept aside until this one is complete
+        start_output_dir(out, overwrite=True, stage="scene4d")
+        write_json({"config": settings}, out / SIDECAR)
+        return out
     if out.exists():
         try:
             previous = json.loads((out / SIDECAR).read_text())["config"]
@@ -135,9 +137,7 @@ def prepare_folder(config: FourDConfig) -> Path:
         for name in STAGES:
             remove_leftover_temps(out / name)
         return out
-    check_output_dir(out, overwrite=False)
-    out.mkdir(parents=True)
-    (out / OUTPUT_MARKER).write_text(json.dumps({"tool": "dimensionx", "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+    start_output_dir(out, overwrite=False, stage="scene4d")
     write_json({"config": settings}, out / SIDECAR)
     return out
 

@@ -69,11 +69,14 @@ def _config(cls, args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..media import set_aside_of
     from .trainer import train
 
     result = train(_config(TrainConfig, args))
     if result.status == "stopped":
-        print(f"dimensionx train: stopped by SIGTERM at step {result.step}; checkpoint saved, continue with --resume latest")
+        aside = set_aside_of(result.output_dir)
+        print(f"dimensionx train: stopped by SIGTERM at step {result.step}; checkpoint saved, continue with --resume latest"
+              + (f"; the run it replaces stays in {aside} until this one has exported its LoRA" if aside else ""))
         return 143
     return 0
 

@@ -30,7 +30,8 @@ from tqdm import tqdm
 from ..config import config_to_dict
 from ..directors.lora import save_lora
 from ..errors import DimensionXError
-from ..media import OUTPUT_MARKER, atomic_file, check_replaceable, write_json, write_video
+from ..media import (OUTPUT_MARKER, atomic_file, check_output_dir, check_writable, finish_output_dir, is_output_dir,
+                     mark_output_dir, start_output_dir, write_json, write_video)
 from ..models import resolve_model
 from .batches import CachedClips, EpochShuffle, VideoClips, pre_encode
 from .config import TrainConfig
@@ -76,6 +77,7 @@ def train(config: TrainConfig) -> TrainResult:
     # 1. Check everything a user passed, before any model loads.
     check_inputs(config)
     out = Path(config.output_dir)
+    check_run_folder(out, config)
     resume_dir = find_resume(config, out)
     manifest = manifest_path(config.data)
     clips = find_encoded(manifest, config.frames) if manifest else find_clips(config.data, config.skip_frames)
@@ -193,6 +195,7 @@ def train(config: TrainConfig) -> TrainResult:
     lora = None
     if status == "done" and accelerator.is_main_process:
         lora = export_lora(accelerator.unwrap_model(transformer), out, config, model.id, clips, step)
+        finish_output_dir(out)
     accelerator.end_training()
     return TrainResult(out, step, status, lora)
 
@@ -277,16 +280,34 @@ def find_resume(config: TrainConfig, out: Path) -> Path | None:
     return path
 
 
+def check_run_folder(out: Path, config: TrainConfig) -> None:
+    """Refuses, before any model loads, a run folder that is another's files, or that is already a run and
+    neither --resume nor --overwrite says what to do with it."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise DimensionXError(f"--output-dir {out} is not a folder: pass a new folder for the run")
+    if not out.exists():
+        check_output_dir(out, overwrite=False)  # its parent can be written
+        return
+    if not any(out.iterdir()):
+        check_writable(out / LOG_FILE, overwrite=True)  # an empty folder: it can be written
+        return
+    if not is_output_dir(out, "train"):
+        raise DimensionXError(f"--output-dir {out} holds files that `dimensionx train` did not write (no run marker "
+                              f"{OUTPUT_MARKER}): neither --resume nor --overwrite touches them; pass a new or empty --output-dir")
+    if config.resume is None and not config.overwrite:
+        raise DimensionXError(f"--output-dir {out} already holds a run: pass --resume latest to continue it, "
+                              "--overwrite to start again, or another --output-dir")
+    check_writable(out / LOG_FILE, overwrite=True)  # the run folder can be written
+
+
 def prepare_run_folder(out: Path, config: TrainConfig, resume_dir: Path | None, clips: ClipList) -> None:
-    """Creates (or, with --overwrite, empties) the run folder and writes its config and data report."""
-    if out.exists() and any(out.iterdir()) and config.resume is None:
-        if not config.overwrite:
-            raise DimensionXError(f"--output-dir {out} already holds a run: pass --resume latest to continue it, "
-                                  "--overwrite to start again, or another --output-dir")
-        check_replaceable(out)
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / OUTPUT_MARKER).write_text(json.dumps({"tool": "dimensionx", "stage": "train"}) + "\n")
+    """Creates the run folder, marked as a run, and writes its config and data report. With --overwrite (and no
+    --resume) an earlier run is moved aside and deleted only when this one has exported its LoRA."""
+    if config.resume is None and config.overwrite and out.exists() and any(out.iterdir()):
+        start_output_dir(out, overwrite=True, stage="train")
+    elif not is_output_dir(out, "train"):
+        out.mkdir(parents=True, exist_ok=True)
+        mark_output_dir(out, "train")
     write_json({"config": config_to_dict(config)}, out / "train_config.json")
     write_json(clips.report(), out / "data_report.json")
     if resume_dir is None:

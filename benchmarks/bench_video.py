@@ -24,11 +24,16 @@ Results are printed and written to ``benchmarks/results/video_<device>.json``.
     python benchmarks/bench_video.py --modes stock,lowmem --append         # 5 minutes, same JSON
     python benchmarks/bench_video.py --frames 145 --size 320x480 --modes stock,exact,fast   # orbit shape, 8 min
     python benchmarks/bench_video.py --steps 4 --frames 9 --out /tmp/smoke   # wiring check
+    python benchmarks/bench_video.py --modes stock,fast,fast+attention=sage --no-warm-start   # one lever at a time
+
+A mode written ``MODE+KEY=VALUE+...`` runs MODE with those ``ModeConfig`` settings (``mode_settings`` of a
+preset): each lever of a mode is measured as its own row against the same stock reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import math
@@ -73,6 +78,22 @@ GOALS = {"exact": {"seconds_max": 55.0, "psnr_min_db": 35.0}, "fast": {"seconds_
 GIB = 2**30
 COMPILED = ("exact", "fast")  # modes with a compile start
 DEFAULT_SHAPE = (49, 480, 720)  # frames, height, width of `dimensionx video`
+
+
+def parse_mode(spec: str):
+    """``fast+attention=sage+cache_interval=6`` -> ("fast", ModeConfig with those settings); a bare name -> (name, None)."""
+    from dimensionx.video.config import ModeConfig
+
+    mode, *settings = spec.split("+")
+    if not settings:
+        return mode, None
+    defaults = ModeConfig()
+    values = {}
+    for setting in settings:
+        key, value = setting.split("=", 1)
+        kind = type(getattr(defaults, key))
+        values[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+    return mode, ModeConfig(**values)
 
 
 def build_pipeline(seed: int, text_encoder: bool = True):
@@ -389,6 +410,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--append", action="store_true",
                         help="keep the rows of modes not run here from the JSON already in --out (one call per group of modes)")
+    parser.add_argument("--no-warm-start", action="store_true", help="skip the second process that times the warm start")
     parser.add_argument("--warm-start-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -412,8 +434,9 @@ def main() -> None:
         report["weights_fingerprint"] = earlier.get("weights_fingerprint", {})
     report["processes"].append(modes)
     reference = None
-    for mode in modes:
-        pipe, notes = prepare(mode, args.seed, lora)
+    for spec in modes:
+        mode, mode_config = parse_mode(spec)
+        pipe, notes = prepare(mode, args.seed, lora, mode_config=mode_config)
         report.setdefault("weights_fingerprint", {})[mode] = fingerprint(pipe)
         overhead = start_overhead(pipe, image, args)  # also warms stock's kernels: every mode is timed warm
         run = generate(pipe, image, args)
@@ -421,17 +444,19 @@ def main() -> None:
         free_gpu()
         row = summarize(mode, run, notes, args)
         row["start_overhead_cold_s"] = overhead
+        if mode_config is not None:
+            row["mode_settings"] = dataclasses.asdict(mode_config)
         if mode == "stock":
             reference = run
             row["frames_mean"], row["frames_std"] = float(run["frames"].mean()), float(run["frames"].std())
         elif reference is not None:
             row.update(fidelity(run, reference))
-        report["modes"][mode] = row
+        report["modes"][spec] = row
         finish(report["modes"], {}, report["modes"].get("stock"), (args.frames, height, width))
         print(f"{mode}: {json.dumps(row)}", flush=True)
         write(report, Path(args.out))
     compiled = [m for m in modes if m in COMPILED]
-    warm = warm_start(args) if compiled else {}
+    warm = warm_start(args) if compiled and not args.no_warm_start else {}
     finish(report["modes"], warm, report["modes"].get("stock"), (args.frames, height, width))
     path = write(report, Path(args.out))
     print_table(report["modes"])

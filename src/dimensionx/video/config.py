@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 
 from ..errors import DimensionXError
 from ..models.hub import DEFAULT_MODEL
 
 LORA_MODES = ("auto", "fused", "adapters")
+ATTENTION_KERNELS = ("sdpa", "sage")  # ModeConfig.attention
 
 
 @dataclasses.dataclass
@@ -27,16 +29,28 @@ class ModeConfig:
     # neither be promised nor measured on the random-weight benchmark.
     cache_interval: int = 5  # fast: steps from one full transformer pass to the next
     cache_warmup_steps: int = 3  # fast: first steps always computed in full
+    # fast: "sdpa" (cuDNN's fused kernel first, as exact) or "sage" (SageAttention's 8-bit kernel: pip install
+    # sageattention); its drift and speed are in docs/speed.md
+    attention: str = "sdpa"
     offload_blocks_per_group: int = 1  # lowmem: transformer blocks streamed to the GPU together
     vae_tile: tuple[int, int] = (240, 360)  # lowmem: (height, width) in pixels; larger frames decode in overlapping tiles
 
     def __post_init__(self):
+        if self.attention not in ATTENTION_KERNELS:
+            raise DimensionXError(f"mode_settings.attention {self.attention!r}: use one of {', '.join(ATTENTION_KERNELS)}")
         if self.cache_interval < 1 or self.cache_warmup_steps < 0 or self.offload_blocks_per_group < 1:
             raise DimensionXError(
                 f"ModeConfig(cache_interval={self.cache_interval}, cache_warmup_steps={self.cache_warmup_steps}, "
                 f"offload_blocks_per_group={self.offload_blocks_per_group}): the interval and the group need at least 1, "
                 "the warm-up at least 0 (defaults 5, 3 and 1)"
             )
+
+
+    def check_packages(self, mode: str) -> None:
+        """Refuses, before any model loads, a setting of ``mode`` whose package is not installed."""
+        if mode == "fast" and self.attention == "sage" and importlib.util.find_spec("sageattention") is None:
+            raise DimensionXError("mode_settings.attention sage runs SageAttention, which is not installed: "
+                                  "pip install 'sageattention>=1.0.6' (or set attention: sdpa)")
 
 
 @dataclasses.dataclass

@@ -273,6 +273,7 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     # 1. Check inputs before anything heavy.
     check_inputs(config)
     check_mode(config.mode)
+    config.mode_settings.check_packages(config.mode)
     check_switch(config)
     photo = load_image(config.image)
     # 2. Resolve the directors' files (small), then the base model (large, maybe downloaded).

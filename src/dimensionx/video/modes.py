@@ -59,9 +59,9 @@ def apply_mode(pipe, mode: str, device: torch.device, config: ModeConfig | None 
         log("--mode %s needs a CUDA GPU for its kernels; running plain eager on %s", mode, device.type)
         pipe.to(device)
         return [f"{mode} -> eager on {device.type}"]
-    use_fastest_attention(pipe.transformer)
+    attention = use_fastest_attention(pipe.transformer, config.attention if mode == "fast" else "sdpa")
     prefetch_step_noise(pipe.scheduler)
-    notes = ["attention: SDPA, cuDNN kernel first", "scheduler noise: drawn ahead on a CPU thread (same numbers)"]
+    notes = [attention, "scheduler noise: drawn ahead on a CPU thread (same numbers)"]
     notes += _stream_text_encoder(pipe.text_encoder, device)
     if mode == "lowmem":
         return notes + _apply_lowmem(pipe, device, config)

@@ -114,3 +114,12 @@ def test_a_gaussian_behind_the_camera_is_not_drawn(scene):
     want_image, want_alpha = brute_force(*scene)
     torch.testing.assert_close(alpha, want_alpha, rtol=0, atol=2e-4)
     assert info["radii"][0, -1].tolist() == [0, 0]
+
+
+def test_render_info_reads_by_key_as_gsplats_strategies_read_it(scene):
+    _, _, info = render(*scene)
+    assert "means2d" in info and "radii" in info and "absgrad" not in info
+    assert info["means2d"] is info.means2d and info["gaussian_ids"] is None
+    assert (info["width"], info["height"], info["n_cameras"]) == (WIDTH, HEIGHT, 1)
+    with pytest.raises(KeyError):
+        info["absgrad"]

@@ -69,7 +69,7 @@ def render_views(scene: dict[str, torch.Tensor], viewmats: np.ndarray, K: np.nda
         images, _, _ = reference_rasterization(
             scene["means"], scene["quats"], scene["scales"], scene["opacities"], scene["sh"],
             torch.as_tensor(viewmats, dtype=torch.float32), Ks, width, height, sh_degree=0,
-            backgrounds=torch.full((len(viewmats), 3), 0.5))
+            background=torch.full((len(viewmats), 3), 0.5))
     return (images.clamp(0, 1) * 255).round().byte().numpy()
 
 

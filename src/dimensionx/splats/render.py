@@ -15,12 +15,16 @@ path step by step, so the same splats render the same image on both (the CUDA-on
 
 It works tile by tile (16 x 16 px, each tile with the Gaussians whose box touches it), so
 memory stays small and autograd gives the same gradients gsplat's backward pass computes,
-including ``info["means2d"]`` that gsplat's densification strategy reads.
+including ``info["means2d"]`` that gsplat's densification strategy reads. Both backends share one
+signature, :func:`rasterize` (``backend`` picks one), and return the same :class:`RenderInfo`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +40,7 @@ TRANSMITTANCE_MIN = 1e-4
 TILE_PX = 16
 EXTEND_SIGMA = 3.33  # bounding-box half size in standard deviations
 TILE_BATCH_ELEMENTS = 1 << 22  # pixel x Gaussian pairs evaluated at once (memory bound)
+BACKENDS = ("auto", "gsplat", "reference")
 
 
 def camera_centers(viewmats):
@@ -44,6 +49,32 @@ def camera_centers(viewmats):
     The one place camera centres are computed; takes numpy arrays and torch tensors alike.
     """
     return -(viewmats[..., None, :3, 3] @ viewmats[..., :3, :3])[..., 0, :]
+
+
+@dataclass
+class RenderInfo(Mapping):
+    """What a render returns besides the image: gsplat's ``info``, read by attribute here and by key
+    (``info["means2d"]``, ``"radii" in info``) by gsplat's densification strategies."""
+
+    means2d: torch.Tensor  # [C, N, 2] px; its .grad is the image-plane gradient densification reads
+    radii: torch.Tensor  # [C, N, 2] int32 px, 0 where culled
+    depths: torch.Tensor  # [C, N] camera z, world units
+    conics: torch.Tensor  # [C, N, 3] (a, b, c) of the inverse 2D covariance
+    width: int  # px
+    height: int  # px
+    n_cameras: int
+    gaussian_ids: None = None  # packed renders only; these are unpacked
+
+    def __getitem__(self, key: str):
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self):
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
 
 
 def rasterize(
@@ -57,55 +88,50 @@ def rasterize(
     width: int,
     height: int,
     sh_degree: int,
-    background: torch.Tensor | None = None,  # [3] RGB in [0, 1]
-) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Renders [C, H, W, 3] colours and [C, H, W, 1] alphas, plus gsplat's ``info`` dict."""
-    args = (means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree)
-    backgrounds = None if background is None else background.expand(len(viewmats), 3)
-    if means.is_cuda:
-        return gsplat_rasterization(*args, backgrounds=backgrounds)
-    return reference_rasterization(*args, backgrounds=backgrounds)
+    background: torch.Tensor | None = None,  # [3] or [C, 3] RGB in [0, 1]
+    backend: str = "auto",  # "gsplat" (CUDA), "reference" (pure torch, any device), "auto": gsplat on CUDA
+) -> tuple[torch.Tensor, torch.Tensor, RenderInfo]:
+    """Renders [C, H, W, 3] colours and [C, H, W, 1] alphas, as ``gsplat.rasterization(...,
+    packed=False, rasterize_mode="classic")`` does, plus its ``info``.
 
-
-def gsplat_rasterization(
-    means: torch.Tensor,  # [N, 3]
-    quats: torch.Tensor,  # [N, 4]
-    scales: torch.Tensor,  # [N, 3]
-    opacities: torch.Tensor,  # [N]
-    sh: torch.Tensor,  # [N, K, 3]
-    viewmats: torch.Tensor,  # [C, 4, 4]
-    Ks: torch.Tensor,  # [C, 3, 3]
-    width: int,
-    height: int,
-    sh_degree: int,
-    backgrounds: torch.Tensor | None = None,  # [C, 3]
-) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """``gsplat.rasterization(..., packed=False, rasterize_mode="classic")`` from gsplat's own stages.
-
-    The same five CUDA stages in the same order (projection, SH colours, tile intersection,
-    tile offsets, compositing), with less per-call work: the camera centres come from
-    ``-R^T t`` where ``gsplat.rasterization`` inverts ``viewmats`` with ``torch.inverse``, which
-    waits for the GPU (its error check) at every call, and the generic checks and branches of
-    batched, packed, distributed and distorted cameras are left out. A training step then has
-    one host sync, gsplat's count of tile intersections.
+    The gsplat backend runs gsplat's own five CUDA stages in its order (projection, SH colours,
+    tile intersection, tile offsets, compositing), with less per-call work: the camera centres come
+    from ``-R^T t`` where ``gsplat.rasterization`` inverts ``viewmats`` with ``torch.inverse``,
+    which waits for the GPU (its error check) at every call, and the generic checks and branches
+    of batched, packed, distributed and distorted cameras are left out. A training step then has
+    one host sync, gsplat's count of tile intersections. The reference backend follows the same
+    steps in torch (see the module's docstring).
     """
-    gsplat = _gsplat()
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")
     C = len(viewmats)
-    radii, means2d, depths, conics, _ = gsplat.fully_fused_projection(
-        means, None, quats, scales, viewmats, Ks, width, height, eps2d=BLUR_PX2, near_plane=NEAR_PLANE,
-        far_plane=FAR_PLANE, packed=False, opacities=opacities)  # [C, N, 2], [C, N, 2], [C, N], [C, N, 3]
-    campos = camera_centers(viewmats)  # [C, 3]
-    colors = gsplat.spherical_harmonics(sh_degree, means[None] - campos[:, None], sh.expand(C, *sh.shape),
-                                        masks=(radii > 0).all(dim=-1))  # [C, N, 3]
-    colors = torch.clamp_min(colors + 0.5, 0.0)
-    tiles_x, tiles_y = math.ceil(width / TILE_PX), math.ceil(height / TILE_PX)
-    _, isect_ids, flatten_ids = gsplat.isect_tiles(means2d, radii, depths, TILE_PX, tiles_x, tiles_y)
-    isect_offsets = gsplat.isect_offset_encode(isect_ids, C, tiles_x, tiles_y).reshape(C, tiles_y, tiles_x)
-    image, alpha = gsplat.rasterize_to_pixels(means2d, conics, colors, opacities.expand(C, -1), width, height,
-                                              TILE_PX, isect_offsets, flatten_ids, backgrounds=backgrounds)
-    info = {"means2d": means2d, "radii": radii, "depths": depths, "conics": conics, "width": width,
-            "height": height, "n_cameras": C, "gaussian_ids": None}
-    return image, alpha, info
+    backgrounds = None if background is None else background.expand(C, 3)  # [C, 3]
+    dirs = means[None] - camera_centers(viewmats)[:, None]  # [C, N, 3] camera -> Gaussian
+    if backend == "gsplat" or (backend == "auto" and means.is_cuda):
+        gsplat = _gsplat()
+        radii, means2d, depths, conics, _ = gsplat.fully_fused_projection(
+            means, None, quats, scales, viewmats, Ks, width, height, eps2d=BLUR_PX2, near_plane=NEAR_PLANE,
+            far_plane=FAR_PLANE, packed=False, opacities=opacities)  # [C, N, 2], [C, N, 2], [C, N], [C, N, 3]
+        colors = gsplat.spherical_harmonics(sh_degree, dirs, sh.expand(C, *sh.shape), masks=(radii > 0).all(dim=-1))
+        colors = torch.clamp_min(colors + 0.5, 0.0)  # [C, N, 3]
+        tiles_x, tiles_y = math.ceil(width / TILE_PX), math.ceil(height / TILE_PX)
+        _, isect_ids, flatten_ids = gsplat.isect_tiles(means2d, radii, depths, TILE_PX, tiles_x, tiles_y)
+        isect_offsets = gsplat.isect_offset_encode(isect_ids, C, tiles_x, tiles_y).reshape(C, tiles_y, tiles_x)
+        image, alpha = gsplat.rasterize_to_pixels(means2d, conics, colors, opacities.expand(C, -1), width, height,
+                                                  TILE_PX, isect_offsets, flatten_ids, backgrounds=backgrounds)
+    else:
+        means2d, conics, depths, radii = project(means, quats, scales, opacities, viewmats, Ks, width, height)
+        colors = (eval_sh(dirs, sh, sh_degree) + 0.5).clamp_min(0.0)  # [C, N, 3]
+        images, alphas = zip(*(composite(means2d[c], conics[c], depths[c], radii[c], opacities, colors[c], width, height)
+                               for c in range(C)))
+        image, alpha = torch.stack(images), torch.stack(alphas)
+        if backgrounds is not None:
+            image = image + (1.0 - alpha) * backgrounds[:, None, None]
+    return image, alpha, RenderInfo(means2d, radii, depths, conics, width, height, C)
+
+
+gsplat_rasterization = functools.partial(rasterize, backend="gsplat")  # gsplat's CUDA stages (CUDA tensors)
+reference_rasterization = functools.partial(rasterize, backend="reference")  # the pure-torch twin, on any device
 
 
 def _gsplat():
@@ -117,35 +143,6 @@ def _gsplat():
             "run `pip install gsplat`, or pass --device cpu for the (slow) reference renderer"
         ) from None
     return gsplat
-
-
-def reference_rasterization(
-    means: torch.Tensor,  # [N, 3]
-    quats: torch.Tensor,  # [N, 4]
-    scales: torch.Tensor,  # [N, 3]
-    opacities: torch.Tensor,  # [N]
-    sh: torch.Tensor,  # [N, K, 3]
-    viewmats: torch.Tensor,  # [C, 4, 4]
-    Ks: torch.Tensor,  # [C, 3, 3]
-    width: int,
-    height: int,
-    sh_degree: int,
-    backgrounds: torch.Tensor | None = None,  # [C, 3]
-) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Pure-torch twin of ``gsplat.rasterization(..., packed=False, rasterize_mode="classic")``."""
-    means2d, conics, depths, radii = project(means, quats, scales, opacities, viewmats, Ks, width, height)
-    campos = camera_centers(viewmats)  # [C, 3]
-    rgb = (eval_sh(means[None] - campos[:, None], sh, sh_degree) + 0.5).clamp_min(0.0)  # [C, N, 3]
-    images, alphas = [], []
-    for c in range(len(viewmats)):
-        image, alpha = composite(means2d[c], conics[c], depths[c], radii[c], opacities, rgb[c], width, height)
-        if backgrounds is not None:
-            image = image + (1.0 - alpha) * backgrounds[c]
-        images.append(image)
-        alphas.append(alpha)
-    info = {"means2d": means2d, "radii": radii, "depths": depths, "conics": conics, "width": width,
-            "height": height, "n_cameras": len(viewmats), "gaussian_ids": None}
-    return torch.stack(images), torch.stack(alphas), info
 
 
 def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -137,7 +138,7 @@ def train(config: TrainConfig) -> TrainResult:
     step = 0
     if resume_dir is not None:
         step = resume(accelerator, resume_dir, rng, out)
-    epoch, skip = divmod(step * config.grad_accumulation, len(loader))
+    epoch, skip = data_position(step, config.grad_accumulation, len(loader))
 
     # 7. Train.
     latent_frames = (config.frames - 1) // 4 + 1
@@ -198,6 +199,14 @@ def train(config: TrainConfig) -> TrainResult:
         finish_output_dir(out)
     accelerator.end_training()
     return TrainResult(out, step, status, lora)
+
+
+def data_position(step: int, accumulation: int, batches: int) -> tuple[int, int]:
+    """(epoch, micro-batches of it already used) after ``step`` optimiser steps of ``accumulation``
+    micro-batches, with ``batches`` micro-batches an epoch. accelerate also closes a step at the end
+    of each epoch, so an epoch holds ``ceil(batches / accumulation)`` steps, its last one maybe short."""
+    epoch, within = divmod(step, math.ceil(batches / accumulation))
+    return epoch, within * accumulation
 
 
 def check_inputs(config: TrainConfig) -> None:

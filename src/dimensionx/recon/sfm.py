@@ -14,10 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pycolmap
 
 from ..errors import DimensionXError
-from ..interrupts import reinstall_signals
+from .colmap import pycolmap
 from .cameras import Cameras, PathSteps, cameras_from_reconstruction, orbit_span_degrees, path_steps, scale_intrinsics
 from .config import ReconConfig
 from .frames import Footage, downscale, frame_names, save_pngs, thumbnails
@@ -27,7 +26,6 @@ ORBIT_MIN_DEGREES = 180.0  # a path sweeping this much goes round a centre: its 
 CLOSED_LOOP_DEGREES = 300.0  # an orbit sweeping this much or more ends where it began: match across the seam
 
 log = logging.getLogger(__name__)
-reinstall_signals()  # again: importing pycolmap installed glog's SIGTERM handler, which prints a native stack dump
 
 
 @dataclass

@@ -69,7 +69,7 @@ def reconstruction_from_cameras(cameras: Cameras, points: np.ndarray, colors: np
 
     The points carry no tracks: they are where the splats start, not triangulated features.
     """
-    import pycolmap  # here, not at the top: the 4D stage reads transforms.json without pycolmap
+    from .colmap import pycolmap  # here, not at the top: the 4D stage reads transforms.json without pycolmap
 
     rec = pycolmap.Reconstruction()
     for i, (name, K, viewmat) in enumerate(zip(cameras.names, cameras.Ks, cameras.viewmats), start=1):
@@ -85,7 +85,7 @@ def reconstruction_from_cameras(cameras: Cameras, points: np.ndarray, colors: np
 
 def set_poses(rec: pycolmap.Reconstruction, cameras: Cameras) -> None:
     """Moves the images of ``rec`` named in ``cameras`` to its poses (after camera refinement)."""
-    import pycolmap
+    from .colmap import pycolmap
 
     by_name = {image.name: image for image in rec.images.values()}
     for name, viewmat in zip(cameras.names, cameras.viewmats):

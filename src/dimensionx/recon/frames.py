@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import DimensionXError
-from ..media import IMAGE_SUFFIXES, open_image
+from ..media import IMAGE_SUFFIXES, check_image, open_image
 from .config import ReconConfig
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 THUMBNAIL_PX = 32  # side of the square thumbnails compared by the cut detector
 THUMBNAIL_SOURCE_PX = 64  # side of the frames decoded for thumbnails (swscale, area filter)
 DUPLICATE_CHANGE = 0.01  # mean abs change below which a frame repeats the previous one
+MIN_FRAMES = 3  # views a reconstruction needs at least
+SHORT_VIDEO = 0.9  # a video decoding fewer than this fraction of the frames its header announces is damaged
 
 
 @dataclass
@@ -64,13 +67,14 @@ class FrameReader:
 
     def __init__(self, path: str, max_size: int):
         self.path = Path(path)
+        self.frames_expected = None  # frames a video's header announces (None: a folder, or not announced)
+        self.decode_failed = False  # decoding stopped at an error (a file cut short or corrupt)
         if self.path.is_dir():
             self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self.files:
                 raise DimensionXError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)}): pass a video or a "
                                       "folder of frames")
-            with Image.open(self.files[0]) as first:
-                width, height = first.size
+            width, height = check_image(self.files[0], "frame")  # a damaged or oversized first frame: named
         elif self.path.is_file():
             self.files = None
             width, height = self._probe()
@@ -84,15 +88,28 @@ class FrameReader:
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
+                self.frames_expected = stream.frames or None
                 return stream.codec_context.width, stream.codec_context.height
         except (av.FFmpegError, IndexError) as exc:
             raise DimensionXError(f"{self.path} could not be read as a video ({exc}): pass an mp4/mov file or a "
                                   "folder of frames") from None
 
     def thumbnails(self) -> torch.Tensor:
-        """[T, 3 * 32 * 32] float in [0, 1]: every frame, as the cut detector compares them."""
+        """[T, 3 * 32 * 32] float in [0, 1]: every frame that decodes, as the cut detector compares them."""
         small = [frame for _, frame in self._frames(None, (THUMBNAIL_SOURCE_PX, THUMBNAIL_SOURCE_PX))]
+        if self.decode_failed or (self.frames_expected and len(small) < SHORT_VIDEO * self.frames_expected):
+            self._report_damage(len(small))
         return thumbnails(np.stack(small)) if small else torch.zeros(0, 3 * THUMBNAIL_PX**2)
+
+    def _report_damage(self, decoded: int) -> None:
+        """A video whose decoding stopped early (cut short, corrupt) is used as far as it decodes, with
+        a warning; with fewer than ``MIN_FRAMES`` frames it is refused."""
+        of = f" of ~{self.frames_expected}" if self.frames_expected else ""
+        damage = f"{self.path} is damaged: {decoded}{of} frames decode"
+        if decoded < MIN_FRAMES:
+            raise DimensionXError(f"{damage}, too few to reconstruct (at least {MIN_FRAMES}): re-encode or "
+                                  "re-download the video, or pass a folder of its frames")
+        log.warning("%s; reconstructing from those (re-encode or re-download it for the rest)", damage)
 
     def read(self, ids: np.ndarray) -> np.ndarray:
         """[len(ids), H, W, 3] uint8: the frames ``ids`` (ascending) at the target size."""
@@ -112,7 +129,15 @@ class FrameReader:
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for i, frame in enumerate(container.decode(stream)):
+            decoded = iter(container.decode(stream))
+            for i in itertools.count():
+                try:
+                    frame = next(decoded)
+                except StopIteration:
+                    return
+                except av.FFmpegError:  # cut short or corrupt from here on: the frames before it are kept
+                    self.decode_failed = True
+                    return
                 if wanted is None or i in wanted:
                     yield i, frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
                 if last is not None and i >= last:
@@ -157,8 +182,8 @@ def load_footage(config: ReconConfig, frames: np.ndarray | None = None) -> Foota
     and reads ``config.frames`` of its frames, downscaled."""
     reader = FrameReader(config.video, config.max_size) if frames is None else ArrayReader(frames, config.max_size)
     thumbs = reader.thumbnails()  # [T, D]
-    if len(thumbs) < 3:
-        raise DimensionXError(f"{config.video} has {len(thumbs)} frame(s): reconstruction needs at least 3 views")
+    if len(thumbs) < MIN_FRAMES:
+        raise DimensionXError(f"{config.video} has {len(thumbs)} frame(s): reconstruction needs at least {MIN_FRAMES} views")
     shots = split_shots(len(thumbs), cuts_of_thumbnails(thumbs, config))
     shot = choose_shot(shots, config.shot, config.video)
     ids = sample_ids(shots[shot], config.frames)

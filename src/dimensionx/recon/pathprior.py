@@ -15,10 +15,10 @@ reprojection error grows by less than ``jump_loss_px``.
 from __future__ import annotations
 
 import numpy as np
-import pycolmap
 from scipy.interpolate import make_interp_spline
 
 from .cameras import Cameras, cameras_from_reconstruction
+from .colmap import pycolmap
 from .config import ReconConfig
 
 

@@ -15,7 +15,7 @@ import torch
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..media import atomic_dir, check_output_dir, check_video_encoder, write_json, write_video
+from ..media import atomic_dir, check_output_dir, check_video_encoder, remove_leftover_temps, write_json, write_video
 from .cameras import (
     Cameras,
     cameras_from_transforms,
@@ -26,6 +26,7 @@ from .cameras import (
     transforms_from_cameras,
 )
 from .config import ReconConfig, for_device
+from .diskspace import disk_space_checked
 from ..splats.export import write_ply, write_splat
 from .frames import load_footage, save_pngs
 from ..splats.gaussians import init_splats, random_points
@@ -53,8 +54,9 @@ def reconstruct(config: ReconConfig, attach: Sequence[Path] = (), frames: np.nda
         log.info("preset %s: %d iterations, %s strategy, SfM on frames of at most %s px", config.preset,
                  config.iterations, config.strategy, config.sfm_max_size or config.max_size)
     torch.manual_seed(config.seed)
+    remove_leftover_temps(config.out)  # what a killed run (kill -9, a power cut) left beside --out
     seconds: dict[str, float] = {}
-    with atomic_dir(config.out, config.overwrite) as out:
+    with disk_space_checked(config.out), atomic_dir(config.out, config.overwrite) as out:
         # 1. frames: one shot, sampled and downscaled, saved as the images the cameras refer to
         with stage("frames", seconds, device):
             footage = load_footage(config, frames)

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pycolmap
 
 from ..errors import DimensionXError
-from ..interrupts import reinstall_signals
+from .colmap import pycolmap
 from .cameras import Cameras, PathSteps, cameras_from_reconstruction, orbit_span_degrees, path_steps, scale_intrinsics
 from .config import ReconConfig
+from .diskspace import check_free_space, sfm_bytes
 from .frames import Footage, downscale, frame_names, save_pngs, thumbnails
 from .pathprior import smooth_jumps
 
@@ -27,7 +27,6 @@ ORBIT_MIN_DEGREES = 180.0  # a path sweeping this much goes round a centre: its 
 CLOSED_LOOP_DEGREES = 300.0  # an orbit sweeping this much or more ends where it began: match across the seam
 
 log = logging.getLogger(__name__)
-reinstall_signals()  # again: importing pycolmap installed glog's SIGTERM handler, which prints a native stack dump
 
 
 @dataclass
@@ -81,7 +80,7 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     the best round wins (most frames registered, then fewest jumps); frames it did not use are
     removed again. Then each remaining jump is smoothed by bundle adjustment with a smooth-path
     prior (``smooth_jumps``, see ``pathprior``). With ``sfm_max_size`` below the frames' size, SfM
-    sees smaller copies (in a temporary folder) and the cameras are scaled back to the frames.
+    sees smaller copies (in a temporary folder beside ``image_dir``) and the cameras are scaled back to the frames.
     What was done, and the path's largest step, are in ``SfmResult.path``.
     """
     pycolmap.logging.minloglevel = 0 if log.isEnabledFor(logging.DEBUG) else 3  # our error explains failures
@@ -91,15 +90,21 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     best = None
     height, width = footage.images.shape[1:3]
     shrink = 0 < (config.sfm_max_size or 0) < max(width, height)  # SfM on smaller copies of the frames
-    with tempfile.TemporaryDirectory(prefix="dimensionx-sfm-") as work:
+    image_dir.parent.mkdir(parents=True, exist_ok=True)
+    # beside the frames (in recon's temporary scene folder): a run killed outright leaves nothing elsewhere
+    with tempfile.TemporaryDirectory(prefix=".sfm-", dir=image_dir.parent) as work:
         sfm_dir = Path(work) / "images" if shrink else image_dir
         database, matched, extracted = Path(work) / "database.db", set(), []
         for attempt in range(config.sfm_repairs + 1):
-            names = save_images(footage.images, sfm_dir, footage.source_ids, config.sfm_max_size if shrink else 0)
+            names = frame_names(footage.source_ids)
+            pairs = {(names[i], names[j]) for i, j in choose_pairs(footage, config, prior)
+                     | index_pairs(footage.source_ids, extra)} - matched
+            check_free_space(Path(work), sfm_bytes(len(set(names) - set(extracted)), len(pairs), width, height,
+                                                   config.sift_max_features), config.out)
+            save_images(footage.images, sfm_dir, footage.source_ids, config.sfm_max_size if shrink else 0)
             extract_features(database, sfm_dir, [n for n in names if n not in extracted], config, bool(extracted))
             extracted = names
-            pairs = choose_pairs(footage, config, prior) | index_pairs(footage.source_ids, extra)
-            match_pairs(database, names, sorted(pairs - matched), Path(work) / "pairs.txt")
+            match_pairs(database, sorted(pairs), Path(work) / "pairs.txt")
             matched |= pairs
             models = map_incrementally(database, sfm_dir, Path(work) / f"sparse{attempt}", config)
             rec = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
@@ -120,7 +125,9 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
             spans = [(cameras.frame_ids[a], cameras.frame_ids[b]) for a, b in jumps] + (breaks if split else [])
             frames_before = len(footage.source_ids)
             repairs.append(repair(footage, spans, extra, config, "split" if split else "jump"))
-            if len(footage.source_ids) == frames_before and index_pairs(footage.source_ids, extra) <= matched:
+            names = frame_names(footage.source_ids)
+            if len(footage.source_ids) == frames_before and {(names[i], names[j]) for i, j in index_pairs(
+                    footage.source_ids, extra)} <= matched:
                 repairs[-1] += " (nothing new to match: stopped)"
                 break
     if best is None:
@@ -359,8 +366,9 @@ def loop_pairs(images: np.ndarray, config: ReconConfig) -> set[tuple[int, int]]:
     return pairs
 
 
-def match_pairs(database: Path, names: list[str], pairs: list[tuple[int, int]], pairs_file: Path) -> None:
-    pairs_file.write_text("".join(f"{names[i]} {names[j]}\n" for i, j in pairs))
+def match_pairs(database: Path, pairs: list[tuple[str, str]], pairs_file: Path) -> None:
+    """Matches the image pairs (file names) given, through a pairs file."""
+    pairs_file.write_text("".join(f"{a} {b}\n" for a, b in pairs))
     pairing = pycolmap.ImportedPairingOptions()
     pairing.match_list_path = str(pairs_file)
     pycolmap.match_image_pairs(database, pairing_options=pairing, device=pycolmap.Device.cpu)

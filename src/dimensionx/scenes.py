@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -18,8 +20,12 @@ from .config import config_to_dict, load_config
 from .errors import DimensionXError
 from .media import check_output_dir, check_video_encoder, write_json
 from .recon.cli import add_recon_flags, recon_config
+from .recon.config import ReconConfig
+from .video.cameras import cameras_path
 from .video.cli import add_video_flags, video_overrides
 from .video.config import VideoConfig
+
+log = logging.getLogger(__name__)
 
 # Video flags whose names recon also uses: scene3d spells them --video-frames, --video-seed, ...
 VIDEO_PREFIXED = frozenset({"frames", "seed", "device", "fps"})
@@ -67,13 +73,26 @@ def run_scene3d(args: argparse.Namespace) -> int:
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
         video = make_video(scene_video_config(args, Path(tmp) / "video.mp4"), "orbit" if args.orbit else "video")
+        config = with_known_cameras(config, video)
         try:
             reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
         except DimensionXError as exc:  # keep the video: it cost minutes of GPU time
             kept = keep_video(video, Path(config.out))
+            cameras = f" --cameras {cameras_path(kept)}" if cameras_path(kept).is_file() else ""
             raise DimensionXError(f"{str(exc).replace(str(video), str(kept))}. The generated video is kept as {kept}: "
-                                  f"once fixed, run `dimensionx recon {kept} --out {config.out}`") from None
+                                  f"once fixed, run `dimensionx recon {kept}{cameras} --out {config.out}`") from None
     return 0
+
+
+def with_known_cameras(config: ReconConfig, video: Path) -> ReconConfig:
+    """``config`` with the video's known cameras (the tiny model's: its noise has nothing SfM can match)
+    when its sidecar names them and no --cameras was given."""
+    name = json.loads(video.with_suffix(".json").read_text()).get("cameras")
+    if config.cameras or name is None:
+        return config
+    log.info("the tiny model's video is noise that SfM cannot register: reconstructing it from the known cameras "
+             "of its motion (%s) instead", name)
+    return dataclasses.replace(config, cameras=str(video.with_name(name)))
 
 
 def make_video(config: VideoConfig, command: str = "video") -> Path:
@@ -101,8 +120,13 @@ def make_video(config: VideoConfig, command: str = "video") -> Path:
 
 
 def keep_video(video: Path, out: Path) -> Path:
-    """Moves ``video`` and its sidecar beside ``out`` as ``<out>.video.mp4`` / ``.json``; returns the mp4."""
+    """Moves ``video``, its sidecar and its known cameras (if any) beside ``out`` as ``<out>.video.mp4`` /
+    ``.json`` / ``.transforms.json``; returns the mp4."""
     kept = out.with_name(f"{out.name}.video.mp4")
-    os.replace(video.with_suffix(".json"), kept.with_suffix(".json"))
+    sidecar = json.loads(video.with_suffix(".json").read_text())
+    if "cameras" in sidecar:
+        os.replace(video.with_name(sidecar["cameras"]), cameras_path(kept))
+        sidecar["cameras"] = cameras_path(kept).name
+    write_json(sidecar, kept.with_suffix(".json"))
     os.replace(video, kept)
     return kept

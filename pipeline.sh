@@ -6,10 +6,14 @@
 #   bash pipeline.sh photo.jpg orbit360 --model models/orbit360   # the 360-degree orbit model (docs/orbit.md)
 # A thin wrapper over `dimensionx scene3d` (see docs/recon.md); flags given here win.
 set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts_check.sh
+source "$HERE/scripts_check.sh"
 if [ $# -lt 2 ]; then
   echo "usage: bash pipeline.sh IMAGE MOTION [dimensionx scene3d flags]" >&2
   exit 2
 fi
+need_dimensionx
 image=$1
 motion=$2
 shift 2
@@ -18,4 +22,4 @@ case $motion in
   orbit360) video=(--orbit) ;;
   *) video=(--motion "$motion") ;;
 esac
-exec "${PYTHON:-python3}" -m dimensionx.cli scene3d "$image" "${video[@]}" --out "outputs/$name" "$@"
+exec "$PYTHON" -m dimensionx.cli scene3d "$image" "${video[@]}" --out "outputs/$name" "$@"

@@ -142,7 +142,10 @@ def test_scene3d_keeps_its_video_under_a_free_name_when_sfm_fails(tmp_path, phot
     (tmp_path / "scene.video.mp4").write_bytes(b"the user's own video")
     (tmp_path / "scene.video.json").write_text('{"mine": true}')
     before = snapshot(tmp_path)
-    result = cli("scene3d", photo, "--motion", "orbit_left", "--model", "tiny", "--steps", "1", "--video-frames", "9",
+    from dimensionx.directors.tiny import tiny_lora_dir
+
+    lora = tiny_lora_dir() / "orbit_left_lora_weights.safetensors"  # a file alone: no known cameras, so SfM meets noise
+    result = cli("scene3d", photo, "--motion", "none", "--lora", lora, "--model", "tiny", "--steps", "1", "--video-frames", "9",
                  "--out", "scene", "--max-size", "160", "--iterations", "30", "--orbit-frames", "6", "--no-progress",
                  cwd=tmp_path)
     assert result.returncode == 2
@@ -150,7 +153,7 @@ def test_scene3d_keeps_its_video_under_a_free_name_when_sfm_fails(tmp_path, phot
     after = snapshot(tmp_path)
     assert {k: after[k] for k in before} == before  # the user's files are untouched
     assert set(after) - set(before) == {"scene.video-2.mp4", "scene.video-2.json"}
-    assert json.loads((tmp_path / "scene.video-2.json").read_text())["config"]["motion"] == "orbit_left"
+    assert json.loads((tmp_path / "scene.video-2.json").read_text())["config"]["lora"] == str(lora)
 
 
 # --- scene4d: --overwrite keeps the finished scene until the new one is complete ------------------------

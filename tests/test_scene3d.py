@@ -65,8 +65,12 @@ def test_scene3d_video_config_preset_and_flag_precedence(photo, tmp_path, known_
 
 
 def test_scene3d_on_noise_without_cameras_stops_at_sfm_and_keeps_the_video(photo, tmp_path, capsys):
+    """A LoRA file alone has no known camera path (tests/test_known_cameras.py), so the noise goes to SfM."""
+    from dimensionx.directors.tiny import tiny_lora_dir
+
     out = tmp_path / "scene"
-    assert main(["scene3d", str(photo), *VIDEO, "--motion", "orbit_left", "--out", str(out), *RECON]) == 2
+    lora = tiny_lora_dir() / "orbit_left_lora_weights.safetensors"
+    assert main(["scene3d", str(photo), *VIDEO, "--motion", "none", "--lora", str(lora), "--out", str(out), *RECON]) == 2
     err = capsys.readouterr().err
     kept = tmp_path / "scene.video.mp4"
     assert re.search(rf"dimensionx scene3d: error: structure from motion registered only \d of 9 frames of {re.escape(str(kept))}", err), err

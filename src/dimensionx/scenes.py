@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -19,8 +21,12 @@ from .config import config_to_dict, load_config
 from .errors import DimensionXError
 from .media import check_output_dir, check_video_encoder, move_no_clobber, write_json
 from .recon.cli import add_recon_flags, recon_config
+from .recon.config import ReconConfig
+from .video.cameras import cameras_path
 from .video.cli import add_video_flags, video_overrides
 from .video.config import VideoConfig
+
+log = logging.getLogger(__name__)
 
 # Video flags whose names recon also uses: scene3d spells them --video-frames, --video-seed, ...
 VIDEO_PREFIXED = frozenset({"frames", "seed", "device", "fps"})
@@ -68,13 +74,26 @@ def run_scene3d(args: argparse.Namespace) -> int:
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
         video = make_video(scene_video_config(args, Path(tmp) / "video.mp4"), "orbit" if args.orbit else "video")
+        config = with_known_cameras(config, video)
         try:
             reconstruct(dataclasses.replace(config, video=str(video)), attach=sorted(Path(tmp).iterdir()))
         except DimensionXError as exc:  # keep the video: it cost minutes of GPU time
             kept = keep_video(video, Path(config.out))
+            cameras = f" --cameras {cameras_path(kept)}" if cameras_path(kept).is_file() else ""
             raise DimensionXError(f"{str(exc).replace(str(video), str(kept))}. The generated video is kept as {kept}: "
-                                  f"once fixed, run `dimensionx recon {kept} --out {config.out}`") from None
+                                  f"once fixed, run `dimensionx recon {kept}{cameras} --out {config.out}`") from None
     return 0
+
+
+def with_known_cameras(config: ReconConfig, video: Path) -> ReconConfig:
+    """``config`` with the video's known cameras (the tiny model's: its noise has nothing SfM can match)
+    when its sidecar names them and no --cameras was given."""
+    name = json.loads(video.with_suffix(".json").read_text()).get("cameras")
+    if config.cameras or name is None:
+        return config
+    log.info("the tiny model's video is noise that SfM cannot register: reconstructing it from the known cameras "
+             "of its motion (%s) instead", name)
+    return dataclasses.replace(config, cameras=str(video.with_name(name)))
 
 
 def make_video(config: VideoConfig, command: str = "video") -> Path:
@@ -102,19 +121,26 @@ def make_video(config: VideoConfig, command: str = "video") -> Path:
 
 
 def keep_video(video: Path, out: Path) -> Path:
-    """Moves ``video`` and its sidecar beside ``out`` as ``<out>.video.mp4`` / ``.json`` (``<out>.video-2.mp4``, ...
-    where those names are taken: an existing file is never replaced); returns the mp4."""
+    """Moves ``video``, its sidecar and its known cameras (if any) beside ``out`` as ``<out>.video.mp4`` / ``.json`` /
+    ``.transforms.json`` (``<out>.video-2.mp4``, ... where those names are taken: an existing file is never
+    replaced); returns the mp4."""
+    sidecar_file = video.with_suffix(".json")
+    sidecar = json.loads(sidecar_file.read_text())
+    cameras = video.with_name(sidecar["cameras"]) if "cameras" in sidecar else None
     for n in itertools.count(1):
         kept = out.with_name(f"{out.name}.video{'' if n == 1 else f'-{n}'}.mp4")
-        if kept.exists() or kept.with_suffix(".json").exists():
+        moves = [(video, kept), (sidecar_file, kept.with_suffix(".json"))] + ([(cameras, cameras_path(kept))] if cameras else [])
+        if any(target.exists() for _, target in moves):
             continue
+        if cameras:
+            write_json({**sidecar, "cameras": cameras_path(kept).name}, sidecar_file)
+        done = []
         try:
-            move_no_clobber(video.with_suffix(".json"), kept.with_suffix(".json"))
+            for source, target in moves:
+                move_no_clobber(source, target)
+                done.append((source, target))
         except FileExistsError:
-            continue
-        try:
-            move_no_clobber(video, kept)
-        except FileExistsError:
-            os.replace(kept.with_suffix(".json"), video.with_suffix(".json"))
+            for source, target in reversed(done):
+                os.replace(target, source)
             continue
         return kept

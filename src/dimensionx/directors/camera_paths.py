@@ -101,3 +101,40 @@ def camera_path(motion: str | CameraMotion, start: np.ndarray, centre: np.ndarra
         else:
             raise ValueError(f"unknown motion kind {motion.kind!r}")
     return poses
+
+
+STATIC = CameraMotion("static", "rotate", UP, 0.0)  # the base model alone (--motion none) and the T-Director: no camera move
+
+
+def ring(degrees: float) -> CameraMotion:
+    """The 360-degree orbit model's path: an ``orbit_left`` swing of ``degrees`` round the scene centre."""
+    return CameraMotion(f"ring_{degrees:g}", "orbit", MOTIONS["orbit_left"].axis, degrees)
+
+
+def mixed_path(motions: list[tuple[CameraMotion, float]], frames: int) -> np.ndarray:
+    """[frames, 4, 4] camera-to-world poses of a weighted mix, from the identity start pose with the scene
+    centre 1 unit ahead: each motion moves ``weight`` times its amount, and the moves are composed in turn."""
+    start, centre = np.eye(4), np.array([0.0, 0.0, 1.0])
+    poses = np.repeat(start[None], frames, axis=0)
+    for motion, weight in motions:
+        scaled = dataclasses.replace(motion, amount=motion.amount * weight)
+        poses = camera_path(scaled, start, centre, frames) @ poses  # start is the identity: the path is the move itself
+    return poses
+
+
+# Horizontal field of view of the known cameras written for a video (degrees): the videos' own lens is
+# unknown; 60 degrees is a common camera's and only fixes the scale of the intrinsics.
+FIELD_OF_VIEW_X = 60.0
+OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # nerfstudio's camera axes (x right, y up, z backward) from OpenCV's
+
+
+def transforms_json(poses: np.ndarray, width: int, height: int) -> dict:
+    """nerfstudio ``transforms.json`` of ``poses`` [T, 4, 4] (camera-to-world, OpenCV axes) seen as
+    ``width`` x ``height`` px frames: one frame per pose, in order, with ``file_path`` ``frames/NNNN.png``."""
+    focal = 0.5 * width / np.tan(np.deg2rad(FIELD_OF_VIEW_X) / 2)  # px
+    return {
+        "camera_model": "OPENCV",
+        "fl_x": float(focal), "fl_y": float(focal), "cx": width / 2, "cy": height / 2, "w": width, "h": height,
+        "frames": [{"file_path": f"frames/{i:04d}.png", "transform_matrix": (pose @ OPENGL_FROM_OPENCV).tolist()}
+                   for i, pose in enumerate(poses)],
+    }

@@ -26,8 +26,9 @@ import torch
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..media import atomic_files, write_json, write_video
+from ..media import atomic_files, check_writable, write_json, write_video
 from ..models import ResolvedModel, resolve_model
+from .cameras import cameras_path, known_cameras
 from .config import ModeConfig, VideoConfig
 from .image import fit_image, load_image
 from .inputs import DTYPE_NAMES, check_inputs, output_path, parse_motion
@@ -278,6 +279,8 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     photo = load_image(config.image)
     # 2. Resolve the directors' files (small), then the base model (large, maybe downloaded).
     directors, model = resolve_weights(config, generator)
+    if model.tiny:  # its video gets its known cameras too
+        check_writable(cameras_path(output_path(config)), config.overwrite)
     then = None if config.then is None else resolve_directors(
         dataclasses.replace(config, motion=config.then, lora=None), tiny=model.tiny)
     # 3. Load the pipeline.
@@ -292,11 +295,19 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     out = output_path(config)
     if frames is None:
         return out
-    # 8. Write the video and its sidecar, both or neither.
-    with atomic_files([out, out.with_suffix(".json")]) as (video_tmp, sidecar_tmp):
-        write_video(frames, video_tmp, config.fps)
-        write_json(_sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds}), sidecar_tmp)
-    logger.info("wrote %s (%d frames, %dx%d) and %s", out, len(frames), width, height, out.with_suffix(".json").name)
+    # 8. Write the video and its sidecar (a tiny model's video: and its known cameras), all or none.
+    sidecar = _sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds})
+    cameras = known_cameras(config, len(frames), width, height) if generator.model.tiny else None
+    paths = [out, out.with_suffix(".json")]
+    if cameras is not None:
+        paths.append(cameras_path(out))
+        sidecar["cameras"] = paths[-1].name
+    with atomic_files(paths) as temps:
+        write_video(frames, temps[0], config.fps)
+        write_json(sidecar, temps[1])
+        if cameras is not None:
+            write_json(cameras, temps[2])
+    logger.info("wrote %s (%d frames, %dx%d) and %s", out, len(frames), width, height, " and ".join(map(str, paths[1:])))
     return out
 
 

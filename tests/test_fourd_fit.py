@@ -22,10 +22,15 @@ WIDTH, HEIGHT, VIEWS, TIMES = 48, 36, 9, 5
 
 
 def fit(scene: MovingScene, deform: bool = True, start_time: float = 0.0, shift: float = 0.0, keep: slice = slice(None),
-        **settings) -> Fitter:
-    """A fit of ``scene`` from its true Gaussians at ``start_time`` (``keep``: a subset), moved ``shift`` units along x."""
+        floater: float = 0.0, **settings) -> Fitter:
+    """A fit of ``scene`` from its true Gaussians at ``start_time`` (``keep``: a subset), moved ``shift`` units along x;
+    ``floater`` > 0: plus an opaque grey Gaussian of that size (world units) in front of the cameras, added last."""
     torch.manual_seed(0)
     start = {k: v[keep] for k, v in scene.at(start_time).items()}
+    if floater:
+        extra = {"means": torch.tensor([[0.0, -0.5, -2.0]]), "quats": torch.tensor([[1.0, 0, 0, 0]]),
+                 "scales": torch.full((1, 3), floater), "opacities": torch.tensor([0.9]), "sh": torch.zeros(1, 1, 3)}
+        start = {k: torch.cat([v, extra[k]]) for k, v in start.items()}
     splats = torch.nn.ParameterDict({
         "means": start["means"] + torch.tensor([shift, 0.0, 0.0]), "quats": start["quats"].clone(), "scales": start["scales"].log(),
         "opacities": torch.logit(start["opacities"]), "sh0": start["sh"].clone(), "shN": torch.zeros(len(start["means"]), 0, 3),
@@ -113,6 +118,20 @@ def test_densification_grows_gaussians_where_the_scene_needs_them():
     assert trace[-1]["gaussians"] == grown and trace[0]["gaussians"] < grown
     assert all(a["seconds"] <= b["seconds"] for a, b in zip(trace, trace[1:]))
     assert np.mean(dense.evaluate()["psnr"]) > np.mean(sparse.evaluate()["psnr"]) + 1.5
+
+
+def test_prune_large_removes_a_floater_without_an_opacity_reset():
+    """A floater (0.8 units across, in front of the cameras) added to the true static scene: gsplat's rule
+    keeps it through a whole fit (it prunes large Gaussians only after an opacity reset, which the 4D fit
+    never makes); with ``prune_large`` the first densification removes it (the largest axis over
+    ``prune_scale3d`` x the scene extent, 0.3 x 2.2 units), and only it: the wall's Gaussians (0.25) stay."""
+    scene = MovingScene(motion=0.0)
+    settings = {"floater": 0.8, "densify": True, "iterations": 60, "densify_from": 0.0, "densify_until": 1.0, "densify_every": 50,
+                "grow_grad2d": 1e9, "prune_opa": 0.0, "prune_scale3d": 0.3}
+    kept = fit(scene, **settings)
+    pruned = fit(scene, prune_large=True, **settings)
+    assert len(kept.splats["means"]) == scene.n + 1 and kept.splats["scales"].exp().max() > 0.5
+    assert len(pruned.splats["means"]) == scene.n and pruned.splats["scales"].exp().max() < 0.5
 
 
 def test_max_gaussians_bounds_the_densified_count():

@@ -72,6 +72,8 @@ class FourDConfig:
     grow_grad2d: float = 2e-4  # image-plane gradient (screen units) above which a Gaussian is cloned or split
     grow_scale3d: float = 0.01  # times the scene extent: smaller Gaussians are cloned, larger ones split
     prune_opa: float = 0.005  # Gaussians less opaque than this are removed
+    prune_large: bool = False  # also remove Gaussians larger than prune_scale3d at every densification (gsplat: only after an opacity reset)
+    prune_scale3d: float = 0.1  # times the scene extent: the largest axis of a Gaussian prune_large removes
     max_gaussians: int = 300_000  # densification grows no further (the largest gradients grow first); 0: no limit
     lr_means: float = 1.6e-4  # times the scene scale
     lr_scales: float = 5e-3

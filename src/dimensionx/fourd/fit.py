@@ -12,7 +12,10 @@ the field nothing to do. Cameras are shared by every time. The field is left out
 Densification is the 3D stage's (gsplat's ``DefaultStrategy`` through ``SyncFreeDefaultStrategy``)
 on the canonical Gaussians: the image-plane gradients of the deformed Gaussians' 2D means reach
 each canonical Gaussian through the field, and the field holds no per-Gaussian state, so cloning,
-splitting and pruning leave it consistent. No opacity reset (the schedules are short).
+splitting and pruning leave it consistent. No opacity reset (the schedules are short); gsplat
+removes Gaussians larger than ``prune_scale3d`` of the scene only after one, so ``prune_large``
+(``FourDStrategy``) removes them at every refinement instead: a large floater formed during the
+fit then goes, as in a 3D fit after its resets.
 
 A step reads nothing back from the device: the loss (one CUDA graph on CUDA, ``LossAndGradient``)
 keeps running sums that are read every ``LOG_EVERY`` iterations, the six splat Adam steps are
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from gsplat.strategy.ops import remove
 from tqdm import tqdm
 
 from ..errors import DimensionXError
@@ -58,6 +62,26 @@ class GridViews:
     train_views: list[int]
     holdout_views: list[int]
     reference: int = 0  # row (time index) of the reference spatial video: the canonical Gaussians are the scene there
+
+
+@dataclass
+class FourDStrategy(SyncFreeDefaultStrategy):
+    """``prune_large``: at each refinement also remove Gaussians whose largest axis exceeds ``prune_scale3d``
+    x the scene scale; gsplat's ``DefaultStrategy`` (1.5.3) does so only after its first opacity reset,
+    which the 4D fit never makes."""
+
+    prune_large: bool = False
+
+    @torch.no_grad()
+    def _prune_gs(self, params, optimizers, state, step) -> int:
+        if not self.prune_large:
+            return super()._prune_gs(params, optimizers, state, step)
+        too_big = torch.exp(params["scales"]).max(dim=-1).values > self.prune_scale3d * state["scene_scale"]  # [N]
+        is_prune = (torch.sigmoid(params["opacities"].flatten()) < self.prune_opa) | too_big
+        n_prune = int(is_prune.sum())
+        if n_prune:
+            remove(params=params, optimizers=optimizers, state=state, mask=is_prune)
+        return n_prune
 
 
 def split_views(k: int, every: int) -> tuple[list[int], list[int]]:
@@ -143,8 +167,8 @@ class Fitter:
         c = self.config
         if not c.densify:
             return None, None
-        strategy = SyncFreeDefaultStrategy(
-            prune_opa=c.prune_opa, grow_grad2d=c.grow_grad2d, grow_scale3d=c.grow_scale3d,
+        strategy = FourDStrategy(
+            prune_large=c.prune_large, prune_scale3d=c.prune_scale3d, prune_opa=c.prune_opa, grow_grad2d=c.grow_grad2d, grow_scale3d=c.grow_scale3d,
             refine_start_iter=int(c.densify_from * self.iterations), refine_stop_iter=int(c.densify_until * self.iterations),
             refine_every=c.densify_every, reset_every=self.iterations + 1, cap=c.max_gaussians)  # past the end: no opacity reset
         strategy.check_sanity(self.splats, self.optimizers)

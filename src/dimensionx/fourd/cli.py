@@ -50,19 +50,24 @@ def register(commands) -> None:
     scene4d.add_argument("--config", help="YAML preset or a scene4d.json sidecar")
     scene4d.set_defaults(run=run_scene4d, kept_on_interrupt=kept_for_resume)
 
-    render4d = commands.add_parser("render4d", help="render a 4D scene at any time along its camera path",
+    render4d = commands.add_parser("render4d", help="render a 4D scene at any time along its camera path, or export it",
                                    description="Render SCENE (a scene4d folder) as an orbit at --time, or as a time-lapse "
-                                               "from --view, or as a space-time spiral.")
+                                               "from --view, or as a space-time spiral; or --export it as one 3DGS PLY per "
+                                               "time, a .splatv for the splaTV web viewer and the camera path.")
     render4d.add_argument("scene", help="scene folder written by scene4d (or its scene4d/ sub-folder)")
-    render4d.add_argument("--out", required=True, help="output mp4")
+    output = render4d.add_mutually_exclusive_group(required=True)
+    output.add_argument("--out", help="output mp4")
+    output.add_argument("--export", metavar="FOLDER", help="write time_0000.ply ..., scene.splatv and transforms.json "
+                                                           "into FOLDER (--frames: that many times; default the grid's)")
     group = render4d.add_mutually_exclusive_group()
     group.add_argument("--time", type=float, help="orbit along the views at this time in [0, 1] (default 0.5)")
     group.add_argument("--view", type=int, help="time-lapse from this view")
     group.add_argument("--spiral", action="store_true", help="time 0 -> 1 while the camera travels the views and back")
-    render4d.add_argument("--frames", type=int, default=FourDConfig.render_frames, help="frames of the video")
+    render4d.add_argument("--frames", type=int, help=f"frames of the video (default {FourDConfig.render_frames}); "
+                                                      "with --export, times exported")
     render4d.add_argument("--fps", type=int, default=FourDConfig.render_fps, help="frames per second")
     render4d.add_argument("--device", default="auto", help="auto, cuda or cpu")
-    render4d.add_argument("--overwrite", action="store_true", help="replace --out")
+    render4d.add_argument("--overwrite", action="store_true", help="replace --out or --export")
     render4d.set_defaults(run=run_render4d)
 
 
@@ -105,20 +110,32 @@ def run_render4d(args: argparse.Namespace) -> int:
     from ..media import check_video_encoder, check_writable, write_video
     from .render4d import SceneRenderer
 
+    folder = Path(args.scene)
+    folder = folder / "scene4d" if (folder / "scene4d").is_dir() else folder
+    if args.export:
+        from .export import export_4d
+
+        export_4d(folder, Path(args.export), args.frames, args.overwrite)
+        print(f"4D scene exported to {args.export}")
+        return 0
+    frames = FourDConfig.render_frames if args.frames is None else args.frames
+    if frames < 1:
+        raise DimensionXError(f"--frames {frames}: a video of 1 frame or more")
+    if args.fps <= 0:
+        raise DimensionXError(f"--fps {args.fps}: frames per second, 1 or more")
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise DimensionXError(f"--out {out}: the render is an mp4, name it *.mp4")
     check_writable(out, args.overwrite)
     check_video_encoder(f"--out {out}")
-    folder = Path(args.scene)
-    folder = folder / "scene4d" if (folder / "scene4d").is_dir() else folder
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     renderer = SceneRenderer(folder, device)
     if args.view is not None:
-        frames = renderer.timelapse(args.view, args.frames)
+        video = renderer.timelapse(args.view, frames)
     elif args.spiral:
-        frames = renderer.spiral(args.frames)
+        video = renderer.spiral(frames)
     else:
-        frames = renderer.orbit(0.5 if args.time is None else args.time, args.frames)
-    write_video(frames, out, args.fps)
+        video = renderer.orbit(0.5 if args.time is None else args.time, frames)
+    write_video(video, out, args.fps)
+    print(f"render written to {out}")
     return 0

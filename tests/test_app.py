@@ -7,6 +7,7 @@ import http.client
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from PIL import Image
 from dimensionx.app.callbacks import App, VideoForm, form_from_config
 from dimensionx.app.config import AppConfig
 from dimensionx.app.jobs import JobCancelled, Jobs
-from dimensionx.app.sessions import Sessions
+from dimensionx.app.sessions import ROOT_MARKER, SESSION_MARKER, Sessions
 from dimensionx.cli import build_parser, main
 from dimensionx.errors import DimensionXError
 from dimensionx.media import read_frames
@@ -218,7 +219,8 @@ def test_uploads_are_checked_before_any_model_runs(tmp_path, tiny_cache, make, m
 def test_session_folders_expire_and_stay_closed(tmp_path):
     sessions = Sessions(tmp_path / "share", ttl_seconds=600)
     old, new = sessions.folder("old-session"), sessions.folder("new-session")
-    os.utime(old, (time.time() - 601, time.time() - 601))
+    assert stat.S_IMODE(old.stat().st_mode) == 0o700  # the server's user only
+    os.utime(old / SESSION_MARKER, (time.time() - 601, time.time() - 601))
     assert sessions.sweep() == [old] and not old.exists() and new.is_dir()
     assert sessions.resolve("new-session", "video-001/video.mp4") == new / "video-001" / "video.mp4"
     (tmp_path / "share" / "other-session").mkdir()
@@ -227,6 +229,52 @@ def test_session_folders_expire_and_stay_closed(tmp_path):
             sessions.resolve("new-session", escape)
     with pytest.raises(DimensionXError, match="not a plain name"):
         sessions.folder("../new-session")
+    with pytest.raises(DimensionXError, match="is not one of this app's sessions"):
+        sessions.folder("other-session")  # a folder the app did not make is never written into
+
+
+def test_a_share_dir_holding_other_files_is_refused_at_start(tmp_path):
+    import subprocess
+    import sys
+
+    share = tmp_path / "projects"
+    (share / "old_project").mkdir(parents=True)
+    (share / "old_project" / "canary.txt").write_text("a user's work")
+    done = subprocess.run([sys.executable, "-m", "dimensionx.cli", "app", "--model", "tiny", "--device", "cpu",
+                           "--port", "0", "--share-dir", str(share)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"dimensionx app: error: --share-dir {share} already holds files the app did not make, and the app deletes "
+        "expired sessions there: pass a new or empty folder (e.g. a subfolder of it)"]
+    assert (share / "old_project" / "canary.txt").read_text() == "a user's work" and not (share / ROOT_MARKER).exists()
+
+
+def test_the_sweep_removes_only_the_apps_expired_sessions(tmp_path):
+    share, outside = tmp_path / "share", tmp_path / "outside"
+    share.mkdir()  # an existing, empty folder is adopted
+    app = App(AppConfig(model="tiny", device="cpu", share_dir=str(share), session_ttl_minutes=10))
+    expired = app.sessions.folder("expired-session")
+    (expired / "video-001").mkdir()
+    decoy = share / "old_project"  # put there by a user after the app started, as old as the expired session
+    (decoy / "src").mkdir(parents=True)
+    (decoy / "src" / "canary.txt").write_text("a user's work")
+    (decoy / SESSION_MARKER.upper()).write_text("")  # a look-alike name is no marker
+    outside.mkdir()
+    (outside / SESSION_MARKER).touch()
+    (outside / "canary.txt").write_text("reached through a link")
+    (share / "linked-session").symlink_to(outside, target_is_directory=True)
+    long_ago = time.time() - 3600
+    for path in (expired / SESSION_MARKER, decoy, decoy / "src", outside / SESSION_MARKER, outside):
+        os.utime(path, (long_ago, long_ago))
+
+    with pytest.raises(DimensionXError, match="no image"):  # any job sweeps first, as the page's load does
+        app.generate("another-session", None, FORM)
+
+    assert not expired.exists()
+    assert (decoy / "src" / "canary.txt").read_text() == "a user's work"
+    assert (outside / "canary.txt").is_file() and (share / "linked-session").is_symlink()
+    restarted = App(AppConfig(model="tiny", device="cpu", share_dir=str(share)))  # the app's own root is reused
+    assert restarted.sessions.root == share.resolve()
 
 
 def test_cancel_stops_the_running_job_at_its_next_step():

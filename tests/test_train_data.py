@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from dimensionx.cli import main
 from dimensionx.media import write_video
 from dimensionx.train.data import find_clips, frame_indices, load_clip
 
-from train_synthetic import write_clips
+from train_synthetic import write_clips, write_cut_short
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,12 +61,13 @@ def test_folder_form_reads_videos_and_captions(tmp_path):
 
 @pytest.fixture
 def messy(tmp_path) -> Path:
-    """Two good clips and four bad rows: missing file, not a video, empty caption, too short."""
-    root = write_clips(tmp_path / "data")
+    """Two good clips and five bad rows: missing file, not a video, empty caption, too short, cut short."""
+    root = write_clips(tmp_path / "data", frames=25)
+    write_cut_short(root / "videos" / "clip1.mp4", root / "videos" / "cut.mp4")
     (root / "videos" / "broken.mp4").write_text("not a video")
     write_video(np.zeros((6, 64, 96, 3), np.uint8), root / "videos" / "short.mp4", 8)
     rows = (root / "metadata.csv").read_text()
-    rows += "videos/missing.mp4,a caption\nvideos/broken.mp4,a caption\nvideos/clip0.mp4,\nvideos/short.mp4,a caption\n"
+    rows += "videos/missing.mp4,a caption\nvideos/broken.mp4,a caption\nvideos/clip0.mp4,\nvideos/short.mp4,a caption\nvideos/cut.mp4,a caption\n"
     (root / "metadata.csv").write_text(rows)
     return root
 
@@ -74,11 +76,14 @@ def test_bad_rows_are_reported_with_reasons(messy):
     found = find_clips(messy, skip=3)
     assert [c.video.name for c in found.clips] == ["clip0.mp4", "clip1.mp4"]
     reasons = {b.row: b.reason for b in found.bad}
-    assert list(reasons) == ["line 4", "line 5", "line 6", "line 7"]
+    assert list(reasons) == ["line 4", "line 5", "line 6", "line 7", "line 8"]
     assert reasons["line 4"].startswith("file not found")
-    assert reasons["line 5"].startswith("unreadable video")
+    assert "broken.mp4 could not be read as a video" in reasons["line 5"]
     assert reasons["line 6"] == "empty caption"
     assert reasons["line 7"].startswith("too short: 6 frames")
+    cut = re.search(r"cut\.mp4 is cut short: its header declares 25 frames but only frames 0-(\d+) \((\d+)\) decode; "
+                    "replace it or re-encode it from its source$", reasons["line 8"])
+    assert cut and 0 < int(cut[2]) == int(cut[1]) + 1 < 25, reasons["line 8"]
 
 
 def test_training_on_a_messy_dataset_uses_the_good_rows_and_writes_samples(messy, tmp_path, caplog):
@@ -87,9 +92,11 @@ def test_training_on_a_messy_dataset_uses_the_good_rows_and_writes_samples(messy
             "--output-dir", str(out), "--max-steps", "2", "--sample-every", "2", "--sample-steps", "2"]
     assert main(args) == 0
     report = json.loads((out / "data_report.json").read_text())
-    assert report["usable"] == 2 and report["skipped"] == 4
-    assert [row["video"] for row in report["bad_rows"]] == ["videos/missing.mp4", "videos/broken.mp4", "videos/clip0.mp4", "videos/short.mp4"]
-    assert "4 of 6 rows skipped; training on 2 clips" in caplog.text
+    assert report["usable"] == 2 and report["skipped"] == 5
+    assert [row["video"] for row in report["bad_rows"]] == ["videos/missing.mp4", "videos/broken.mp4", "videos/clip0.mp4",
+                                                            "videos/short.mp4", "videos/cut.mp4"]
+    assert "cut short" in report["bad_rows"][-1]["reason"]
+    assert "5 of 7 rows skipped; training on 2 clips" in caplog.text
     assert (out / "pytorch_lora_weights.safetensors").is_file()
     from dimensionx.media import read_frames
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,20 @@ def write_clips(root: Path, frames: int = 13) -> Path:
     rows = "".join(f"videos/clip{k}.mp4,{caption}\n" for k, caption in enumerate(CAPTIONS))
     (root / "metadata.csv").write_text("video,caption\n" + rows)
     return root
+
+
+def write_cut_short(source: Path, path: Path, kept: float = 0.9) -> Path:
+    """``source`` with its index moved to the front (``-movflags +faststart``, as clips made for the web are)
+    and its file then cut to ``kept`` of its bytes: the header still declares every frame, the last ones are gone."""
+    import imageio_ffmpeg
+
+    whole = path.with_name(f"whole_{path.name}")
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(source), "-c", "copy",
+                    "-movflags", "+faststart", str(whole)], check=True)
+    data = whole.read_bytes()
+    whole.unlink()
+    path.write_bytes(data[: int(len(data) * kept)])
+    return path
 
 
 @torch.no_grad()

@@ -356,24 +356,50 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
         return np.stack(frames), None
     if not path.is_file():
         raise DimensionXError(f"{path} does not exist: pass a video file (mp4, mov, ...) or a folder of frames")
-    import imageio.v3 as iio
+    fps = []
+    frames = np.stack(list(_decoded(path, rgb=True, fps=fps)))
+    return frames, fps[0]
 
+
+def count_frames(path: str | Path) -> int:
+    """Frames in a video file, all decoded: refuses a video cut short or damaged, as :func:`read_frames` does."""
+    return sum(1 for _ in _decoded(Path(path), rgb=False))
+
+
+def _decoded(path: Path, rgb: bool, fps: list | None = None) -> Iterator:
+    """Each frame of the video ``path`` ([H, W, 3] uint8 if ``rgb``, else PyAV's frame), in order. Raises if
+    the file cannot be opened, or if fewer frames decode than its header declares or decoding fails part way:
+    a file cut short while copying otherwise yields black frames (imageio fills the missing ones with zeros)."""
+    import av
+
+    decoded, declared = 0, 0
     try:
-        frames = iio.imread(path, plugin="pyav")
-        meta = iio.immeta(path, plugin="pyav")
-    except Exception as exc:
-        raise DimensionXError(f"{path} could not be read as a video ({exc}): pass an mp4/mov file or a folder of frames") from None
-    frames = np.asarray(frames)
-    if frames.ndim == 3:
-        frames = frames[None]
-    return np.stack([_rgb(f) for f in frames]), meta.get("fps")
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            declared = stream.frames  # 0 where the container does not say (mkv, webm)
+            if fps is not None:
+                fps.append(float(stream.average_rate) if stream.average_rate else None)
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24") if rgb else frame
+                decoded += 1
+    except (av.FFmpegError, IndexError, ValueError) as exc:
+        if not decoded:
+            raise DimensionXError(f"{path} could not be read as a video ({exc}): pass an mp4/mov file or a folder of "
+                                  "frames") from None
+        raise DimensionXError(f"{path} is damaged: {_held(decoded, declared)}, then decoding fails ({exc}); "
+                              "replace it or re-encode it from its source") from None
+    if decoded < declared:
+        raise DimensionXError(f"{path} is cut short: {_held(decoded, declared)}; replace it or re-encode it from its source")
+    if not decoded:
+        raise DimensionXError(f"{path} holds no video frames: pass an mp4/mov file or a folder of frames")
 
 
-def _rgb(frame: np.ndarray) -> np.ndarray:
-    frame = to_uint8(np.asarray(frame))
-    if frame.ndim == 2:
-        frame = np.repeat(frame[..., None], 3, axis=-1)
-    return frame[..., :3]
+def _held(decoded: int, declared: int) -> str:
+    if not decoded:
+        return f"none of the {declared} frames its header declares decode"
+    header = f"its header declares {declared} frames but only " if declared > decoded else ""
+    return f"{header}frames 0-{decoded - 1} ({decoded}) decode"
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

@@ -7,8 +7,9 @@ Two layouts are read, as the original trainer's:
   when present, else the first two. ``--data`` may name the file or a folder holding ``metadata.csv``.
 - folder form: ``videos/NAME.mp4`` with ``captions/NAME.txt``.
 
-Every row is checked before any model loads: a missing file, an unreadable video, an empty
-caption or a clip too short is reported and skipped; zero usable rows is an error.
+Every row is checked before any model loads: a missing file, an unreadable video, a video cut
+short or damaged (fewer frames decode than its header declares), an empty caption or a clip too
+short is reported (a warning, and ``data_report.json``) and skipped; zero usable rows is an error.
 
 Frames are sampled as the original: ``skip`` frames are dropped at each end, then ``frames``
 indices are taken at a uniform stride; a clip with fewer usable frames is cut to the largest
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DimensionXError
-from ..media import VIDEO_SUFFIXES
+from ..media import VIDEO_SUFFIXES, count_frames
 
 log = logging.getLogger(__name__)
 
@@ -129,23 +130,12 @@ def _check_row(root: Path, video: str, caption: str, skip: int) -> tuple[str | N
     if not path.is_file():
         return f"file not found ({path})", 0
     try:
-        frames = count_frames(path)
-    except Exception as exc:  # PyAV raises many types for damaged files
-        return f"unreadable video ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", 0
+        frames = count_frames(path)  # every frame decoded: a clip cut short is refused, not padded with black frames
+    except DimensionXError as exc:
+        return str(exc), 0
     if frames - 2 * skip < MIN_USABLE_FRAMES:
         return f"too short: {frames} frames, needs at least {2 * skip + MIN_USABLE_FRAMES} ({skip} skipped at each end)", 0
     return None, frames
-
-
-def count_frames(path: Path) -> int:
-    """Frames in a video file (decoded count when the container does not say)."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        if stream.frames > 0:
-            return int(stream.frames)
-        return sum(1 for _ in container.decode(stream))
 
 
 def frame_indices(available: int, frames: int, skip: int) -> np.ndarray:

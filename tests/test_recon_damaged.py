@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import struct
 import subprocess
@@ -155,13 +156,16 @@ def test_a_disk_that_fills_while_the_scene_is_written_leaves_nothing(arc_frames,
 def test_the_temporary_folders_of_a_killed_run_are_removed_by_the_next(arc_frames, tmp_path):
     video = tmp_path / "arc.mp4"
     write_video(arc_frames, video, fps=8)
-    killed = tmp_path / ".scene.k1wv7f66"  # atomic_dir's temporary folder, as kill -9 left it
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process that has ended: its temporaries are leftovers
+    killed = tmp_path / f".scene.tmp-{gone.pid}-k1wv7f66"  # atomic_dir's temporary folder, as kill -9 left it
     (killed / "images").mkdir(parents=True)
     (killed / "images" / "frame_00000.png").write_bytes(b"half")
-    others = [tmp_path / ".scene.old-123-456", tmp_path / ".other.abc", tmp_path / "scene.txt"]  # not ours to remove
-    for other in others[:2]:
+    others = [tmp_path / ".scene.old-123-456", tmp_path / ".other.abc", tmp_path / ".scene.video-x1y2",  # not ours
+              tmp_path / f".scene.tmp-{os.getpid()}-a1b2c3d4", tmp_path / "scene.txt"]  # a running process's, a file
+    for other in others[:4]:
         other.mkdir()
-    others[2].write_text("mine")
+    others[4].write_text("mine")
     result = recon(video, "--out", tmp_path / "scene")
     assert result.returncode == 0, result.stderr[-3000:]
     assert not killed.exists() and all(other.exists() for other in others)

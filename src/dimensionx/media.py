@@ -10,6 +10,7 @@ import contextlib
 import glob
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -27,6 +28,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 OUTPUT_MARKER = ".dimensionx-output.json"  # written into every output folder: proof that we wrote it
+TEMP_TAG = ".tmp-"  # in the names of temporary outputs: .NAME.tmp-PID-XXXXXXXX (see remove_leftover_temps)
 MAX_IMAGE_PIXELS = 300_000_000  # px; larger images are refused (decoding one takes about 1 GB of memory)
 WORK_IMAGE_PIXELS = 16_000_000  # px; larger images are reduced by an integer factor as they are read
 
@@ -169,12 +171,9 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renames it onto ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _new_temp(path.parent, path.name, path.suffix)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -184,14 +183,34 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 def atomic_files(paths: list[str | Path]) -> Iterator[list[Path]]:
     """Like :func:`atomic_file` for files that belong together (a video and its sidecar): all of
     them are renamed into place at the end, with signals held back, or none is."""
-    with contextlib.ExitStack() as stack:
-        temps = [Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f".{Path(p).stem}.", dir=_made_parent(p))))
-                 / Path(p).name for p in paths]
+    folders = []
+    try:
+        for p in paths:
+            folders.append(_new_temp(_made_parent(p), Path(p).name, folder=True))
+        temps = [folder / Path(p).name for folder, p in zip(folders, paths)]
         yield temps
         with signals_deferred():
             for tmp, path in zip(temps, paths):
-                os.chmod(tmp, 0o666 & ~_umask())
                 os.replace(tmp, path)
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _new_temp(parent: Path, name: str, suffix: str = "", folder: bool = False) -> Path:
+    """A new hidden ``.NAME.tmp-PID-XXXXXXXX`` file or folder in ``parent``, created as ``open`` and ``mkdir``
+    create them (mode 0666 / 0777 less the process umask, which is read by no one). The PID lets
+    :func:`remove_leftover_temps` tell a killed run's temporary from a running one's."""
+    while True:
+        path = parent / f".{name}{TEMP_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+        try:
+            if folder:
+                os.mkdir(path, 0o777)
+            else:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return path
+        except FileExistsError:
+            continue
 
 
 def move_no_clobber(source: str | Path, target: str | Path) -> None:
@@ -214,12 +233,6 @@ def _made_parent(path: str | Path) -> Path:
     return parent
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yields a temporary folder beside ``path``; moves it onto ``path`` if the block succeeds.
@@ -231,24 +244,40 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     path = Path(path)
     check_output_dir(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = _new_temp(path.parent, path.name, folder=True)
     try:
         yield tmp
         mark_output_dir(tmp)
-        os.chmod(tmp, 0o777 & ~_umask())
         _replace_dir(tmp, path, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_leftover_temps(path: str | Path) -> None:
-    """Removes the temporary folders that :func:`atomic_dir` left beside ``path`` in a process killed
-    outright (SIGKILL, a power cut), where its own cleanup could not run. A copy it had moved aside is
-    kept: it may be the only one left. Only for a folder no other process is writing to."""
+    """Removes the temporary files and folders that :func:`atomic_dir`, :func:`atomic_file` and
+    :func:`atomic_files` left beside ``path`` in a process killed outright (SIGKILL, a power cut), where
+    its own cleanup could not run: only names they make (``.NAME.tmp-PID-...``), and only those of a
+    process that is no longer running. A copy moved aside (``.NAME.old-...``) is kept: it may be the
+    only one left."""
     path = Path(path)
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*"):
-        if tmp.is_dir() and not tmp.name.startswith(f".{path.name}.old-"):
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}{TEMP_TAG}*"):
+        pid = tmp.name.split(TEMP_TAG, 1)[1].split("-", 1)[0]
+        if not pid.isdigit() or _running(int(pid)) or tmp.is_symlink():
+            continue
+        if tmp.is_dir():
             shutil.rmtree(tmp)
+        else:
+            tmp.unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _replace_dir(new: Path, path: Path, overwrite: bool) -> None:

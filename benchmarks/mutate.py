@@ -283,10 +283,31 @@ def run_module(module: str, per_module: int, seed: int, only: list[int] | None, 
             outcome[key].append(site.describe(lines))
             print(f"{module} #{site.index} {site.kind} line {site.line}: {key} ({seconds:.1f} s)", flush=True)
     killed = len(outcome["killed"]) + len(outcome["timeout"])
-    return {"tests": selection, "seed": seed, "sites": len(every), "sampled": len(chosen),
+    return {"tests": selection, "seed": seed, "only": only, "sites": len(every), "sampled": len(chosen),
             "killed": len(outcome["killed"]), "survived": len(outcome["survived"]),
             "timeouts": len(outcome["timeout"]), "kill_rate": round(killed / max(1, len(chosen)), 3),
             "baseline_s": round(baseline, 1), "survivors": outcome["survived"], "timed_out": outcome["timeout"]}
+
+
+def table(results: dict) -> str:
+    """Markdown rows: module, before (killed / sampled), after. An "after" that re-ran only the
+    survivors of "before" (``--only``) counts the mutants "before" had killed as still killed."""
+    rows = ["| module | before: killed / sampled | after: killed / sampled | survivors after |", "|---|---|---|---|"]
+    for module, runs in results.items():
+        before, after = runs.get("before"), runs.get("after")
+        if before is None:
+            continue
+        killed = before["sampled"] - before["survived"]
+        cells = [f"`{module}`", f"{killed} / {before['sampled']} ({killed / before['sampled']:.0%})", "not run", ""]
+        if after is not None:
+            if after.get("only"):
+                total, killed = before["sampled"], killed + after["sampled"] - after["survived"]
+            else:
+                total, killed = after["sampled"], after["sampled"] - after["survived"]
+            cells[2] = f"{killed} / {total} ({killed / total:.0%})"
+            cells[3] = ", ".join(f"{s['kind']} line {s['line']}" for s in after["survivors"])
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -298,8 +319,12 @@ def main() -> None:
     parser.add_argument("--label", default="before", help="key the results are stored under (default before)")
     parser.add_argument("--tests-at", help="use only the test files that existed at this commit (a 'before' run)")
     parser.add_argument("--list", action="store_true", help="print every mutation site and exit")
+    parser.add_argument("--table", action="store_true", help="print the results as a markdown table and exit")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through Restorer like Ctrl-C
+    if args.table:
+        print(table(json.loads(RESULTS.read_text())))
+        return
     if args.list:
         for module in args.modules:
             source = (PACKAGE / module).read_text()

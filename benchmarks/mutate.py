@@ -46,7 +46,10 @@ SUBSETS: dict[str, list[str]] = {
     "fourd/deform.py": ["tests/test_fourd_deform.py"],
     "fourd/fit.py": ["tests/test_fourd_fit.py", "tests/test_fourd_fit_mutants.py"],
     "splats/render.py": ["tests/test_recon_render.py", "tests/test_render_reference.py"],
-    "splats/densify.py": ["tests/test_recon_train.py", "tests/test_densify_mutants.py"],
+    "splats/densify.py": ["tests/test_recon_train.py::test_sync_free_strategy_gathers_gsplats_statistics",
+                          "tests/test_recon_train.py::test_capped_growth_stops_at_the_cap_and_grows_the_largest_gradients",
+                          "tests/test_recon_train.py::test_capped_growth_adds_nothing_at_the_cap",
+                          "tests/test_densify_mutants.py"],
     "recon/sfm.py": ["tests/test_recon_sfm.py::test_sfm_recovers_known_cameras_up_to_a_similarity",
                      "tests/test_recon_sfm.py::test_loop_pairs_join_the_end_of_an_orbit_to_its_start",
                      "tests/test_recon_sfm.py::test_noise_frames_fail_with_the_clear_sfm_error", "tests/test_sfm_mutants.py"],
@@ -56,7 +59,8 @@ SUBSETS: dict[str, list[str]] = {
                          "tests/test_train.py::test_existing_run_folder_needs_resume_or_overwrite",
                          "tests/test_train.py::test_nan_loss_stops_and_keeps_the_last_good_checkpoint",
                          "tests/test_train_resume.py"],
-    "media.py": ["tests/test_overwrite.py", "tests/test_media.py", "tests/test_overwrite_rules.py"],
+    "media.py": ["tests/test_overwrite.py", "tests/test_media.py", "tests/test_reliability_images.py",
+                 "tests/test_overwrite_rules.py", "tests/test_media_edges.py"],
     "app/uploads.py": ["tests/test_app.py::test_uploads_are_checked_before_any_model_runs", "tests/test_app_checks.py"],
     "app/sessions.py": ["tests/test_app.py::test_session_folders_expire_and_stay_closed", "tests/test_app_checks.py"],
 }
@@ -279,10 +283,31 @@ def run_module(module: str, per_module: int, seed: int, only: list[int] | None, 
             outcome[key].append(site.describe(lines))
             print(f"{module} #{site.index} {site.kind} line {site.line}: {key} ({seconds:.1f} s)", flush=True)
     killed = len(outcome["killed"]) + len(outcome["timeout"])
-    return {"tests": selection, "seed": seed, "sites": len(every), "sampled": len(chosen),
+    return {"tests": selection, "seed": seed, "only": only, "sites": len(every), "sampled": len(chosen),
             "killed": len(outcome["killed"]), "survived": len(outcome["survived"]),
             "timeouts": len(outcome["timeout"]), "kill_rate": round(killed / max(1, len(chosen)), 3),
             "baseline_s": round(baseline, 1), "survivors": outcome["survived"], "timed_out": outcome["timeout"]}
+
+
+def table(results: dict) -> str:
+    """Markdown rows: module, before (killed / sampled), after. An "after" that re-ran only the
+    survivors of "before" (``--only``) counts the mutants "before" had killed as still killed."""
+    rows = ["| module | before: killed / sampled | after: killed / sampled | survivors after |", "|---|---|---|---|"]
+    for module, runs in results.items():
+        before, after = runs.get("before"), runs.get("after")
+        if before is None:
+            continue
+        killed = before["sampled"] - before["survived"]
+        cells = [f"`{module}`", f"{killed} / {before['sampled']} ({killed / before['sampled']:.0%})", "not run", ""]
+        if after is not None:
+            if after.get("only"):
+                total, killed = before["sampled"], killed + after["sampled"] - after["survived"]
+            else:
+                total, killed = after["sampled"], after["sampled"] - after["survived"]
+            cells[2] = f"{killed} / {total} ({killed / total:.0%})"
+            cells[3] = ", ".join(f"{s['kind']} line {s['line']}" for s in after["survivors"])
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -294,8 +319,12 @@ def main() -> None:
     parser.add_argument("--label", default="before", help="key the results are stored under (default before)")
     parser.add_argument("--tests-at", help="use only the test files that existed at this commit (a 'before' run)")
     parser.add_argument("--list", action="store_true", help="print every mutation site and exit")
+    parser.add_argument("--table", action="store_true", help="print the results as a markdown table and exit")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through Restorer like Ctrl-C
+    if args.table:
+        print(table(json.loads(RESULTS.read_text())))
+        return
     if args.list:
         for module in args.modules:
             source = (PACKAGE / module).read_text()

@@ -50,6 +50,8 @@ class ReconConfig:
     cut_window: int = 2  # distinct frames on each side that make the neighbourhood
     cut_memory: int = 12  # distinct frames before a jump that a cut's new frame must all differ from ...
     cut_novelty: float = 0.5  # ... by at least this times the jump (else it returns to a view just shown)
+    cut_restart: float = 0.15  # a jump back to within this times the jump of the shot's first view: a new clip
+    # from the same photo (generated clips open on the photo itself; a pop lands only near a view shown before)
 
     # ---- cameras (pycolmap structure from motion)
     camera_model: str = "SIMPLE_PINHOLE"  # one shared pinhole camera: generated videos have no distortion

@@ -60,7 +60,7 @@ class ReconConfig:
     match_overlap: int = 6  # each frame is matched with this many following frames
     loop_candidates: int = 3  # far-apart frames matched per frame by thumbnail similarity (loop closure)
     loop_min_gap: int = 0  # frames; 0 means 2 * match_overlap. Loop pairs are at least this far apart
-    min_registered_fraction: float = 0.5  # fewer registered frames than this fraction is an error
+    min_registered_fraction: float = 0.9  # fewer registered frames of the shot than this, after repairs: an error
     exhaustive_frames: int = 40  # a shot of at most this many sampled frames matches every pair
     camera_motion: str | None = None  # the video's director, e.g. orbit_left; None: its sidecar's (VIDEO.json)
     orbit_degrees: float | None = None  # the orbit's sweep, e.g. 360; None: the sidecar's, else unknown

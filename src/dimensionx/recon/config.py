@@ -83,7 +83,7 @@ class ReconConfig:
     jump_max_error_px: float = 4.0  # px, points left with a larger reprojection error are deleted (COLMAP: 4)
     sfm_repairs: int = 2  # rounds of repair (denser frames + pairs around splits and jumps), 0: none
     repair_margin: int = 2  # sampled frames on each side of a break whose window is sampled densely
-    repair_max_frames: int = 24  # input frames a window may span to be sampled densely (else pairs only)
+    repair_max_frames: int = 24  # at most this many input frames sampled in a window (all of a shorter one)
     ba_global_ratio: float = 1.4  # global bundle adjustment when the model grew by this factor (COLMAP: 1.1)
     init_min_tri_angle: float = 4.0  # degrees; the first pair's triangulation angle (COLMAP: 16, too wide
     # for a zoom or a slow dolly, whose frames see the scene from nearly one point)

@@ -278,14 +278,15 @@ def describe_jump_repair(figures: dict, config: ReconConfig) -> str:
 
 def repair(footage: Footage, spans: list[tuple[int, int]], extra: set[tuple[int, int]], config: ReconConfig,
            problem: str) -> str:
-    """Samples the shot densely around each span (frame indices a < b) and matches each such window
-    exhaustively; returns what was done, for the log and metrics.json."""
+    """Samples the shot densely around each span (frame indices a < b): every input frame of the window,
+    or ``repair_max_frames`` of them spread evenly over a longer one (a sparse sample of a long shot), and
+    matches each window's frames with each other; returns what was done, for the log and metrics.json."""
     added, windows = 0, []
     for a, b in spans:
         lo = footage.source_ids[max(0, a - config.repair_margin)]
         hi = footage.source_ids[min(len(footage.source_ids) - 1, b + config.repair_margin)]
-        window = np.arange(lo, hi + 1)
-        if footage.reader is not None and len(window) <= config.repair_max_frames:
+        window = np.unique(np.linspace(lo, hi, min(hi - lo + 1, config.repair_max_frames)).round().astype(np.int64))
+        if footage.reader is not None:
             before = len(footage.source_ids)
             footage.add(window)
             added += len(footage.source_ids) - before

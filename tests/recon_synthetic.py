@@ -18,6 +18,10 @@ from dimensionx.recon.cameras import OPENGL_FROM_OPENCV
 from dimensionx.splats.gaussians import rgb_to_sh
 from dimensionx.splats.render import reference_rasterization
 
+# Where the shared montage of camera motions (camera_montage_plate_1280x854.mp4) jumps back from its input
+# view to the far end of the next motion: frame t-1 is (nearly) the input photo, frame t a view far from it.
+MONTAGE_SHOT_STARTS = [4, 28, 53, 77, 102, 126, 151, 175, 200, 224, 249, 273]
+
 
 def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, -1.0, 0.0])):
     """[4, 4] world-to-camera, OpenCV axes: z towards ``target``, image-down along -``up``."""

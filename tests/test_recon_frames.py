@@ -10,11 +10,8 @@ from dimensionx.errors import DimensionXError
 from dimensionx.media import read_frames
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.frames import choose_shot, downscale, find_cuts, sample_ids, split_shots
-from recon_synthetic import intrinsics, look_at, point_views, same_start_montage, splat_scene
+from recon_synthetic import MONTAGE_SHOT_STARTS, intrinsics, look_at, point_views, same_start_montage, splat_scene
 
-# Where the montage of camera motions jumps back from its input view to the far end of the next
-# motion: frame t-1 is (nearly) the input photo, frame t a view far from it.
-MONTAGE_SHOT_STARTS = [4, 28, 53, 77, 102, 126, 151, 175, 200, 224, 249, 273]
 
 
 def panning_clip(seed: int, n: int = 20) -> np.ndarray:

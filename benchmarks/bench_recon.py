@@ -34,6 +34,13 @@ generated frames is expected to stop with the SfM error (recorded); the recon st
 on the shared orbit's frames resized to the generated video's shape and count, which is what a
 real model's orbit would cost. ``--tiny``: the tiny random model on CPU (9 frames, 2 steps).
 Writes recon_scene3d_<device>.json.
+
+``--hard``: the cases that broke the stage on footage it had not seen (issue 29), on CPU or CUDA.
+Cuts: the synthetic montages of tests/recon_synthetic.py (12 motions of one scene, every clip
+opening on the same view: full speed, slow, 16-frame clips) and the shared plate montage, the
+cuts found against the true ones. Registration: the plate montage's default shot (the longest,
+frames 28-52, 25 frames) through the whole command at the device's defaults: frames registered,
+models, SfM seconds, repairs, held-out PSNR. Writes recon_hard_<device>.json.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ from dimensionx.recon.pipeline import fit_splats, reconstruct
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ORBIT = REPO / ".." / "shared" / "data" / "videos" / "orbit360_landscape_145f_480x320.mp4"
+SHARED_MONTAGE = REPO / ".." / "shared" / "data" / "videos" / "camera_montage_plate_1280x854.mp4"
 SIZES = ((480, 320), (720, 480))  # (width, height) px
 # Training variants of the sweep: a preset, plus changes to it (ReconConfig fields).
 VARIANTS = {
@@ -106,12 +114,14 @@ def main() -> None:
     parser.add_argument("--recon-preset", default="fast", help="--scene3d: the recon preset")
     parser.add_argument("--cpu", action="store_true", help="`dimensionx recon` with default flags on CPU, against "
                         "the untrained scene (1 iteration): wall and CPU seconds, PSNR margin, load average")
+    parser.add_argument("--hard", action="store_true", help="the hard cases of issue 29: cuts of montages whose "
+                        "clips open on one view, registration of the plate montage's shot (see above)")
     parser.add_argument("--config", type=Path, help="ReconConfig YAML for every run (e.g. loss_cuda_graph: false)")
     parser.add_argument("--out", "--results", dest="results", type=Path, default=REPO / "benchmarks" / "results",
                         help="folder of the JSON results")
     parser.add_argument("--work", type=Path, help="keep the scenes in this folder (default: a temporary one)")
     args = parser.parse_args()
-    if not args.tiny and not args.cpu and not torch.cuda.is_available():
+    if not args.tiny and not args.cpu and not args.hard and not torch.cuda.is_available():
         raise SystemExit("bench_recon.py measures gsplat on CUDA: run it on a machine with an NVIDIA GPU "
                          "(or pass --tiny to check the script on CPU)")
     gsplat_load = load_gsplat() if torch.cuda.is_available() else None
@@ -119,6 +129,8 @@ def main() -> None:
         work = Path(work)
         if args.cpu:
             name, report = "cpu_defaults", cpu_part(args, work)
+        elif args.hard:
+            name, report = "hard", hard_part(args, work)
         elif args.scene3d:
             name, report = "scene3d", scene3d_part(args, work)
         elif args.sweep:
@@ -372,6 +384,37 @@ def cpu_part(args, work: Path) -> dict:
     return {"input": str(args.video), "cpu_cores": os.cpu_count(), "runs": runs,
             "psnr_margin_db": round(runs["defaults"]["psnr"] - runs["untrained"]["psnr"], 2),
             "goal": "defaults: wall_seconds <= 300 on 2 cores; PSNR above the untrained scene's"}
+
+
+def hard_part(args, work: Path) -> dict:
+    """Cuts of montages whose clips all open on one view (synthetic, and the shared plate montage), and the
+    plate montage's default shot through the whole command at the device's defaults."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from recon_synthetic import MONTAGE_SHOT_STARTS, same_start_montage
+
+    from dimensionx.recon.frames import find_cuts
+
+    cuts = {}
+    for name, clip_frames, scale in (("same_start_24f", 24, 1.0), ("same_start_slow_24f", 24, 0.2),
+                                     ("same_start_16f", 16, 0.3)):
+        video, truth = same_start_montage(clip_frames, scale, width=48, height=36)
+        cuts[name] = cut_report(find_cuts(video, ReconConfig()), truth)
+    montage, _ = read_frames(SHARED_MONTAGE)
+    cuts["plate_montage"] = cut_report(find_cuts(montage, ReconConfig()), MONTAGE_SHOT_STARTS)
+    print(json.dumps(cuts, indent=2), flush=True)
+    try:
+        shot = run(SHARED_MONTAGE, work / "plate", settings(args.config, orbit_frames=0))
+    except DimensionXError as exc:  # the registration rule refused the shot: that is the result
+        shot = {"refused": str(exc)}
+    print(json.dumps(shot, indent=2), flush=True)
+    return {"cuts": cuts, "plate_montage_default_shot": {"input": SHARED_MONTAGE.name, **shot},
+            "goals": "every cut found; the shot: >= 24 of 25 frames registered (>= 90% to be written), SfM <= 10 s "
+                     "on the CUDA defaults"}
+
+
+def cut_report(found: list[int], truth: list[int]) -> dict:
+    return {"cuts": len(truth), "found": len(set(found) & set(truth)), "missed": sorted(set(truth) - set(found)),
+            "extra": sorted(set(found) - set(truth))}
 
 
 def sync() -> None:

@@ -18,6 +18,10 @@ from dimensionx.recon.cameras import OPENGL_FROM_OPENCV
 from dimensionx.splats.gaussians import rgb_to_sh
 from dimensionx.splats.render import reference_rasterization
 
+# Where the shared montage of camera motions (camera_montage_plate_1280x854.mp4) jumps back from its input
+# view to the far end of the next motion: frame t-1 is (nearly) the input photo, frame t a view far from it.
+MONTAGE_SHOT_STARTS = [4, 28, 53, 77, 102, 126, 151, 175, 200, 224, 249, 273]
+
 
 def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, -1.0, 0.0])):
     """[4, 4] world-to-camera, OpenCV axes: z towards ``target``, image-down along -``up``."""
@@ -179,3 +183,68 @@ def ring_reconstruction(n: int = 36, kinked: range = range(12, 15), turn_degrees
         rec.add_point3D(np.asarray(xyz, dtype=np.float64), point, np.zeros(3, dtype=np.uint8))
     rec.update_point_3d_errors()
     return rec, names, true
+
+
+
+def point_views(scene: dict[str, torch.Tensor], viewmats: np.ndarray, K: np.ndarray, width: int, height: int,
+                max_radius: int = 6) -> np.ndarray:
+    """[C, H, W, 3] uint8: each Gaussian of ``scene`` drawn as an opaque square of its projected size (at most
+    ``max_radius`` px), the nearest in front, on a grey background. A fast stand-in for :func:`render_views`
+    where only what the views show matters (the cut detector's thumbnails), not a splat's exact shading."""
+    from dimensionx.splats.gaussians import sh_to_rgb
+
+    means = scene["means"].numpy().astype(np.float64)  # [N, 3]
+    sizes = scene["scales"].numpy().max(axis=1)  # [N] world units
+    colors = (sh_to_rgb(scene["sh"][:, 0]).clamp(0, 1).numpy() * 255).round().astype(np.uint8)  # [N, 3]
+    grid = np.arange(-max_radius, max_radius + 1)
+    dy, dx = (d.ravel() for d in np.meshgrid(grid, grid, indexing="ij"))  # [S] offsets, px
+    out = np.full((len(viewmats), height * width, 3), 128, np.uint8)
+    for image, viewmat in zip(out, viewmats):
+        cam = means @ viewmat[:3, :3].T + viewmat[:3, 3]  # [N, 3]
+        front = cam[:, 2] > 0.1
+        z = cam[front, 2]
+        u = K[0, 0] * cam[front, 0] / z + K[0, 2]  # [M] px
+        v = K[1, 1] * cam[front, 1] / z + K[1, 2]
+        r = np.minimum(K[0, 0] * sizes[front] / z, max_radius)  # [M] px
+        x = np.round(u[:, None] + dx).astype(np.int64)  # [M, S]
+        y = np.round(v[:, None] + dy).astype(np.int64)
+        inside = (np.abs(dx) <= r[:, None]) & (np.abs(dy) <= r[:, None]) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        point, _ = np.nonzero(inside)
+        pixel = (y * width + x)[inside]
+        order = np.lexsort((z[point], pixel))  # by pixel, nearest first
+        first = np.ones(len(order), bool)
+        first[1:] = pixel[order][1:] != pixel[order][:-1]
+        nearest = order[first]
+        image[pixel[nearest]] = colors[np.flatnonzero(front)[point[nearest]]]
+    return out.reshape(len(viewmats), height, width, 3)
+
+
+MOTIONS = (("orbit", 30.0), ("orbit", -30.0), ("rise", 1.5), ("rise", -0.8), ("dolly", 0.4), ("dolly", -0.4),
+           ("pan", 15.0), ("pan", -15.0), ("tilt", 12.0), ("tilt", -12.0), ("orbit", 15.0), ("dolly", 0.2))
+# camera motions of a montage: (kind, amount at the clip's end): orbit degrees about the scene's centre, rise
+# units upwards, dolly the fraction of the distance moved in (out if negative), pan / tilt degrees the gaze turns
+
+
+def motion_cameras(kind: str, amount: float, n: int, radius: float = 4.0, height: float = -1.0) -> np.ndarray:
+    """[n, 4, 4] cameras of one motion, all starting from the same view (angle 0 on the arc of :func:`arc_cameras`)."""
+    out = []
+    for t in np.linspace(0.0, 1.0, n):
+        angle = np.radians(amount * t) if kind == "orbit" else 0.0
+        up = amount * t if kind == "rise" else 0.0
+        distance = radius * (1 - amount * t) if kind == "dolly" else radius
+        pan = np.radians(amount * t) if kind == "pan" else 0.0
+        tilt = np.radians(amount * t) if kind == "tilt" else 0.0
+        eye = np.array([distance * np.sin(angle), height - up, -distance * np.cos(angle)])
+        target = np.array([radius * np.sin(pan), -radius * np.sin(tilt), 0.0])
+        out.append(look_at(eye, target))
+    return np.stack(out)
+
+
+def same_start_montage(clip_frames: int = 24, scale: float = 1.0, width: int = 64, height: int = 48):
+    """A montage of the :data:`MOTIONS` of the synthetic scene, each clip ``clip_frames`` long and starting
+    from the same view (as clips generated from one photo do), each motion ``scale`` times its amount;
+    returns ([T, H, W, 3] uint8, the frame index where each clip after the first starts)."""
+    scene, K = splat_scene(), intrinsics(width, height)
+    clips = [point_views(scene, motion_cameras(kind, scale * amount, clip_frames), K, width, height)
+             for kind, amount in MOTIONS]
+    return np.concatenate(clips), [clip_frames * k for k in range(1, len(clips))]

@@ -10,10 +10,8 @@ from dimensionx.errors import DimensionXError
 from dimensionx.media import read_frames
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.frames import choose_shot, downscale, find_cuts, sample_ids, split_shots
+from recon_synthetic import MONTAGE_SHOT_STARTS, intrinsics, look_at, point_views, same_start_montage, splat_scene
 
-# Where the montage of camera motions jumps back from its input view to the far end of the next
-# motion: frame t-1 is (nearly) the input photo, frame t a view far from it.
-MONTAGE_SHOT_STARTS = [4, 28, 53, 77, 102, 126, 151, 175, 200, 224, 249, 273]
 
 
 def panning_clip(seed: int, n: int = 20) -> np.ndarray:
@@ -81,3 +79,25 @@ def test_clips_that_all_start_from_one_photo_are_cut_apart():
     video = np.concatenate([right, left, right])
     # Each cut goes back to the photo, a view shown 20 frames before: still a cut.
     assert find_cuts(video, ReconConfig()) == [20, 40]
+
+
+@pytest.mark.parametrize("clip_frames, scale", [(24, 1.0), (24, 0.2), (16, 0.3)], ids=["montage", "slow", "short"])
+def test_every_cut_is_found_when_all_clips_start_from_the_same_view(clip_frames, scale):
+    """12 camera motions of one synthetic scene, each clip opening on the same view (as clips generated from
+    one photo do): at their full amount, at a fifth of it (slow clips: many frames repeat, the clip's opening
+    stays within the detector's memory), and in 16-frame clips."""
+    video, starts = same_start_montage(clip_frames, scale, width=48, height=36)
+    assert find_cuts(video, ReconConfig()) == starts
+
+
+def test_a_pop_back_near_the_shots_opening_is_no_cut():
+    """A generated clip that pops 15 frames in back to a view between its 3rd and 4th frames stays one shot:
+    only a return to the very view the shot opened on restarts it."""
+    def orbit_view(k: float) -> np.ndarray:  # the camera k frames into a 30 degree orbit of 24 frames
+        angle = np.radians(30.0 * k / 23)
+        return look_at(np.array([4 * np.sin(angle), -1.0, -4 * np.cos(angle)]))
+
+    steps = np.concatenate([np.arange(15), np.arange(2.5, 11.5)])
+    video = point_views(splat_scene(), np.stack([orbit_view(k) for k in steps]), intrinsics(48, 36), 48, 36)
+    assert find_cuts(video, ReconConfig()) == []
+    assert find_cuts(video, ReconConfig(cut_novelty=0.1)) == [15]  # a jump, kept whole only as a pop

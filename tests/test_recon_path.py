@@ -115,3 +115,27 @@ def test_on_an_orbit_a_shorter_step_that_also_changes_the_radius_is_a_jump():
     # step among 5 degree ones, which moves the camera from 0.66 to 0.36 of that distance, is left alone.
     arc = moved_along(arc_cameras(13, 60.0), 6, 7.0, 1.0)
     assert find_jumps(cameras_of(arc), panning_footage(13), ReconConfig()) == []
+
+
+def test_a_split_in_a_sparse_sample_of_a_long_shot_is_sampled_densely_and_matched_across():
+    """32 of 273 frames (8.5 frames apart): the repair window around a break spans some 70 input frames,
+    more than repair_max_frames; 24 of them, spread over it, are decoded and matched with each other."""
+    from dimensionx.recon.frames import ArrayReader, sample_ids
+    from dimensionx.recon.sfm import repair
+
+    video = np.random.default_rng(0).integers(0, 256, (273, 12, 16, 3), dtype=np.uint8)
+    ids = sample_ids(range(273), 32)
+    footage = Footage(video[ids], ids, 273, [range(273)], 0, reader=ArrayReader(video, 0))
+    extra: set[tuple[int, int]] = set()
+    config = ReconConfig()
+    lo, hi = ids[10 - config.repair_margin], ids[14 + config.repair_margin]  # the break: samples 11-13 missing
+
+    action = repair(footage, [(10, 14)], extra, config, "split")
+
+    window = footage.source_ids[(footage.source_ids >= lo) & (footage.source_ids <= hi)]
+    assert config.repair_max_frames <= len(window) <= config.repair_max_frames + 9  # with the 9 samples there
+    assert window[0] == lo and window[-1] == hi
+    assert np.diff(window).max() <= np.ceil((hi - lo) / (config.repair_max_frames - 1))  # evenly spread
+    np.testing.assert_array_equal(footage.images, video[footage.source_ids])  # the frames decoded are those named
+    assert f"added {len(footage.source_ids) - 32} frame(s)" in action and len(footage.source_ids) > 32 + 12
+    assert (int(lo), int(hi)) in extra and len(extra) == len(window) * (len(window) - 1) // 2  # across the break

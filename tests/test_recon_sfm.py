@@ -64,8 +64,28 @@ def test_noise_frames_fail_with_the_clear_sfm_error(tmp_path):
     with pytest.raises(DimensionXError) as error:
         run_sfm(images, names, tmp_path / "images", ReconConfig(video="noise.mp4"))
     message = str(error.value)
-    assert "registered only" in message and "of 8 frames of noise.mp4" in message
+    assert "registered only" in message and "of 8 frames of noise.mp4, shot 0 (frames 0-7)" in message
     assert "--frames" in message and "--shot" in message and "--cameras" in message
+
+
+@pytest.mark.parametrize("noise_frames, written", [([5], True), ([5, 10], False)])
+def test_a_scene_is_written_only_from_90_percent_of_the_shots_frames(tmp_path, noise_frames, written):
+    """16 views of an arc, one or two of them replaced by noise (which no repair can register): 15 of 16 (94%)
+    is enough, 14 of 16 (88%) is refused with the shot and the count."""
+    viewmats, K = arc_cameras(16, 60.0), intrinsics(192, 144)
+    images = render_views(splat_scene(), viewmats, K, 192, 144)
+    images[noise_frames] = np.random.default_rng(0).integers(0, 256, (len(noise_frames), 144, 192, 3), np.uint8)
+    footage = Footage(images, np.arange(40, 56), 60, [range(0, 40), range(40, 60)], 1, reader=None)
+    config = ReconConfig(video="montage.mp4")
+    if written:
+        sfm = recover_cameras(footage, tmp_path / "images", config, CameraPrior())
+        assert len(sfm.cameras) == 15
+        return
+    with pytest.raises(DimensionXError) as error:
+        recover_cameras(footage, tmp_path / "images", config, CameraPrior())
+    assert str(error.value).startswith("structure from motion registered only 14 of 16 frames of montage.mp4, shot 1 "
+                                       "(frames 40-59), in the largest of 1 model(s) found, after repairs; a scene "
+                                       "is written from at least 90% of a shot's frames")
 
 
 @pytest.mark.slow

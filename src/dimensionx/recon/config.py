@@ -50,6 +50,8 @@ class ReconConfig:
     cut_window: int = 2  # distinct frames on each side that make the neighbourhood
     cut_memory: int = 12  # distinct frames before a jump that a cut's new frame must all differ from ...
     cut_novelty: float = 0.5  # ... by at least this times the jump (else it returns to a view just shown)
+    cut_restart: float = 0.15  # a jump back to within this times the jump of the shot's first view: a new clip
+    # from the same photo (generated clips open on the photo itself; a pop lands only near a view shown before)
 
     # ---- cameras (pycolmap structure from motion)
     camera_model: str = "SIMPLE_PINHOLE"  # one shared pinhole camera: generated videos have no distortion
@@ -58,7 +60,7 @@ class ReconConfig:
     match_overlap: int = 6  # each frame is matched with this many following frames
     loop_candidates: int = 3  # far-apart frames matched per frame by thumbnail similarity (loop closure)
     loop_min_gap: int = 0  # frames; 0 means 2 * match_overlap. Loop pairs are at least this far apart
-    min_registered_fraction: float = 0.5  # fewer registered frames than this fraction is an error
+    min_registered_fraction: float = 0.9  # fewer registered frames of the shot than this, after repairs: an error
     exhaustive_frames: int = 40  # a shot of at most this many sampled frames matches every pair
     camera_motion: str | None = None  # the video's director, e.g. orbit_left; None: its sidecar's (VIDEO.json)
     orbit_degrees: float | None = None  # the orbit's sweep, e.g. 360; None: the sidecar's, else unknown
@@ -81,7 +83,7 @@ class ReconConfig:
     jump_max_error_px: float = 4.0  # px, points left with a larger reprojection error are deleted (COLMAP: 4)
     sfm_repairs: int = 2  # rounds of repair (denser frames + pairs around splits and jumps), 0: none
     repair_margin: int = 2  # sampled frames on each side of a break whose window is sampled densely
-    repair_max_frames: int = 24  # input frames a window may span to be sampled densely (else pairs only)
+    repair_max_frames: int = 24  # at most this many input frames sampled in a window (all of a shorter one)
     ba_global_ratio: float = 1.4  # global bundle adjustment when the model grew by this factor (COLMAP: 1.1)
     init_min_tri_angle: float = 4.0  # degrees; the first pair's triangulation angle (COLMAP: 16, too wide
     # for a zoom or a slow dolly, whose frames see the scene from nearly one point)

@@ -213,10 +213,12 @@ def find_cuts(video: np.ndarray, config: ReconConfig) -> list[int]:
     of the ``cut_window`` distinct frames on each side, and at least ``cut_min_change``. A jump
     is a cut only if it brings a view the shot has not just shown: the new frame must differ from
     each of the ``cut_memory`` distinct frames before it by at least ``cut_novelty`` times the
-    jump. A generated video whose background pops back to an earlier state jumps to a view
-    close to one it showed a few frames before, and stays one shot. Clips that all start from
-    one photo are cut apart when each is longer than ``cut_memory`` distinct frames (a return to
-    that photo from within the memory reads as such a pop).
+    jump (frames of an earlier shot do not count). A generated video whose background pops back
+    to an earlier state jumps to a view close to one it showed a few frames before, and stays one
+    shot. Clips that all start from one photo restart from the very view the shot opened on: a
+    jump back to within ``cut_restart`` times the jump of the shot's first frame (and no nearer to
+    any other of its frames), more than ``2 * cut_window`` distinct frames into the shot, is a cut
+    however short or slow the clip; a pop lands only near an earlier view.
     """
     return cuts_of_thumbnails(thumbnails(video), config)
 
@@ -229,16 +231,20 @@ def cuts_of_thumbnails(thumbs: torch.Tensor, config: ReconConfig) -> list[int]:
             distinct.append(t)
     kept = thumbs[distinct]  # [K, D]
     change = (kept[1:] - kept[:-1]).abs().mean(dim=1).numpy()  # [K - 1]; change[i]: distinct i -> i + 1
-    cuts = []
+    cuts, opening = [], 0  # opening: index into ``kept`` of the current shot's first frame
     for i, c in enumerate(change):
         lo, hi = max(0, i - config.cut_window), min(len(change), i + config.cut_window + 1)
         around = np.delete(change[lo:hi], i - lo)
         if c < config.cut_min_change or (len(around) > 0 and c <= config.cut_ratio * around.mean()):
             continue
-        recent = kept[max(0, i + 1 - config.cut_memory) : i + 1]  # [M, D], the frames before the jump
-        novelty = float((recent - kept[i + 1]).abs().mean(dim=1).min())
-        if novelty >= config.cut_novelty * c:
+        shot = (kept[opening : i + 1] - kept[i + 1]).abs().mean(dim=1).numpy()  # [S] distances to the shot's frames
+        novelty = shot[-config.cut_memory :].min()  # to the nearest of the frames just shown
+        # a new clip restarting from the very view this shot opened on (clips generated from one photo all do)
+        restart = len(shot) > 2 * config.cut_window and shot[0] <= min(shot.min() + DUPLICATE_CHANGE,
+                                                                        config.cut_restart * c)
+        if restart or novelty >= config.cut_novelty * c:
             cuts.append(distinct[i + 1])
+            opening = i + 1
     return cuts
 
 

@@ -77,8 +77,9 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     cameras step much further than the footage changes (a jump), the frames of the shot between
     the sampled ones around each break are added and matched with each other, and the model is
     mapped again (features and matches of earlier rounds are kept). After ``sfm_repairs`` rounds
-    the best round wins (most frames registered, then fewest jumps); frames it did not use are
-    removed again. Then each remaining jump is smoothed by bundle adjustment with a smooth-path
+    the best round wins (most of the sampled frames registered, then fewest jumps); frames it did
+    not use are removed again. A model holding fewer than ``min_registered_fraction`` of the sampled
+    frames is refused (frames added by repairs help it but do not count). Then each remaining jump is smoothed by bundle adjustment with a smooth-path
     prior (``smooth_jumps``, see ``pathprior``). With ``sfm_max_size`` below the frames' size, SfM
     sees smaller copies (in a temporary folder beside ``image_dir``) and the cameras are scaled back to the frames.
     What was done, and the path's largest step, are in ``SfmResult.path``.
@@ -88,6 +89,7 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     repairs: list[str] = []
     extra: set[tuple[int, int]] = set()  # pairs of source frame ids added by repairs
     best = None
+    sampled = footage.source_ids.copy()  # [T] the shot's sampled frames, whose share in the model is judged
     height, width = footage.images.shape[1:3]
     shrink = 0 < (config.sfm_max_size or 0) < max(width, height)  # SfM on smaller copies of the frames
     image_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +118,7 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
             cameras = cameras_from_reconstruction(rec, names)
             breaks = unregistered_runs(cameras.frame_ids, len(names))
             jumps = find_jumps(cameras, footage, config) if config.repair_jumps else []
-            score = (registered / len(names), -len(jumps))
+            score = (int(np.isin(footage.source_ids[cameras.frame_ids], sampled).sum()), -len(jumps), registered)
             if best is None or score > best[0]:
                 best = (score, rec, len(models), footage.source_ids.copy())
             split = bool(breaks) and registered < config.target_registered_fraction * len(names)
@@ -131,15 +133,15 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
                 repairs[-1] += " (nothing new to match: stopped)"
                 break
     if best is None:
-        check_registered(0, len(footage.source_ids), 0, config)
-    _, rec, models_found, ids = best
+        check_registered(0, len(sampled), 0, footage, config)
+    (sampled_registered, _, _), rec, models_found, ids = best
     footage.keep(ids)  # the frames of the best round: frames added later are dropped
     names = frame_names(ids)
     if shrink:
         save_images(footage.images, image_dir, footage.source_ids)
     for dropped in set(p.name for p in image_dir.iterdir()) - set(names):
         (image_dir / dropped).unlink()
-    check_registered(rec.num_reg_images(), len(names), models_found, config)
+    check_registered(sampled_registered, len(sampled), models_found, footage, config)
     cameras = cameras_from_reconstruction(rec, names)
     jump_repair = None
     if config.smooth_jumps:
@@ -276,14 +278,15 @@ def describe_jump_repair(figures: dict, config: ReconConfig) -> str:
 
 def repair(footage: Footage, spans: list[tuple[int, int]], extra: set[tuple[int, int]], config: ReconConfig,
            problem: str) -> str:
-    """Samples the shot densely around each span (frame indices a < b) and matches each such window
-    exhaustively; returns what was done, for the log and metrics.json."""
+    """Samples the shot densely around each span (frame indices a < b): every input frame of the window,
+    or ``repair_max_frames`` of them spread evenly over a longer one (a sparse sample of a long shot), and
+    matches each window's frames with each other; returns what was done, for the log and metrics.json."""
     added, windows = 0, []
     for a, b in spans:
         lo = footage.source_ids[max(0, a - config.repair_margin)]
         hi = footage.source_ids[min(len(footage.source_ids) - 1, b + config.repair_margin)]
-        window = np.arange(lo, hi + 1)
-        if footage.reader is not None and len(window) <= config.repair_max_frames:
+        window = np.unique(np.linspace(lo, hi, min(hi - lo + 1, config.repair_max_frames)).round().astype(np.int64))
+        if footage.reader is not None:
             before = len(footage.source_ids)
             footage.add(window)
             added += len(footage.source_ids) - before
@@ -392,12 +395,16 @@ def map_incrementally(
     return pycolmap.incremental_mapping(database, image_dir, out, options)
 
 
-def check_registered(registered: int, total: int, models: int, config: ReconConfig) -> None:
+def check_registered(registered: int, total: int, models: int, footage: Footage, config: ReconConfig) -> None:
+    """Refuses a model holding fewer than ``min_registered_fraction`` of the shot's ``total`` sampled frames."""
     if registered >= max(2, config.min_registered_fraction * total):
         return
+    shot = footage.shots[footage.shot]
     raise DimensionXError(
-        f"structure from motion registered only {registered} of {total} frames of {config.video} "
-        f"(largest of {models} model(s) found): the frames share too few matching SIFT features. "
+        f"structure from motion registered only {registered} of {total} frames of {config.video}, shot "
+        f"{footage.shot} (frames {shot.start}-{shot.stop - 1}), in the largest of {models} model(s) found, after "
+        f"repairs; a scene is written from at least {config.min_registered_fraction:.0%} of a shot's frames "
+        "(min_registered_fraction): the frames share too few matching SIFT features. "
         "Typical causes: noise or little texture, too little camera motion, hard cuts, or a scene that "
         "changes between frames. Options: sample more frames (--frames) or keep more pixels (--max-size), "
         "pick one continuous shot (--shot K), or give known cameras with --cameras transforms.json"

@@ -2,6 +2,11 @@
 
     python inference.py --lora_path ./orbit_left_lora_weights.safetensors --image_path photo.jpg --prompt "..."
 
+``--lora_path`` is one director LoRA file: an official one (``orbit_left_lora_weights.safetensors`` is
+the original README's name for the ``orbit_left`` director of ``ShuoChen20/DimensionX_4_orbit_camera_lora``;
+``hf download ShuoChen20/DimensionX_4_orbit_camera_lora --local-dir loras`` fetches it, and
+``dimensionx motions`` prints where each director's file is), or your own
+``runs/NAME/pytorch_lora_weights.safetensors`` from ``dimensionx train``.
 Every flag of ``dimensionx video`` is accepted too (``--model tiny``, ``--seed``, ``--out``...).
 The original wrote ``output.mp4`` with 50 steps, guidance 6 and dynamic CFG; so does this.
 """

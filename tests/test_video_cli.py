@@ -191,12 +191,16 @@ def test_console_script_and_motions_listing():
 def test_inference_py_keeps_the_original_flags(photo, tmp_path, tiny_model_dir):
     lora = write_lora(tiny_model_dir, tmp_path / "orbit_left_lora_weights.safetensors", False)
     out = tmp_path / "output.mp4"
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(Path(__file__).parents[1] / "inference.py"), "--lora_path", str(lora), "--image_path", str(photo),
          "--prompt", "a barn", "--model", "tiny", "--steps", "2", "--frames", "9", "--out", str(out)],
-        check=True, capture_output=True,
+        check=True, capture_output=True, text=True,
     )
     assert read_frames(out)[0].shape == (9, 64, 96, 3)
+    # a log, not a terminal: no nested loading bars moving the cursor up, no mode notice, full paths written
+    assert "\x1b[A" not in done.stderr and "Loading pipeline components" not in done.stderr
+    assert "needs a CUDA GPU" not in done.stderr
+    assert f"wrote {out} (9 frames, 96x64) and {out.with_suffix('.json')}" in done.stderr
     assert json.loads(out.with_suffix(".json").read_text())["directors"][0]["file"] == str(lora.resolve())
 
 

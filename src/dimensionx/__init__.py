@@ -1,13 +1,21 @@
 """DimensionX: create 3D and 4D scenes from a single image with decoupled video diffusion.
 
-The package's folders are the paper's stages:
+The package's folders are the paper's stages, standing on shared floors (a stage imports only
+the floors below it, or another stage's public entry function):
 
-- ``video``: the CogVideoX runtime every generating stage shares (the ``video`` command);
-- ``directors``: the S-/T-Director LoRAs (registry, files, fuse or switch);
-- ``models``: base weights (hub, local, tiny random models);
+- ``cli``: the ``dimensionx`` dispatcher; each stage registers its commands;
+- ``scenes``: chaining across stages, image -> video (or orbit) -> 3D (``scene3d``);
+- ``app``: the Gradio web app; calls stage entry functions, holds no pipeline logic (``app``);
+- ``orbit``: the 145-frame 360-degree orbit model (``orbit``);
+- ``fourd``: the 4D stage, ST-Director video grid and 4D Gaussians (``scene4d``, ``render4d``);
+- ``train``: director LoRA training and the dataset builder (``train``, ``make-dataset``);
+- ``recon``: video -> cameras (SfM) -> 3D Gaussian splatting scene (``recon``);
+- ``video``: the CogVideoX runtime every generating stage shares (``video``, ``motions``);
+- ``directors``: the S-/T-Director LoRAs (registry, files, fuse or switch) and their camera paths;
+- ``models``: base weights (hub, local, tiny random models) and SAT -> diffusers conversion (``convert-sat``);
 - ``splats``: the Gaussian-splat mechanism shared by 3D and 4D;
-- ``recon``: video -> cameras (SfM) -> 3D Gaussian splatting scene;
-- ``scenes``: image -> video -> 3D chaining (``scene3d``).
+- ``config``, ``media``, ``errors``, ``device``, ``interrupts``: stage configs from YAML and
+  sidecars; mp4, frames, JSON and atomic writes; the error type; ``--device``; Ctrl-C and SIGTERM.
 """
 
 __version__ = "0.1.0"

@@ -16,11 +16,12 @@ from .errors import DimensionXError
 from .fourd import cli as fourd_cli
 from .orbit import cli as orbit_cli
 from .interrupts import Interrupted, handle_signals
+from .models import cli as models_cli
 from .recon import cli as recon_cli
 from .train import cli as train_cli
 from .video import cli as video_cli
 
-STAGES = (video_cli, orbit_cli, recon_cli, train_cli, scenes, fourd_cli, app_cli)
+STAGES = (video_cli, orbit_cli, models_cli, recon_cli, train_cli, scenes, fourd_cli, app_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

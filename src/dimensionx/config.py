@@ -46,6 +46,14 @@ def config_from_args(cls: type[T], args: Any) -> T:
     return load_config(cls, getattr(args, "config", None), {n: getattr(args, n, None) for n in names})
 
 
+def default_help(cls: type, field: str, text: str) -> str:
+    """``text`` + `` (default VALUE)``, VALUE read from ``cls``'s dataclass field: a flag's help states the
+    default that really applies, from its one home, instead of a copy typed by hand."""
+    (spec,) = [f for f in dataclasses.fields(cls) if f.name == field]
+    value = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+    return f"{text} (default {value:g})" if isinstance(value, float) else f"{text} (default {value})"
+
+
 def _read_file(cls: type, path: Path):
     from omegaconf import OmegaConf
 

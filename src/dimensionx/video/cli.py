@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..config import load_config
-from ..models import DEFAULT_MODEL
+from ..config import default_help, load_config
 from .config import VideoConfig
 from .inputs import check_inputs
 
@@ -39,22 +38,23 @@ VIDEO_FLAGS = {
     "then": ("--then", dict(help="directors from --switch-step on (name or mix): e.g. --motion orbit_left --then time")),
     "switch_step": ("--switch-step", dict(type=int, help="first denoising step (0-based) directed by --then")),
     "lora_mode": ("--lora-mode", dict(choices=["auto", "fused", "adapters"],
-                                      help="fused: LoRAs baked into the weights (default for one set); adapters: peft "
-                                           "adapters, switchable per step (default with --then)")),
+                                      help=default_help(VideoConfig, "lora_mode", "fused: LoRAs baked into the weights; "
+                                                        "adapters: peft adapters, switchable per step; auto: fused for one "
+                                                        "set, adapters with --then"))),
     "lora": ("--lora", dict(help="LoRA file: with --motion replaces that director's file; alone, an unnamed director")),
     "lora_dir": ("--lora-dir", dict(help="folder searched for director files by name")),
     "lora_scale": ("--lora-scale", dict(type=float, help="multiplier of B@A (default 1/rank, i.e. 1/256 for official files)")),
-    "model": ("--model", dict(help=f"hub id or local diffusers folder (default {DEFAULT_MODEL}); `tiny` for the tiny random model")),
-    "steps": ("--steps", dict(type=int, help="denoising steps (default 50)")),
-    "guidance": ("--guidance", dict(type=float, help="classifier-free guidance scale (default 6)")),
-    "frames": ("--frames", dict(type=int, help="number of frames, 4k+1 (default 49)")),
-    "fps": ("--fps", dict(type=int, help="frames per second of the mp4 (default 8)")),
-    "seed": ("--seed", dict(type=int, help="noise seed (default 42)")),
-    "fit": ("--fit", dict(choices=["crop", "pad"], help="fit the photo to the model's size by centre crop or letterbox")),
-    "device": ("--device", dict(help="auto, cuda, cuda:N or cpu")),
-    "dtype": ("--dtype", dict(help="auto, bf16, fp16 or fp32")),
-    "mode": ("--mode", dict(help="exact (default), fast (FP8 + step cache) or lowmem (offload); CPU runs eager")),
-    "gpus": ("--gpus", dict(type=int, help="2 = CFG-parallel over two GPUs (torchrun underneath; CPU processes with --device cpu)")),
+    "model": ("--model", dict(help=default_help(VideoConfig, "model", "hub id or local diffusers folder; `tiny` for the tiny random model"))),
+    "steps": ("--steps", dict(type=int, help=default_help(VideoConfig, "steps", "denoising steps"))),
+    "guidance": ("--guidance", dict(type=float, help=default_help(VideoConfig, "guidance", "classifier-free guidance scale"))),
+    "frames": ("--frames", dict(type=int, help=default_help(VideoConfig, "frames", "number of frames, 4k+1"))),
+    "fps": ("--fps", dict(type=int, help=default_help(VideoConfig, "fps", "frames per second of the mp4"))),
+    "seed": ("--seed", dict(type=int, help=default_help(VideoConfig, "seed", "noise seed"))),
+    "fit": ("--fit", dict(choices=["crop", "pad"], help=default_help(VideoConfig, "fit", "fit the photo to the model's size by centre crop or letterbox"))),
+    "device": ("--device", dict(help=default_help(VideoConfig, "device", "auto, cuda, cuda:N or cpu"))),
+    "dtype": ("--dtype", dict(help=default_help(VideoConfig, "dtype", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32"))),
+    "mode": ("--mode", dict(help=default_help(VideoConfig, "mode", "exact, fast (FP8 + step cache) or lowmem (offload); CPU runs eager"))),
+    "gpus": ("--gpus", dict(type=int, help=default_help(VideoConfig, "gpus", "2 = CFG-parallel over two GPUs (torchrun underneath; CPU processes with --device cpu)"))),
 }
 
 

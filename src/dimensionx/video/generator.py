@@ -14,11 +14,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -145,8 +148,9 @@ class DirectorVideoGenerator:
         self.model, self.device, self.dtype = model, device, dtype
         start = time.perf_counter()
         try:
-            self.pipe = pipe if pipe is not None else CogVideoXImageToVideoPipeline.from_pretrained(
-                model.base or model.path, dtype=dtype, **_own_transformer(model, dtype))
+            with loading_bars_on_terminals_only():
+                self.pipe = pipe if pipe is not None else CogVideoXImageToVideoPipeline.from_pretrained(
+                    model.base or model.path, dtype=dtype, **_own_transformer(model, dtype))
         except (OSError, ValueError) as exc:
             raise DimensionXError(f"--model {model.id} ({model.path}) could not be loaded as CogVideoX image-to-video: {exc}") from None
         self.pipe.scheduler = CogVideoXDPMScheduler.from_config(self.pipe.scheduler.config, timestep_spacing="trailing")
@@ -254,6 +258,26 @@ class DirectorVideoGenerator:
             return {"prompt": prompt}
         embeds, _ = self.pipe.encode_prompt(prompt, do_classifier_free_guidance=False, device=self.device, dtype=self.dtype)  # [1, 226, 4096]
         return {"prompt_embeds": embeds, "negative_prompt_embeds": torch.zeros_like(embeds)}
+
+
+@contextlib.contextmanager
+def loading_bars_on_terminals_only() -> Iterator[None]:
+    """diffusers' and transformers' loading bars are nested: the inner one moves the cursor up (ESC [A),
+    which a log file keeps as garbage. Where stderr is not a terminal they are off while the pipeline
+    loads, and put back as they were after."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [lib for lib in (diffusers_logging, transformers_logging) if lib.is_progress_bar_enabled()]
+    if sys.stderr.isatty():
+        libraries = []
+    for lib in libraries:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib in libraries:
+            lib.enable_progress_bar()
 
 
 def _own_transformer(model: ResolvedModel, dtype: torch.dtype) -> dict:

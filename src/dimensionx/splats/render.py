@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -44,6 +45,14 @@ def camera_centers(viewmats):
     The one place camera centres are computed; takes numpy arrays and torch tensors alike.
     """
     return -(viewmats[..., None, :3, 3] @ viewmats[..., :3, :3])[..., 0, :]
+
+
+def scene_scale(viewmats: np.ndarray) -> float:
+    """[C, 4, 4] -> 1.1x the largest distance of a camera from the cameras' centroid (gsplat's trainer), world
+    units; 1 if they coincide. The scale of the 3D and 4D fits' learning rates and densification thresholds."""
+    centers = camera_centers(viewmats)
+    spread = float(np.linalg.norm(centers - centers.mean(axis=0), axis=1).max())
+    return 1.1 * spread if spread > 0 else 1.0
 
 
 def rasterize(

@@ -14,10 +14,20 @@ scene (the same frames at every time); SfM through recon's ``run_sfm`` (timed), 
 with the iteration budget of each of ``--modes``. Reports seconds, iterations, held-out
 PSNR/SSIM, the mean position offset per time (must stay near zero) and the Gaussian count.
 
+Part 3, motion you can measure (``--part motion``): the synthetic moving scene of
+tests/fourd_synthetic.py (an object shifting 0.8 units and turning 60 degrees before a still wall,
+``--motion-gaussians`` Gaussians) rendered into a 9 x 25 grid at 160x120 px, fitted from a jittered half
+of its true Gaussians at t = 0.5 (as SfM points of the key row would be) with densification, the
+fast budget. Reported per fit: held-out PSNR at held-out views x grid times, PSNR of every view at
+the 8 times between the grid's rows, the recovered motion's error (world units and relative to the
+true motion), Gaussians. The same scene held still is fitted alike; goal: the moving fit within
+2 dB of the still one. Each of ``--seeds`` with ``prune_large`` off and on.
+
     python benchmarks/bench_fourd.py --part pipeline --modes fast --work /tmp/fourd   # -> results/fourd_<device>_pipeline_fast.json
     python benchmarks/bench_fourd.py --part pipeline --modes exact --work /tmp/fourd  # reuses the saved random model
     python benchmarks/bench_fourd.py --part pipeline --modes exact --work /tmp/fourd --resume  # finishes a stopped run
     python benchmarks/bench_fourd.py --part fit --orbit FRAMES_DIR   # part 2 only (no diffusers needed)
+    python benchmarks/bench_fourd.py --part motion --seeds 1,2,3   # -> results/fourd_<device>_motion.json
     python benchmarks/bench_fourd.py --tiny --out /tmp/b    # CPU wiring check: tiny model, tiny grid
 """
 
@@ -43,6 +53,9 @@ sys.path[:0] = [str(REPO / "src"), str(REPO / "benchmarks"), str(REPO / "tests")
 SHARED_ORBIT = REPO / ".." / "shared" / "data" / "videos" / "orbit360_landscape_145f_480x320.mp4"
 TINY = {"model": "tiny", "device": "cpu", "fit_device": "cpu", "steps": 4, "time_frames": 9, "times": 9, "views": 9,
         "iterations": 10, "init_points": 300, "max_size": 120, "render_frames": 3}
+
+MOTION_TINY = {"iterations": 40, "plane_resolution": 8, "plane_scales": (1,), "plane_features": 8, "mlp_width": 32,
+               "densify_every": 20}  # part 3's CPU wiring check: the test's small field; the reference rasterizer is slow
 
 from dimensionx.config import load_config  # noqa: E402
 from dimensionx.fourd.config import FourDConfig  # noqa: E402
@@ -149,7 +162,8 @@ def run_static_fit(args, work: Path) -> list[dict]:
     rows = []
     for mode, reference in ((m, r) for m in args.modes.split(",") for r in args.offset_references.split(",")):
         config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml",
-                             {**(TINY if args.tiny else {}), "mode": mode, "offset_reference": reference})
+                             {**(TINY if args.tiny else {}), "mode": mode, "offset_reference": reference,
+                              "prune_large": args.prune_large})
         grid = static_grid(frames, config)
         folder = work / f"static_fit_{mode}_{reference}"
         shutil.rmtree(folder, ignore_errors=True)
@@ -169,9 +183,71 @@ def run_static_fit(args, work: Path) -> list[dict]:
     return rows
 
 
+def start_splats(scene, config: FourDConfig, seed: int) -> torch.nn.ParameterDict:
+    """A jittered half of the scene's true Gaussians at t = 0.5 (0.03 units, colours kept), as SfM points of the key row."""
+    from dimensionx.splats.gaussians import init_splats, sh_to_rgb
+
+    truth = scene.at(0.5)
+    rng = np.random.default_rng(seed)
+    keep = rng.permutation(scene.n)[: scene.n // 2]
+    points = truth["means"][keep].numpy() + rng.normal(0, 0.03, (len(keep), 3))
+    colors = (sh_to_rgb(truth["sh"][keep, 0]).clamp(0, 1) * 255).round().byte().numpy()
+    return init_splats(points, colors, config.sh_degree, config.init_opacity, 1.0)
+
+
+def run_motion(args) -> list[dict]:
+    """Part 3: the synthetic moving scene and the same scene held still, fitted as scene4d fits a grid."""
+    from fourd_synthetic import MovingScene, grid_views, held_out_time_psnr, motion_error
+
+    from dimensionx.fourd.fit import Fitter
+    from dimensionx.splats.render import scene_scale
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    size = (48, 36, 5, 9) if args.tiny else (160, 120, 9, 25)  # width, height, times, views
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for motion in (1.0, 0.0):
+            scene = MovingScene(motion=motion, n=200 if args.tiny else args.motion_gaussians, seed=seed)
+            views = grid_views(scene, size[2], size[3], size[0], size[1], holdout=4 if args.tiny else 8, device=device)
+            for prune_large in (False, True):
+                config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml",
+                                     {"mode": "fast", "prune_large": prune_large, **(MOTION_TINY if args.tiny else {})})
+                torch.manual_seed(seed)
+                fitter = Fitter(config, start_splats(scene, config, seed), views, scene_scale(views.viewmats.cpu().numpy()), device)
+                start = time.perf_counter()
+                fitter.train(seed, progress=False)
+                seconds = time.perf_counter() - start
+                quality, between = fitter.evaluate(), held_out_time_psnr(fitter, scene)
+                rows.append({"seed": seed, "motion": motion, "prune_large": prune_large, "iterations": fitter.iterations,
+                             "seconds_fit": round(seconds, 1), "n_gaussians": len(fitter.splats["means"]),
+                             "psnr_holdout_views": float(np.mean(quality["psnr"])), "psnr_per_time": quality["psnr"],
+                             "psnr_between_times": float(np.mean(between)), "psnr_per_between_time": between,
+                             "motion_error": motion_error(fitter, scene)})
+                print(json.dumps({k: v for k, v in rows[-1].items() if "per_" not in k}), flush=True)
+    return rows
+
+
+def motion_summary(rows: list[dict]) -> dict:
+    """Means over seeds of each (motion, prune_large), and the moving fit's PSNR gap to the still one."""
+    out = {}
+    for prune_large in (False, True):
+        pick = lambda m: [r for r in rows if r["motion"] == m and r["prune_large"] == prune_large]  # noqa: E731
+        moving, still = pick(1.0), pick(0.0)
+        out[f"prune_large={prune_large}"] = {
+            "psnr_holdout_moving": float(np.mean([r["psnr_holdout_views"] for r in moving])),
+            "psnr_holdout_still": float(np.mean([r["psnr_holdout_views"] for r in still])),
+            "gap_db": float(np.mean([r["psnr_holdout_views"] for r in still]) - np.mean([r["psnr_holdout_views"] for r in moving])),
+            "psnr_between_times_moving": float(np.mean([r["psnr_between_times"] for r in moving])),
+            "motion_error_relative": float(np.mean([r["motion_error"]["relative"] for r in moving])),
+            "motion_error_units": float(np.mean([r["motion_error"]["error"] for r in moving])),
+            "still_drift_units": float(np.mean([r["motion_error"]["error"] for r in still])),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["all", "pipeline", "fit"], default="all")
+    parser.add_argument("--part", choices=["all", "pipeline", "fit", "motion"], default="all")
     parser.add_argument("--modes", default="fast,exact", help="comma-separated video modes (part 2: their fit budgets)")
     parser.add_argument("--orbit", type=Path, default=SHARED_ORBIT, help="part 2's static scene: a video or a folder of frames")
     parser.add_argument("--tiny", action="store_true", help="CPU wiring check: tiny model and grid")
@@ -182,6 +258,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true",
                         help="part 1: finish the scenes an earlier run left in --work (stopped by a call's time limit, say): "
                              "stages and refinement passes done are kept, and seconds_total counts each stage's kept work")
+    parser.add_argument("--prune-large", action="store_true", help="part 2: fit with prune_large (FourDConfig)")
+    parser.add_argument("--seeds", default="1,2,3", help="part 3: comma-separated seeds of the synthetic scene and fit")
+    parser.add_argument("--motion-gaussians", type=int, default=4000, help="part 3: Gaussians of the synthetic scene")
     parser.add_argument("--work", type=Path, help="folder for the model and scenes (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
@@ -196,8 +275,13 @@ def main() -> None:
             report["pipeline"] = run_pipeline(args, work)
         if args.part in ("all", "fit"):
             report["static_fit"] = run_static_fit(args, work)
+        if args.part in ("all", "motion"):
+            report["motion"] = run_motion(args)
+            report["motion_summary"] = motion_summary(report["motion"])
+            print(json.dumps(report["motion_summary"], indent=1))
     args.out.mkdir(parents=True, exist_ok=True)
-    label = args.part + ("" if args.part == "fit" else "_" + args.modes.replace(",", "_"))  # split runs keep their own files
+    label = args.part + ("" if args.part in ("fit", "motion") else "_" + args.modes.replace(",", "_"))
+    label += "_prune_large" if args.prune_large and args.part == "fit" else ""  # split runs keep their own files
     path = args.out / f"fourd_{re.sub(r'[^A-Za-z0-9]+', '_', report['device']).strip('_').lower()}_{label}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")

@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from recon_synthetic import arc_cameras, intrinsics  # noqa: E402
 
 from dimensionx.fourd.config import FourDConfig  # noqa: E402
-from dimensionx.fourd.fit import Fitter, GridViews, scene_extent, split_views  # noqa: E402
+from dimensionx.fourd.fit import Fitter, GridViews, split_views  # noqa: E402
+from dimensionx.splats.render import scene_scale  # noqa: E402
 from dimensionx.fourd.pipeline import peak_gpu_gib  # noqa: E402
 from dimensionx.splats.gaussians import rgb_to_sh  # noqa: E402
 
@@ -54,7 +55,7 @@ def synthetic(n: int, width: int, height: int, views: int, times: int, device: t
 def run(args, deform: bool, reference: str, device: torch.device, profile: bool = False) -> dict:
     splats, grid = synthetic(args.gaussians, *args.size, args.views, args.times, device)
     config = FourDConfig(iterations=args.iterations, coarse_iterations=0, densify=False, offset_reference=reference)
-    fitter = Fitter(config, splats, grid, scene_extent(grid.viewmats.cpu().numpy()), device, deform=deform)
+    fitter = Fitter(config, splats, grid, scene_scale(grid.viewmats.cpu().numpy()), device, deform=deform)
     if profile:
         from torch.profiler import ProfilerActivity, profile as torch_profile
 

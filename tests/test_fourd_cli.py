@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,150 @@ def test_grid_stopped_in_refinement_resumes_from_the_last_pass(generator, tmp_pa
     whole, resumed = (json.loads((tmp_path / name / "grid.json").read_text()) for name in ("whole", "stopped"))
     assert resumed["consistency_before"] == whole["consistency_before"] and resumed["key"] == whole["key"]
     assert not (tmp_path / "stopped.partial").exists()
+
+
+def moved_copy(scene: Path, tmp_path: Path) -> Path:
+    """A copy of the scene folder, its settings naming the copy as --out (so a run there resumes it)."""
+    import shutil
+
+    copy = tmp_path / "scene"
+    shutil.copytree(scene, copy)
+    sidecar = json.loads((copy / "scene4d.json").read_text())
+    sidecar["config"]["out"] = str(copy)
+    (copy / "scene4d.json").write_text(json.dumps(sidecar))
+    return copy
+
+
+def damage(path: Path, how: str) -> None:
+    """``path`` cut to half its bytes ("truncate") or replaced by text ("garbage")."""
+    if how == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        path.write_text("{not json")
+
+
+def damaged_copy(scene: Path, tmp_path: Path, name: str, how: str) -> Path:
+    copy = moved_copy(scene, tmp_path)
+    damage(copy / name, how)
+    return copy
+
+
+def resume(copy: Path) -> subprocess.CompletedProcess:
+    config = json.loads((copy / "scene4d.json").read_text())["config"]
+    return dimensionx("scene4d", config["image"], "--config", str(copy / "scene4d.json"), "--out", str(copy))
+
+
+@pytest.mark.parametrize("name, how", [
+    ("scene4d/deformation.safetensors", "truncate"), ("scene4d/canonical.ply", "truncate"),
+    ("scene4d/deformation.json", "garbage"), ("grid/grid.json", "garbage"), ("grid/stage.json", "garbage"),
+    ("temporal/temporal.mp4", "truncate"),
+])
+def test_resume_over_a_damaged_scene_names_the_file(scene, tmp_path, name, how):
+    """A finished stage whose file was cut short or overwritten: the resumed run stops before using it, with
+    one line naming the file and how to redo that stage, exit 2; nothing is rewritten."""
+    copy = damaged_copy(scene, tmp_path, name, how)
+    before = sorted(p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file())
+    result = resume(copy)
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert f"{copy / name} is damaged" in line and f"delete {copy / name.split('/')[0]}" in line, line
+    assert "Traceback" not in result.stderr
+    assert sorted(p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()) == before
+
+
+def test_resume_over_a_damaged_sidecar_asks_for_overwrite(scene, tmp_path):
+    copy = damaged_copy(scene, tmp_path, "scene4d.json", "garbage")
+    image = json.loads((scene / "scene4d.json").read_text())["config"]["image"]
+    result = dimensionx("scene4d", image, "--config", str(ROOT / "configs" / "fourd_tiny.yaml"), "--out", str(copy))
+    assert result.returncode == 2 and f"{copy / 'scene4d.json'} is damaged" in result.stderr
+    assert "its settings are lost: pass --overwrite" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name, how", [(".grid-partial/progress.json", "garbage"), (".grid-partial/raw.npy", "truncate")])
+def test_damaged_grid_work_in_progress_names_the_file(scene, tmp_path, name, how):
+    """The grid stage's kept work (rows, progress) damaged: one line naming it and saying to delete the folder."""
+    import shutil
+
+    copy = moved_copy(scene, tmp_path)
+    for stage in ("grid", "scene4d", "renders"):
+        shutil.rmtree(copy / stage)
+    partial = copy / ".grid-partial"
+    partial.mkdir()
+    np.save(partial / "raw.npy", np.zeros((9, 9, 64, 96, 3), np.uint8))
+    (partial / "progress.json").write_text(json.dumps({"times": list(range(9)), "key": 0, "passes": 0, "clock": {},
+                                                       "seconds": 1.0, "peak_gpu_gib": None}))
+    path = copy / name
+    damage(path, how)
+    result = resume(copy)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"{path} is damaged" in result.stderr and f"delete {partial}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_render4d_on_a_damaged_scene_names_the_file(scene, tmp_path):
+    copy = damaged_copy(scene, tmp_path, "scene4d/canonical.ply", "truncate")
+    result = dimensionx("render4d", str(copy), "--out", str(tmp_path / "o.mp4"))
+    assert result.returncode == 2 and f"{copy / 'scene4d' / 'canonical.ply'} is damaged" in result.stderr
+    assert not (tmp_path / "o.mp4").exists() and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flag, value, rule", [("--frames", "0", "--frames 0: a video of 1 frame or more"),
+                                               ("--fps", "-5", "--fps -5: frames per second, 1 or more")])
+def test_render4d_refuses_empty_videos_before_work(scene, tmp_path, flag, value, rule):
+    result = dimensionx("render4d", str(scene), flag, value, "--out", str(tmp_path / "o.mp4"))
+    assert result.returncode == 2 and rule in result.stderr and not (tmp_path / "o.mp4").exists()
+
+
+def test_cameras_of_the_wrong_length_are_refused_before_any_stage(tmp_path):
+    cameras = tmp_path / "five.json"
+    cameras.write_text(json.dumps(transforms_json(arc_cameras(5, 40.0), intrinsics(96, 64), 96, 64)))
+    result = dimensionx("scene4d", str(ROOT / "docs" / "app.png"), "--config", str(ROOT / "configs" / "fourd_tiny.yaml"),
+                        "--cameras", str(cameras), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "has 5 frames but the grid has --views 9" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_adding_cameras_after_a_failed_fit_reuses_the_grid(scene, tmp_path):
+    """A run whose fit failed (SfM, say) left temporal/ and grid/: the same command with --cameras (only that
+    changed) keeps them and fits."""
+    import shutil
+
+    copy = moved_copy(scene, tmp_path)
+    for stage in ("scene4d", "renders"):
+        shutil.rmtree(copy / stage)
+    sidecar = json.loads((copy / "scene4d.json").read_text())
+    cameras = sidecar["config"].pop("cameras")
+    sidecar["config"]["cameras"] = None
+    (copy / "scene4d.json").write_text(json.dumps(sidecar))
+    stamp = (copy / "grid" / "time_00.mp4").stat().st_mtime_ns
+    result = dimensionx("scene4d", sidecar["config"]["image"], "--config", str(ROOT / "configs" / "fourd_tiny.yaml"),
+                        "--cameras", cameras, "--out", str(copy))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (copy / "grid" / "time_00.mp4").stat().st_mtime_ns == stamp and (copy / "scene4d" / "canonical.ply").is_file()
+    assert f"4D scene written to {copy}" in result.stdout
+
+
+@pytest.mark.slow
+def test_grid_over_two_processes_equals_the_one_process_grid(tmp_path, tiny_model_dir):
+    """``--gpus 2`` on the CPU: two gloo processes under torchrun, each making every other group of videos
+    (``--batch 2``: 4 groups of rows, then 5 of views and 5 of times in the refinement passes), gathered
+    before each next step. The grid, raw and refined, equals the one-process grid frame for frame, and
+    the scene is finished by the first process."""
+    from PIL import Image
+
+    cameras = tmp_path / "transforms.json"
+    cameras.write_text(json.dumps(transforms_json(arc_cameras(9, 40.0), intrinsics(96, 64), 96, 64)))
+    y, x = np.mgrid[0:64, 0:96]
+    Image.fromarray(np.stack([x * 2, y * 3, ((x - 48) ** 2 + (y - 32) ** 2 < 300) * 255], -1).astype(np.uint8)).save(tmp_path / "p.png")
+    common = [str(tmp_path / "p.png"), "--config", str(ROOT / "configs" / "fourd_tiny.yaml"), "--cameras", str(cameras),
+              "--batch", "2", "--iterations", "2"]
+    one = dimensionx("scene4d", *common, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = dimensionx("scene4d", *common, "--gpus", "2", "--out", str(tmp_path / "two"))
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("4D scene written to") == 1
+    shares = lambda stderr: sorted(set(re.findall(r"spatial videos: 100%\|[^|]*\| (\d+/\d+)", stderr)))  # noqa: E731
+    assert shares(one.stderr) == ["4/4"] and shares(two.stderr) == ["2/2"]  # each process made half the rows
+    for name in [f"time_{m:02d}.mp4" for m in range(9)] + [f"raw/time_{m:02d}.mp4" for m in range(9)]:
+        a, b = read_frames(tmp_path / "one" / "grid" / name)[0], read_frames(tmp_path / "two" / "grid" / name)[0]
+        assert np.array_equal(a, b), name
+    assert (tmp_path / "two" / "renders" / "spiral.mp4").is_file() and (tmp_path / "two" / "metrics.json").is_file()

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from dimensionx.fourd.config import FourDConfig
-from dimensionx.fourd.fit import Fitter, scene_extent, split_views
+from dimensionx.fourd.fit import Fitter, split_views
+from dimensionx.splats.render import scene_scale
 from fourd_synthetic import MovingScene, grid_views, held_out_time_psnr, motion_error
 
 WIDTH, HEIGHT, VIEWS, TIMES = 48, 36, 9, 5
@@ -38,7 +39,7 @@ def fit(scene: MovingScene, deform: bool = True, start_time: float = 0.0, shift:
     config = FourDConfig(**{"iterations": 150, "coarse_iterations": 0, "plane_resolution": 8, "plane_scales": (1,), "plane_features": 8,
                             "mlp_width": 32, "lr_means": 1.6e-3, "lr_planes": 1e-2, "lr_mlp": 1e-3, "densify": False, **settings})
     views = grid_views(scene, TIMES, VIEWS, WIDTH, HEIGHT, holdout=4)
-    fitter = Fitter(config, splats, views, scene_extent(views.viewmats.numpy()), torch.device("cpu"), deform=deform)
+    fitter = Fitter(config, splats, views, scene_scale(views.viewmats.numpy()), torch.device("cpu"), deform=deform)
     fitter.train(seed=0, progress=False)
     return fitter
 

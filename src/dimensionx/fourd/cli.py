@@ -19,12 +19,13 @@ FLAGS = {  # flag -> help; every other FourDConfig field is reachable through --
     "steps": "denoising steps of a full video (default 50)",
     "seed": "seed of every video and of the fit",
     "space_director": "S-Director of the spatial videos (default orbit_left)",
-    "time_frames": "frames of the T-Director video, 4k+1 (default 49)",
-    "times": "M: rows (times) of the grid, 4k+1 (default 9)",
-    "views": "K: columns (views) of the grid, 4k+1 (default 25)",
+    "time_frames": "frames of the T-Director video, 8k+1: 9, 17, ..., 49 (default 49)",
+    "times": "M: rows (times) of the grid, 8k+1 (default 9)",
+    "views": "K: columns (views) of the grid, 8k+1 (default 25)",
     "loops": "multi-loop refinement rounds (default 1)",
     "refine_strength": "SDEdit strength of each refinement pass, 0-1 (default 0.3)",
     "batch": "videos of one shape denoised together, rows and refinement (default 8; lowmem runs 1); lower it if memory is short",
+    "gpus": "N: share the grid's videos over N processes, one GPU each (torchrun underneath; CPU processes with --device cpu)",
     "ip_start": "identity-preserving: fraction of the schedule skipped (default 0.2)",
     "ip_strength": "identity-preserving: blend weight of the reference, 1 - lambda (default 0.5)",
     "ip_until": "identity-preserving: fraction of the schedule blended (default 0.5)",
@@ -77,12 +78,19 @@ def _parser_type(kind):
 
 
 def run_scene4d(args: argparse.Namespace) -> int:
-    from .pipeline import make_scene4d
+    from ..video.parallel import is_distributed, is_main_process
+    from .pipeline import check_inputs, make_scene4d
+    from .shard import launch
 
     overrides = {name: getattr(args, name) for name in FLAGS} | {"image": args.image, "overwrite": args.overwrite}
     config = load_config(FourDConfig, args.config, overrides)
+    if config.gpus > 1 and not is_distributed():
+        check_inputs(config)  # a typo costs no processes
+        return launch(args.argv, config.gpus)
     args.scene_folder = config.out
-    make_scene4d(config)
+    out = make_scene4d(config)
+    if is_main_process():
+        print(f"4D scene written to {out} (renders in {out / 'renders'}; `dimensionx render4d {out} --export FOLDER` for viewers)")
     return 0
 
 

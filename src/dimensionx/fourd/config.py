@@ -36,15 +36,16 @@ class FourDConfig:
     # ---- the grid (paper: T-Director video, key frame, reference, identity-preserving rows)
     time_director: str = "time"  # T-Director: the scene moves, the camera stays
     space_director: str = "orbit_left"  # S-Director of every spatial video
-    time_frames: int = 49  # frames of the T-Director video (4k + 1)
-    times: int = 9  # M: time frames taken from it, evenly spaced (4k + 1: a view's sequence is a video)
-    views: int = 25  # K: views per time, frames of each spatial video (4k + 1)
+    time_frames: int = 49  # frames of the T-Director video (8k + 1: the VAE decodes 1 + 2j latent frames)
+    times: int = 9  # M: time frames taken from it, evenly spaced (8k + 1: a view's sequence is a video)
+    views: int = 25  # K: views per time, frames of each spatial video (8k + 1)
     ip_start: float = 0.2  # identity-preserving: fraction of the schedule skipped; rows start from the reference noised to that step
     ip_strength: float = 0.5  # 1 - lambda: weight of the noised reference blended into a row after each early step
     ip_until: float = 0.5  # fraction of the schedule (from the start) during which the blend applies
     loops: int = 1  # L: multi-loop refinement rounds (T-Director over each view, then S-Director over each time)
     refine_strength: float = 0.3  # SDEdit strength of a refinement pass: fraction of the schedule re-run (0: identity)
     batch: int = 8  # videos of one shape denoised together (rows, refinement passes); lowmem mode runs 1 at a time
+    gpus: int = 1  # processes (one GPU each, torchrun) the grid's groups of videos are shared over
 
     # ---- 4D Gaussians
     fit_device: str = "auto"  # device of the 4D fit; "auto": cuda if available

@@ -173,12 +173,3 @@ def encode(generator, frames: np.ndarray) -> torch.Tensor:
     video = torch.as_tensor(frames).to(generator.device, generator.dtype).permute(3, 0, 1, 2)[None] / 127.5 - 1
     latents = pipe.vae.encode(video).latent_dist.mode()  # [1, C, F, h, w]
     return (latents * pipe.vae.config.scaling_factor).permute(0, 2, 1, 3, 4)
-
-
-@torch.no_grad()
-def decode(generator, latents: torch.Tensor) -> np.ndarray:
-    """[1, F, C, h, w] latents -> [T, H, W, 3] uint8 frames."""
-    pipe = generator.pipe
-    video = pipe.decode_latents(latents)  # [1, 3, T, H, W] in [-1, 1]
-    frames = pipe.video_processor.postprocess_video(video, output_type="np")[0]  # [T, H, W, 3] in [0, 1]
-    return (np.clip(frames * 255.0, 0, 255) + 0.5).astype(np.uint8)

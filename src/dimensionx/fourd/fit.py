@@ -93,13 +93,6 @@ def split_views(k: int, every: int) -> tuple[list[int], list[int]]:
     return train, holdout
 
 
-def scene_extent(viewmats: np.ndarray) -> float:
-    """1.1x the largest distance of a camera centre from their centroid, world units (1 if they coincide)."""
-    centers = -np.einsum("cji,cj->ci", viewmats[:, :3, :3], viewmats[:, :3, 3])
-    spread = float(np.linalg.norm(centers - centers.mean(axis=0), axis=1).max())
-    return 1.1 * spread if spread > 0 else 1.0
-
-
 def resolve_iterations(config: FourDConfig, device: torch.device) -> tuple[int, int]:
     """(total, coarse) iterations for ``device``: ``iterations``, else the video mode's budget on CUDA."""
     if config.iterations is not None:

@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from ..video.config import VideoConfig
 from .config import FourDConfig
-from .denoise import decode, denoise, encode, identity_preserving, initial_noise, sdedit, text_inputs
+from .denoise import denoise, encode, identity_preserving, initial_noise, sdedit, text_inputs
+from .shard import NO_SHARD, Shard
 
 
 @dataclass
@@ -53,6 +54,11 @@ class Clock:
 def pick_times(n_frames: int, m: int) -> list[int]:
     """``m`` frame indices evenly spaced over ``n_frames``, first and last included."""
     return [int(i) for i in np.round(np.linspace(0, n_frames - 1, m))]
+
+
+def time_values(times: list[int], time_frames: int) -> list[float]:
+    """Frame indices of the T-Director video -> times in [0, 1]."""
+    return [t / (time_frames - 1) for t in times]
 
 
 def motion_scores(frames: np.ndarray) -> np.ndarray:
@@ -92,8 +98,9 @@ def batches(items: list[int], config: FourDConfig) -> list[list[int]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def generate_rows(generator, temporal: np.ndarray, config: FourDConfig, clock: Clock | None = None) -> Grid:
-    """Steps 2-4: the unrefined grid from the T-Director video."""
+def generate_rows(generator, temporal: np.ndarray, config: FourDConfig, clock: Clock | None = None,
+                  shard: Shard = NO_SHARD) -> Grid:
+    """Steps 2-4: the unrefined grid from the T-Director video (this process's ``shard`` of the rows, gathered)."""
     clock = clock or Clock()
     times = pick_times(len(temporal), config.times)
     key = int(np.argmax(motion_scores(temporal[times])))
@@ -109,24 +116,28 @@ def generate_rows(generator, temporal: np.ndarray, config: FourDConfig, clock: C
     others = [m for m in range(len(times)) if m != key]
     rows: list[np.ndarray | None] = [None] * len(times)
     with clock("vae_decode"):
-        rows[key] = decode(generator, reference)
-    for group in tqdm(batches(others, config), desc="spatial videos", unit="batch"):
+        rows[key] = generator.decode(reference)
+    made = {}
+    for group in tqdm(shard.mine(batches(others, config)), desc="spatial videos", unit="batch"):
         with clock("denoise"):
             latents = identity_preserving(generator, [Image.fromarray(temporal[times[m]]) for m in group], text, spatial,
                                           reference, shared_noise, config.ip_start, config.ip_strength, config.ip_until)
         with clock("vae_decode"):
             for m, video in zip(group, latents):
-                rows[m] = decode(generator, video[None])
+                made[m] = generator.decode(video[None])
+    for m, video in shard.gather(made).items():
+        rows[m] = video
     return Grid(np.stack(rows), times, key)
 
 
 def refine(generator, grid: Grid, config: FourDConfig, clock: Clock | None = None, done: int = 0,
-           after_pass: Callable[[int, np.ndarray], None] | None = None) -> Grid:
+           after_pass: Callable[[int, np.ndarray], None] | None = None, shard: Shard = NO_SHARD) -> Grid:
     """Step 5: ``config.loops`` rounds of SDEdit, T-Director over each column, then S-Director over each row.
 
     A round is two passes; ``done`` passes of ``grid`` are already refined (a resumed run) and
     ``after_pass(n, frames)`` sees the grid after each pass ``n`` (1-based), to save it. Each pass
     draws its own seeded noise, so a grid resumed between passes is the grid of a run that never stopped.
+    With ``shard`` this process refines its share of each pass's groups and gathers the others'.
     """
     clock = clock or Clock()
     frames = grid.frames.copy()
@@ -135,16 +146,21 @@ def refine(generator, grid: Grid, config: FourDConfig, clock: Clock | None = Non
         text = text_inputs(generator, config.prompt)
     for n in tqdm(range(done, 2 * config.loops), desc="refinement passes", unit="pass", initial=done, total=2 * config.loops):
         loop, of_views = divmod(n, 2)
+        refined = {}  # column k (over time) or row m (over views) -> its refined video
         if not of_views:
             use_director(generator, config.time_director, config, clock)
             over_time = video_config(config, M, config.seed + 10 + 2 * loop)
-            for group in batches(list(range(K)), config):
-                frames[:, group] = sdedit_videos(generator, frames[:, group].swapaxes(0, 1), text, config, over_time, clock).swapaxes(0, 1)
+            for group in shard.mine(batches(list(range(K)), config)):
+                refined.update(zip(group, sdedit_videos(generator, frames[:, group].swapaxes(0, 1), text, config, over_time, clock)))
+            for k, video in shard.gather(refined).items():
+                frames[:, k] = video
         else:
             use_director(generator, config.space_director, config, clock)
             over_views = video_config(config, K, config.seed + 11 + 2 * loop)
-            for group in batches(list(range(M)), config):
-                frames[group] = sdedit_videos(generator, frames[group], text, config, over_views, clock)
+            for group in shard.mine(batches(list(range(M)), config)):
+                refined.update(zip(group, sdedit_videos(generator, frames[group], text, config, over_views, clock)))
+            for m, video in shard.gather(refined).items():
+                frames[m] = video
         if after_pass is not None:
             after_pass(n + 1, frames)
     return dataclasses.replace(grid, frames=frames)
@@ -159,7 +175,7 @@ def sdedit_videos(generator, videos: np.ndarray, text: dict, config: FourDConfig
     with clock("refine_denoise"):
         latents = sdedit(generator, [Image.fromarray(frames[0]) for frames in videos], text, video, clean, config.refine_strength)
     with clock("refine_vae_decode"):
-        return np.stack([decode(generator, one[None]) for one in latents])
+        return np.stack([generator.decode(one[None]) for one in latents])
 
 
 def consistency(frames: np.ndarray) -> dict[str, float]:

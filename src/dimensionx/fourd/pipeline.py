@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import json
 import logging
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,16 +34,20 @@ import torch
 from PIL import Image
 
 from ..config import config_to_dict
+from ..device import resolve_device
 from ..errors import DimensionXError
 from ..media import (atomic_dir, atomic_file, check_output_dir, check_video_encoder, finish_output_dir, read_frames,
                      remove_leftover_temps, start_output_dir, write_json, write_video)
 from .config import OFFSET_REFERENCES, FourDConfig
-from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine
+from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine, time_values
+from .shard import NO_SHARD, Shard
+from .store import STAGE_FILE, check_stage, file_digests, read_checked
 
 log = logging.getLogger(__name__)
 
 SIDECAR = "scene4d.json"
 STAGES = ("temporal", "grid", "scene4d", "renders")
+RUN_ONLY = ("overwrite", "gpus")  # settings that do not change the scene: a run may differ in them and resume
 PARTIAL_GRID = ".grid-partial"  # the grid stage's work so far (rows, then the grid after each refinement pass)
 
 
@@ -49,23 +55,36 @@ def make_scene4d(config: FourDConfig, generator=None) -> Path:
     """Builds (or resumes) the scene folder ``config.out``; returns it. ``generator``: an already loaded
     ``DirectorVideoGenerator`` (reusable, of ``config.mode``) to use instead of loading one (the app's)."""
     check_inputs(config)
-    out = prepare_folder(config)
+    shard = Shard.join(config.device) if generator is None else NO_SHARD  # --gpus N: this process's share of the grid
+    out = prepare_folder(config) if shard.main else Path(config.out)
+    shard.barrier()
     seconds: dict[str, float] = {}
-    generator = LazyGenerator(config, generator)
-    with stage(out, "temporal", seconds) as run:
-        if run:
-            folder, clock = run.folder, Clock()
-            with clock("load"):
-                photo = generator.photo()
-            temporal = generate_temporal(generator.get(), photo, config, clock)
-            write_video(temporal, folder / "temporal.mp4", config.fps)
-            write_json({"seconds": clock.seconds}, folder / "temporal.json")
-    temporal = read_frames(out / "temporal" / "temporal.mp4")[0]
+    gsplat_build = build_gsplat_in_background(out, config) if shard.main else None
+    generator = LazyGenerator(config, generator, shard.device)
+    if shard.main:
+        with stage(out, "temporal", seconds) as run:
+            if run:
+                folder, clock = run.folder, Clock()
+                with clock("load"):
+                    photo = generator.photo()
+                temporal = generate_temporal(generator.get(), photo, config, clock)
+                write_video(temporal, folder / "temporal.mp4", config.fps)
+                write_json({"seconds": clock.seconds}, folder / "temporal.json")
+    shard.barrier()
+    temporal = read_checked(out / "temporal" / "temporal.mp4", lambda path: read_frames(path)[0],
+                            f"delete {out / 'temporal'} and run the same command, or pass --overwrite to start over")
+    if not shard.main:  # the other processes make their share of the grid, then leave
+        if not (out / "grid").is_dir():
+            write_grid(None, generator.get(), temporal, config, out / PARTIAL_GRID, shard)
+        generator.release()
+        return out
     with stage(out, "grid", seconds) as run:
         if run:
-            run.earlier = write_grid(run.folder, generator.get(), temporal, config, out / PARTIAL_GRID)
+            run.earlier = write_grid(run.folder, generator.get(), temporal, config, out / PARTIAL_GRID, shard)
     generator.release()
     grid = read_grid(out / "grid")
+    if gsplat_build is not None:
+        gsplat_build.join()
     with stage(out, "scene4d", seconds) as run:
         if run:
             from .scene import fit_scene
@@ -80,6 +99,24 @@ def make_scene4d(config: FourDConfig, generator=None) -> Path:
     write_json(metrics(out, config), out / "metrics.json")
     finish_output_dir(out)
     return out
+
+
+def build_gsplat_in_background(out: Path, config: FourDConfig) -> threading.Thread | None:
+    """gsplat compiles its CUDA extension at its first use (about 70 s on a fresh machine, where no wheel
+    matches): where the fit will run on CUDA and has not run yet, that build starts now in a thread, its
+    compiler in child processes, while the video model loads and makes the grid. Returns the thread."""
+    if (out / "scene4d").is_dir() or resolve_device(config.fit_device).type != "cuda":
+        return None
+
+    def build() -> None:
+        try:
+            importlib.import_module("gsplat.cuda._backend")
+        except Exception as error:  # noqa: BLE001 - the fit imports it again and reports what is wrong
+            log.warning("gsplat's CUDA extension did not build in the background (%s): the fit builds it", error)
+
+    thread = threading.Thread(target=build, name="gsplat-build", daemon=True)
+    thread.start()
+    return thread
 
 
 def check_inputs(config: FourDConfig) -> None:
@@ -111,25 +148,43 @@ def check_inputs(config: FourDConfig) -> None:
         raise DimensionXError(f"--time-director {config.time_director} must be a T-Director and --space-director "
                               f"{config.space_director} an S-Director (see `dimensionx motions`)")
     check_mode(config.mode)
-    if config.cameras and not Path(config.cameras).is_file():
-        raise DimensionXError(f"--cameras {config.cameras} is not a file: pass a transforms.json with {config.views} frames")
+    if config.cameras:
+        check_cameras(config.cameras, config.views)
+
+
+def check_cameras(path: str, views: int) -> None:
+    """``--cameras``: a readable transforms.json with one frame per view, checked before the first stage runs."""
+    if not Path(path).is_file():
+        raise DimensionXError(f"--cameras {path} is not a file: pass a transforms.json with {views} frames, one per view")
+    try:
+        frames = len(json.loads(Path(path).read_text())["frames"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DimensionXError(f"--cameras {path} is not a readable transforms.json ({error!r}): pass a nerfstudio-style "
+                              f"file with a 'frames' list of {views} cameras, one per view") from None
+    if frames != views:
+        fix = f"pass --views {frames}" if frames >= 9 and (frames - 1) % 8 == 0 else "views are 9, 17, 25, 33, 41 or 49"
+        raise DimensionXError(f"--cameras {path} has {frames} frames but the grid has --views {views}: give one camera "
+                              f"per view ({fix})")
 
 
 def prepare_folder(config: FourDConfig) -> Path:
     """Creates the scene folder, or checks an existing one was made with the same settings (then it resumes)."""
     out = Path(config.out)
-    settings = {k: v for k, v in config_to_dict(config).items() if k != "overwrite"}
+    settings = {k: v for k, v in config_to_dict(config).items() if k not in RUN_ONLY}
     if out.exists() and config.overwrite:  # the old scene is kept aside until this one is complete
         start_output_dir(out, overwrite=True, stage="scene4d")
         write_json({"config": settings}, out / SIDECAR)
         return out
     if out.exists():
-        try:
-            previous = json.loads((out / SIDECAR).read_text())["config"]
-        except (OSError, ValueError, KeyError):
-            check_output_dir(out, overwrite=False)  # names the folder and the fix
-            raise
+        if not (out / SIDECAR).is_file():
+            check_output_dir(out, overwrite=False)  # not a scene folder: names the folder and the fix
+        previous = read_checked(out / SIDECAR, lambda path: dict(json.loads(path.read_text())["config"]),
+                                "its settings are lost: pass --overwrite to start over")
         changed = sorted(k for k in settings if previous.get(k) != settings[k])
+        if changed == ["cameras"] and not (out / "scene4d").is_dir():  # the fit has not run: the grid is the same
+            log.info("resuming %s with --cameras %s: the stages before the fit are kept", out, config.cameras)
+            write_json({"config": settings}, out / SIDECAR)
+            changed = []
         if changed:
             raise DimensionXError(f"{out} holds a scene made with other settings ({', '.join(changed)}): pass --overwrite "
                                   "to start over, or the same settings to resume it")
@@ -161,6 +216,8 @@ def larger_peak(earlier: float | None) -> float | None:
 def stage(out: Path, name: str, seconds: dict[str, float]):
     """Yields a :class:`StageRun` whose folder is moved onto ``out/name`` at the end, or None if the stage is done."""
     if (out / name).is_dir():
+        check_stage(out / name, f"delete {out / name} and run the same command to redo that stage (the stages before it "
+                                "are kept), or pass --overwrite to start over")
         log.info("%s/ exists: kept", name)
         yield None
         return
@@ -173,22 +230,24 @@ def stage(out: Path, name: str, seconds: dict[str, float]):
         earlier = run.earlier or {}
         seconds[name] = earlier.get("seconds", 0.0) + time.perf_counter() - start
         write_json({"seconds": round(seconds[name], 3), "peak_gpu_gib": larger_peak(earlier.get("peak_gpu_gib")),
-                    **({"seconds_before_resume": round(earlier["seconds"], 3)} if earlier else {})}, folder / "stage.json")
+                    **({"seconds_before_resume": round(earlier["seconds"], 3)} if earlier else {}),
+                    "files": file_digests(folder)}, folder / STAGE_FILE)
     log.info("%s: %.1f s", name, seconds[name])
 
 
 class LazyGenerator:
     """The video model, loaded at the first stage that needs it (a resumed run past the grid never loads it)."""
 
-    def __init__(self, config: FourDConfig, generator=None):
-        self.config, self.generator = config, generator
+    def __init__(self, config: FourDConfig, generator=None, device: torch.device | None = None):
+        self.config, self.generator, self.device = config, generator, device  # device: this process's GPU under --gpus N
 
     def get(self):
         if self.generator is None:
             from ..video.config import VideoConfig
             from ..video.generator import load_generator
 
-            video = VideoConfig(model=self.config.model, device=self.config.device, dtype=self.config.dtype, mode=self.config.mode)
+            device = self.config.device if self.device is None else str(self.device)
+            video = VideoConfig(model=self.config.model, device=device, dtype=self.config.dtype, mode=self.config.mode)
             self.generator = load_generator(video, reusable=True)
         return self.generator
 
@@ -205,17 +264,20 @@ class LazyGenerator:
             torch.cuda.empty_cache()
 
 
-def write_grid(folder: Path, generator, temporal: np.ndarray, config: FourDConfig, partial: Path) -> dict | None:
+def write_grid(folder: Path | None, generator, temporal: np.ndarray, config: FourDConfig, partial: Path,
+               shard: Shard = NO_SHARD) -> dict | None:
     """Fills the grid stage's ``folder``. Keeps the work in ``partial`` as it goes (the rows, then the grid
     after each refinement pass) and resumes from what is there; deletes it at the end. Returns the kept
-    seconds and peak GPU memory of the earlier runs it resumed (None if it resumed none)."""
+    seconds and peak GPU memory of the earlier runs it resumed (None if it resumed none). With ``shard``
+    (--gpus N) every process runs this on its share; only the first one writes (the others pass no ``folder``)."""
     start, progress = time.perf_counter(), GridProgress.load(partial)
+    shard.barrier()  # every process has read the kept work before the first one may replace it
     earlier = None if progress is None else {"seconds": progress.seconds, "peak_gpu_gib": progress.peak_gpu_gib}
     if progress is None:
         clock = Clock()
-        raw = generate_rows(generator, temporal, config, clock)
+        raw = generate_rows(generator, temporal, config, clock, shard)
         clock.seconds["reference_and_rows"] = round(time.perf_counter() - start, 3)
-        progress = GridProgress.start(partial, raw, clock.seconds, time.perf_counter() - start)
+        progress = GridProgress.start(partial, raw, clock.seconds, time.perf_counter() - start, write=shard.main)
     else:
         log.info("grid: resuming after %d of %d refinement passes (%s)", progress.passes, 2 * config.loops, partial)
     raw, clock = progress.raw(), Clock(dict(progress.clock))
@@ -228,7 +290,9 @@ def write_grid(folder: Path, generator, temporal: np.ndarray, config: FourDConfi
 
     refined = progress.grid()
     if progress.passes < 2 * config.loops:
-        refined = refine(generator, refined, config, clock, progress.passes, save)
+        refined = refine(generator, refined, config, clock, progress.passes, save if shard.main else None, shard)
+    if folder is None:
+        return None
     clock.seconds.setdefault("refinement", 0.0)
     for name, grid in (("raw", raw), ("", refined)):
         (folder / name).mkdir(exist_ok=True)
@@ -257,28 +321,35 @@ class GridProgress:
     clock: dict[str, float]  # the stage's Clock seconds so far
     seconds: float  # wall seconds of the work kept so far
     peak_gpu_gib: float | None
+    made: np.ndarray | None = None  # [M, K, H, W, 3] uint8 rows made by this run (not read back)
 
     @classmethod
     def load(cls, path: Path) -> GridProgress | None:
         if not (path / "progress.json").is_file():
             return None
-        return cls(path, **json.loads((path / "progress.json").read_text()))
+        return read_checked(path / "progress.json", lambda file: cls(path, **json.loads(file.read_text())), partial_fix(path))
 
     @classmethod
-    def start(cls, path: Path, raw: Grid, clock: dict[str, float], seconds: float) -> GridProgress:
-        shutil.rmtree(path, ignore_errors=True)  # an earlier run's, stopped before it saved its rows
-        path.mkdir(parents=True)
-        save_array(raw.frames, path / "raw.npy")
-        progress = cls(path, raw.times, raw.key, 0, dict(clock), seconds, peak_gpu_gib())
-        progress.write()
+    def start(cls, path: Path, raw: Grid, clock: dict[str, float], seconds: float, write: bool = True) -> GridProgress:
+        """The progress of freshly made rows, kept in memory and (``write``) in ``path``."""
+        progress = cls(path, raw.times, raw.key, 0, dict(clock), seconds, peak_gpu_gib(), raw.frames)
+        if write:
+            shutil.rmtree(path, ignore_errors=True)  # an earlier run's, stopped before it saved its rows
+            path.mkdir(parents=True)
+            save_array(raw.frames, path / "raw.npy")
+            progress.write()
         return progress
 
     def raw(self) -> Grid:
-        return Grid(np.load(self.path / "raw.npy"), self.times, self.key)
+        if self.made is not None:
+            return Grid(self.made, self.times, self.key)
+        return Grid(read_checked(self.path / "raw.npy", np.load, partial_fix(self.path)), self.times, self.key)
 
     def grid(self) -> Grid:
         """The grid after the refinement passes done."""
-        return Grid(np.load(self.path / f"pass_{self.passes}.npy"), self.times, self.key) if self.passes else self.raw()
+        if not self.passes:
+            return self.raw()
+        return Grid(read_checked(self.path / f"pass_{self.passes}.npy", np.load, partial_fix(self.path)), self.times, self.key)
 
     def save_pass(self, n: int, frames: np.ndarray, clock: dict[str, float], seconds: float) -> None:
         save_array(frames, self.path / f"pass_{n}.npy")
@@ -292,26 +363,24 @@ class GridProgress:
                     "seconds": round(self.seconds, 3), "peak_gpu_gib": self.peak_gpu_gib}, self.path / "progress.json")
 
 
+def partial_fix(path: Path) -> str:
+    return f"delete {path} and run the same command: the grid is made again from its first video (finished stages are kept)"
+
+
 def save_array(array: np.ndarray, path: Path) -> None:
     with atomic_file(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
 
 
-def time_values(times: list[int], time_frames: int) -> list[float]:
-    """Frame indices of the T-Director video -> times in [0, 1]."""
-    return [t / (time_frames - 1) for t in times]
-
-
 def read_grid(folder: Path) -> Grid:
-    info = json.loads((folder / "grid.json").read_text())
-    rows = [read_frames(folder / f"time_{m:02d}.mp4")[0] for m in range(len(info["times"]))]
+    fix = f"delete {folder} and run the same command to make the grid again, or pass --overwrite to start over"
+    info = read_checked(folder / "grid.json", lambda path: json.loads(path.read_text()), fix)
+    rows = [read_checked(folder / f"time_{m:02d}.mp4", lambda path: read_frames(path)[0], fix) for m in range(len(info["times"]))]
     return Grid(np.stack(rows), info["times"], info["key"])
 
 
 def fit_device(config: FourDConfig) -> torch.device:
-    if config.fit_device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(config.fit_device)
+    return resolve_device(config.fit_device)
 
 
 def metrics(out: Path, config: FourDConfig) -> dict:

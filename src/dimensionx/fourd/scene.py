@@ -8,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from ..device import resolve_device
+from ..errors import DimensionXError
 from ..media import write_json
+from ..recon import cameras_from_transforms, downscale, frame_names, scale_intrinsics, sfm_cameras
 from ..splats.gaussians import init_splats, random_points
+from ..splats.render import scene_scale
 from .config import FourDConfig
-from .fit import Fitter, GridViews, scene_extent, split_views
-from .grid import Grid
+from .fit import Fitter, GridViews, split_views
+from .grid import Grid, time_values
 from .store import save_scene
 
 log = logging.getLogger(__name__)
@@ -22,13 +25,13 @@ log = logging.getLogger(__name__)
 
 def fit_scene(grid: Grid, grid_folder: Path, folder: Path, config: FourDConfig) -> None:
     """Fits 4D Gaussians to ``grid`` and writes ``folder`` (``scene4d/``): the scene files and ``fit.json``."""
-    from .pipeline import fit_device, time_values
-
-    device = fit_device(config)
+    device = resolve_device(config.fit_device)
     torch.manual_seed(config.seed)
     seconds = {}
     start = time.perf_counter()
-    frames = downscale(grid.frames, config.max_size)  # [M, K, H, W, 3]
+    M, K = grid.frames.shape[:2]
+    frames = downscale(grid.frames.reshape(M * K, *grid.frames.shape[2:]), config.max_size)
+    frames = frames.reshape(M, K, *frames.shape[1:])  # [M, K, H, W, 3], the longest side at most max_size px
     viewmats, Ks, views, points, colors, source = reference_cameras(frames[grid.key], folder, config)
     seconds["cameras"] = time.perf_counter() - start
     times = time_values(grid.times, config.time_frames)
@@ -38,7 +41,7 @@ def fit_scene(grid: Grid, grid_folder: Path, folder: Path, config: FourDConfig) 
         times=torch.tensor(times, dtype=torch.float32), viewmats=torch.as_tensor(viewmats, dtype=torch.float32, device=device),
         Ks=torch.as_tensor(Ks, dtype=torch.float32, device=device), train_views=train, holdout_views=holdout,
         reference=grid.key)
-    extent = scene_extent(viewmats)
+    extent = scene_scale(viewmats)
     fitter = Fitter(config, init_splats(points, colors, config.sh_degree, config.init_opacity, 1.0), data, extent, device)
     start = time.perf_counter()
     losses = fitter.train(config.seed)
@@ -60,25 +63,11 @@ def fit_scene(grid: Grid, grid_folder: Path, folder: Path, config: FourDConfig) 
     }, folder / "fit.json")
 
 
-def downscale(frames: np.ndarray, max_size: int) -> np.ndarray:
-    """[M, K, H, W, 3] uint8 with the longest side at most ``max_size`` px (0: unchanged)."""
-    M, K, H, W = frames.shape[:4]
-    if max_size <= 0 or max(H, W) <= max_size:
-        return frames
-    s = max_size / max(H, W)
-    size = (max(1, round(W * s)), max(1, round(H * s)))
-    return np.stack([[np.asarray(Image.fromarray(f).resize(size, Image.LANCZOS)) for f in row] for row in frames])
-
-
 def reference_cameras(reference: np.ndarray, folder: Path, config: FourDConfig):
-    """Cameras of the reference row ([K, H, W, 3] uint8): SfM through recon's public ``run_sfm``, or ``--cameras``.
+    """Cameras of the reference row ([K, H, W, 3] uint8): SfM through recon's public ``sfm_cameras``, or ``--cameras``.
 
     Returns (viewmats [V, 4, 4], Ks [V, 3, 3], view indices [V], points [P, 3], colors [P, 3] uint8, source).
     """
-    from ..recon.cameras import cameras_from_transforms, scale_intrinsics
-    from ..recon.config import ReconConfig
-    from ..recon.frames import frame_names
-
     K, H, W = reference.shape[:3]
     names = frame_names(np.arange(K))  # the names recon's SfM gives frames: frame_00000.png ...
     if config.cameras:
@@ -87,13 +76,14 @@ def reference_cameras(reference: np.ndarray, folder: Path, config: FourDConfig):
         middle, half = centers.mean(axis=0), max(float(np.ptp(centers, axis=0).max()), 1.0)
         points, colors = random_points(middle - half, middle + half, config.init_points, config.seed)
         return cameras.viewmats, cameras.Ks, np.arange(K), points, colors, "transforms.json"
-    from ..recon.sfm import run_sfm  # pycolmap: only where SfM runs
-
-    image_dir = folder / "sfm_images"
-    image_dir.mkdir()
-    for name, image in zip(names, reference):
-        Image.fromarray(image).save(image_dir / name)
-    sfm = run_sfm(reference, names, image_dir, ReconConfig(video=str(image_dir), seed=config.seed))
+    try:
+        sfm = sfm_cameras(reference, folder / "sfm_images", config.seed)
+    except DimensionXError as error:
+        raise DimensionXError(
+            f"structure from motion could not find the cameras of the grid's reference row ({K} views of the key time): "
+            f"{str(error).split(': ', 1)[0]}. The grid is kept: run the same command with --cameras transforms.json "
+            f"(one camera per view, {K} frames) to fit it with known cameras, or start over (--overwrite) with more "
+            "--views (neighbouring views then differ less) or another --seed") from None
     log.info("SfM registered %d of %d views", len(sfm.cameras), K)
     return (sfm.cameras.viewmats, sfm.cameras.Ks, sfm.cameras.frame_ids, sfm.points, sfm.colors,
             f"sfm ({len(sfm.cameras)} of {K} views, {sfm.reprojection_error_px:.2f} px)")

@@ -29,7 +29,7 @@ from ..splats.densify import SyncFreeDefaultStrategy
 from ..splats.loss import LossAndGradient
 from ..splats.metrics import psnr, ssim
 from ..splats.optim import SplatAdam
-from ..splats.render import camera_centers, rasterize
+from ..splats.render import rasterize, scene_scale  # noqa: F401 - scene_scale: recon.pipeline imports it from here
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,6 @@ def rigid_inverse(m: torch.Tensor) -> torch.Tensor:
     out[:3, 3] = -m[:3, :3].T @ m[:3, 3]
     out[3, 3] = 1.0
     return out
-
-
-def scene_scale(viewmats: np.ndarray) -> float:
-    """1.1x the largest distance of a camera from the cameras' centroid (gsplat's trainer), world units."""
-    centers = camera_centers(viewmats)
-    spread = float(np.linalg.norm(centers - centers.mean(axis=0), axis=1).max())
-    return 1.1 * spread if spread > 0 else 1.0
 
 
 class Runner:

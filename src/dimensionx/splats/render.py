@@ -26,6 +26,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -75,6 +76,14 @@ class RenderInfo(Mapping):
 
     def __len__(self) -> int:
         return len(self.__dataclass_fields__)
+
+
+def scene_scale(viewmats: np.ndarray) -> float:
+    """[C, 4, 4] -> 1.1x the largest distance of a camera from the cameras' centroid (gsplat's trainer), world
+    units; 1 if they coincide. The scale of the 3D and 4D fits' learning rates and densification thresholds."""
+    centers = camera_centers(viewmats)
+    spread = float(np.linalg.norm(centers - centers.mean(axis=0), axis=1).max())
+    return 1.1 * spread if spread > 0 else 1.0
 
 
 def rasterize(

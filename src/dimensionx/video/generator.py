@@ -247,10 +247,16 @@ class DirectorVideoGenerator:
         denoise = time.perf_counter() - start
         if not decode:
             return None, {"denoise": denoise}
+        frames = self.decode(latents)
+        decode = time.perf_counter() - start - denoise
+        return close_loop(frames, config.loop_frames), {"denoise": denoise, "decode": decode}
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """[1, F_latent, C, H/8, W/8] latents -> [T, H, W, 3] uint8 frames (the VAE's, rounded)."""
         video = self.pipe.decode_latents(latents)  # [1, 3, T, H, W] in [-1, 1]
         frames = self.pipe.video_processor.postprocess_video(video, output_type="np")[0]  # [T, H, W, 3] in [0, 1]
-        decode = time.perf_counter() - start - denoise
-        return close_loop((np.clip(frames * 255.0, 0, 255) + 0.5).astype(np.uint8), config.loop_frames), {"denoise": denoise, "decode": decode}
+        return (np.clip(frames * 255.0, 0, 255) + 0.5).astype(np.uint8)
 
     def _text_inputs(self, prompt: str, uncond: str) -> dict:
         """``"empty"``: the pipeline encodes the prompt and "" itself; ``"zero"``: the unguided branch gets a zero embedding."""

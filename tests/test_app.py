@@ -7,6 +7,7 @@ import http.client
 import json
 import logging
 import os
+import signal
 import stat
 import threading
 import time
@@ -413,3 +414,26 @@ def test_director_previews_move_the_view_as_the_camera_moves(tmp_path):
     orbit = frames("orbit_left")
     assert all(abs(centre_x(f) - centre_x(orbit[0])) < 1 for f in orbit)  # the subject stays centred ...
     assert not np.array_equal(np.asarray(orbit[0]), np.asarray(orbit[len(orbit) // 2]))  # ... while the view changes
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_the_app_ends_on_ctrl_c_and_kill_like_every_command(tmp_path, signum, code):
+    import re
+    import subprocess
+    import sys
+
+    from app_server import free_port
+
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:  # SIGINT at its default in the child, as at a terminal
+        app = subprocess.Popen([sys.executable, "-m", "dimensionx.cli", "app", "--model", "tiny", "--device", "cpu",
+                                "--port", str(free_port()), "--share-dir", str(tmp_path / "share")], stdout=out, stderr=out,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 180
+    while not re.search(r"Running on local URL", log.read_text()):
+        assert app.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.5)
+    app.send_signal(signum)
+    assert app.wait(timeout=60) == code, log.read_text()
+    assert log.read_text().strip().splitlines()[-1] == (
+        f"dimensionx app: interrupted by {signal.Signals(signum).name}; no partial output was written")

@@ -31,7 +31,7 @@ ARTIFACTS = Path(os.environ.get("DIMENSIONX_ARTIFACTS") or REPO / "test-artifact
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 SLOWDOWN = float(os.environ.get("DIMENSIONX_TEST_SLOWDOWN", "1"))  # multiplies every wait's limit
-LONG_STEPS = 40  # denoising steps of a Generate that is still running when the test reloads or queues behind it
+LONG_STEPS = 200  # denoising steps of a Generate that is still running when the test reloads or queues behind it
 
 pytestmark = [
     pytest.mark.slow,
@@ -77,11 +77,12 @@ def new_session(driver, url: str) -> None:
 def wait_for(driver, script: str, timeout: float, what: str):
     """Polls a JavaScript expression until it is truthy (``timeout`` s x ``SLOWDOWN``); fails naming ``what``
     and the page's messages."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import JavascriptException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    try:
-        return WebDriverWait(driver, timeout * SLOWDOWN, poll_frequency=0.5).until(lambda d: d.execute_script(f"return {script}"))
+    try:  # a JavaScript error (an element not there yet, the page reloading) counts as not yet
+        return WebDriverWait(driver, timeout * SLOWDOWN, poll_frequency=0.5, ignored_exceptions=(JavascriptException,)).until(
+            lambda d: d.execute_script(f"return {script}"))
     except TimeoutException:
         shot(driver, f"timeout-{what.replace(' ', '-')}")
         notice = driver.execute_script("return document.querySelector('#notice')?.innerText")
@@ -105,9 +106,10 @@ def set_steps(driver, steps: int) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
+    if not driver.find_elements(By.CSS_SELECTOR, "#form-steps input"):  # the Advanced accordion is closed
+        driver.find_element(By.CSS_SELECTOR, "#advanced .label-wrap").click()
+        wait_for(driver, "document.querySelector('#form-steps input') !== null", 10, "the Advanced settings opening")
     field = driver.find_element(By.CSS_SELECTOR, "#form-steps input")
-    if not field.is_displayed():
-        driver.find_element(By.XPATH, "//*[contains(text(), 'Advanced')]").click()
     driver.execute_script("arguments[0].scrollIntoView()", field)
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys(str(steps), Keys.TAB)
@@ -194,7 +196,7 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo again")
     set_steps(browser, LONG_STEPS)
     browser.find_element(By.ID, "generate").click()
-    wait_for(browser, "/[0-9]+\\/40/.test(document.querySelector('#video .progress-text')?.innerText || '')", 60,
+    wait_for(browser, "/[0-9]+\\/200/.test(document.querySelector('#video .progress-text')?.innerText || '')", 60,
              "the denoising steps running")
     browser.find_element(By.ID, "cancel").click()
     wait_for(browser, "document.querySelector('#notice').innerText.includes('the job was cancelled; nothing was written')", 60,
@@ -236,24 +238,16 @@ def moving_scene4d(session: Path, clip: Path) -> None:
     import torch
 
     from dimensionx.app.callbacks import Scene4DResult, save_result, viewer_frames
-    from dimensionx.fourd.deform import HexPlaneField
     from dimensionx.fourd.store import save_scene
     from dimensionx.splats.gaussians import init_splats
+    from test_fourd_export import cubic_field
 
     folder = session / "scene4d-001"
     rng = np.random.default_rng(0)
     splats = init_splats(rng.uniform(-1, 1, (300, 3)), rng.integers(0, 256, (300, 3), dtype=np.uint8), 1, 0.5, 1.0)
-    torch.manual_seed(0)
-    field = HexPlaneField(torch.tensor([[-1.0] * 3, [1.0] * 3]), 4, 2, (1,), 4, 8)
-    with torch.no_grad():  # positive planes and weights: every ReLU passes, the offsets are polynomials of time
-        for plane in field.planes:
-            plane.uniform_(0.2, 1.0)
-        for module in [*field.mlp, *[layer for head in field.heads.values() for layer in head]]:
-            if isinstance(module, torch.nn.Linear):
-                module.weight.uniform_(0.0, 0.3)
-                module.bias.uniform_(0.0, 0.1)
-        field.heads["scales"][-1].weight.mul_(0.01)
-        field.heads["means"][-1].weight.mul_(10.0)  # moves by about a quarter of the scene's size
+    field = cubic_field(torch.tensor([[-1.0] * 3, [1.0] * 3]))  # positions move along cubic paths in time
+    with torch.no_grad():
+        field.heads["means"][-1].weight.mul_(10.0)  # by about a quarter of the scene's size
     cameras = arc_cameras(5, 40.0)
     save_scene(folder / "scene4d", splats, field, [0.0, 0.25, 0.5, 0.75, 1.0], cameras,
                np.repeat(intrinsics(96, 64)[None], 5, 0), 96, 64)

@@ -121,15 +121,12 @@ def shown_in(notice: gr.Markdown) -> Callable[[Callable], Callable]:
     return in_page
 
 
-class CheckedImage(gr.Image):
-    """The photo box: hands the app the uploaded file's path unread, so the app's own check judges it
-    (Gradio's decoding would fail on a non-image with its internals and a temp path)."""
-
-    def get_block_name(self) -> str:
-        return "image"  # the stock image box in the browser
-
-    def preprocess(self, payload):
-        return None if payload is None else payload.path
+def unread_upload(box: gr.Image) -> gr.Image:
+    """``box`` handing the app the uploaded file's path unread, so the app's own check judges it (Gradio's
+    decoding would fail on a non-image with its internals and a temp path). Set on the instance: a
+    subclass of a Gradio component makes Gradio write a .pyi file beside this module."""
+    box.preprocess = lambda payload: None if payload is None else payload.path
+    return box
 
 
 def caption(card: DirectorCard) -> str:
@@ -175,7 +172,7 @@ def build_ui(app: App) -> gr.Blocks:
         form: dict[str, gr.components.Component] = {}
         with gr.Row():
             with gr.Column(scale=2):
-                image = CheckedImage(label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="photo")
+                image = unread_upload(gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="photo"))
                 form["prompt"] = gr.Textbox(label="Prompt", value=defaults.prompt, lines=2, placeholder="what the photo shows")
             with gr.Column(scale=3):
                 gallery = gr.Gallery([(str(previews[c.name]), caption(c)) for c in cards], label="Directors: click one to pick it",
@@ -192,7 +189,7 @@ def build_ui(app: App) -> gr.Blocks:
         if examples:
             gr.Examples([[str(EXAMPLES.parent / e["photo"]), e["prompt"]] for e in examples], [image, form["prompt"]],
                         label="Examples: click one to load its photo and prompt", elem_id="examples")
-        with gr.Accordion("Advanced", open=False):
+        with gr.Accordion("Advanced", open=False, elem_id="advanced"):
             with gr.Row():
                 form["seed"] = gr.Number(elem_id="form-seed", value=defaults.seed, precision=0, label="Seed")
                 form["steps"] = gr.Number(elem_id="form-steps", value=defaults.steps, precision=0, minimum=1, label="Steps")

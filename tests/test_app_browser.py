@@ -1,20 +1,27 @@
 """End to end in a real browser: headless Chromium drives ``dimensionx app --model tiny``.
 
-Upload a photo, pick orbit_left in the gallery, Generate, see the video play; upload a
-known-good clip (the synthetic splat scene, whose SfM succeeds), Build 3D scene, see the
-viewer's canvas and the held-out metrics. Screenshots go to $DIMENSIONX_ARTIFACTS (default
+Each thing a user relies on is a browser check: a reload mid-Generate still shows the result; a
+second session sees its place in the queue and an ETA; a fake PNG, a bad settings file and a
+cancel each end in one sentence and leave the finished video in place; the 3D viewer draws the
+scene (a screenshot of its canvas is not near-uniform); the 4D viewer's time slider changes the
+picture; another session's file URL is refused. Screenshots go to $DIMENSIONX_ARTIFACTS (default
 test-artifacts/app/); docs/app.png is one of them.
+
+Limits on waits are generous for a loaded 2-core machine; ``DIMENSIONX_TEST_SLOWDOWN`` (default 1)
+multiplies them all on slower ones.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from app_server import running_app
 from recon_synthetic import arc_cameras, intrinsics, transforms_json, write_orbit_video
@@ -23,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("DIMENSIONX_ARTIFACTS") or REPO / "test-artifacts") / "app"
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
+SLOWDOWN = float(os.environ.get("DIMENSIONX_TEST_SLOWDOWN", "1"))  # multiplies every wait's limit
+LONG_STEPS = 200  # denoising steps of a Generate that is still running when the test reloads or queues behind it
 
 pytestmark = [
     pytest.mark.slow,
@@ -31,7 +40,19 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The app with a tiny 4D configuration (known cameras: the tiny model's grid is noise, SfM would fail)."""
+    folder = tmp_path_factory.mktemp("app")
+    cameras = folder / "transforms.json"
+    cameras.write_text(json.dumps(transforms_json(arc_cameras(9, 40.0), intrinsics(96, 64), 96, 64)))
+    fourd = folder / "fourd.yaml"
+    fourd.write_text((REPO / "configs" / "fourd_tiny.yaml").read_text() + f"cameras: {cameras}\n")
+    with running_app(folder, "--fourd-config", str(fourd)) as (url, log):
+        yield url, folder / "share", log
+
+
+@pytest.fixture(scope="module")
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -46,17 +67,26 @@ def browser():
     driver.quit()
 
 
+def new_session(driver, url: str) -> None:
+    """The page in a browser that has no session yet (its cookie gone), loaded and ready."""
+    driver.delete_all_cookies()
+    driver.get(url)
+    wait_for(driver, "document.querySelectorAll('#directors img').length == 17", 60, "the director gallery")
+
+
 def wait_for(driver, script: str, timeout: float, what: str):
-    """Polls a JavaScript expression until it is truthy; fails naming ``what`` and the page's error toasts."""
-    from selenium.common.exceptions import TimeoutException
+    """Polls a JavaScript expression until it is truthy (``timeout`` s x ``SLOWDOWN``); fails naming ``what``
+    and the page's messages."""
+    from selenium.common.exceptions import JavascriptException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: d.execute_script(f"return {script}"))
+    try:  # a JavaScript error (an element not there yet, the page reloading) counts as not yet
+        return WebDriverWait(driver, timeout * SLOWDOWN, poll_frequency=0.5, ignored_exceptions=(JavascriptException,)).until(
+            lambda d: d.execute_script(f"return {script}"))
     except TimeoutException:
         shot(driver, f"timeout-{what.replace(' ', '-')}")
-        errors = driver.execute_script("return [...document.querySelectorAll('.toast-body')].map(e => e.innerText)")
-        pytest.fail(f"{what} did not happen within {timeout:g} s; messages in the page: {errors}")
+        notice = driver.execute_script("return document.querySelector('#notice')?.innerText")
+        pytest.fail(f"{what} did not happen within {timeout * SLOWDOWN:g} s; the page's notice: {notice!r}")
 
 
 def shot(driver, name: str) -> Path:
@@ -72,59 +102,182 @@ def upload(driver, container: str, path: Path) -> None:
     driver.find_element(By.CSS_SELECTOR, f"{container} input[type=file]").send_keys(str(path))
 
 
-def test_generate_then_build_a_scene_in_chromium(browser, tmp_path):
+def set_steps(driver, steps: int) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    photo = REPO / "assets" / "barn.png"
+    if not driver.find_elements(By.CSS_SELECTOR, "#form-steps input"):  # the Advanced accordion is closed
+        driver.find_element(By.CSS_SELECTOR, "#advanced .label-wrap").click()
+        wait_for(driver, "document.querySelector('#form-steps input') !== null", 10, "the Advanced settings opening")
+    field = driver.find_element(By.CSS_SELECTOR, "#form-steps input")
+    driver.execute_script("arguments[0].scrollIntoView()", field)
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(str(steps), Keys.TAB)
+
+
+def notice(driver) -> str:
+    return driver.execute_script("return document.querySelector('#notice').innerText")
+
+
+def viewer_pixels(driver, element: str) -> np.ndarray:
+    """[H, W, 3] float: a screenshot of the viewer's canvas."""
+    from selenium.webdriver.common.by import By
+
+    canvas = driver.find_element(By.CSS_SELECTOR, f"{element} canvas")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    return np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"), dtype=np.float64)
+
+
+VIDEO = "document.querySelector('#video video')"
+VIDEO_READY = f"{VIDEO} !== null && {VIDEO}.readyState >= 2"
+
+
+def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
+    from selenium.webdriver.common.by import By
+
+    url, share, log = app
+    new_session(browser, url)
+    upload(browser, "#photo", REPO / "assets" / "barn.png")
+    wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo preview")
+    browser.find_element(By.CSS_SELECTOR, "#directors img[alt^='orbit_left ']").click()
+    wait_for(browser, "document.querySelector('#motion input').value == 'orbit_left'", 10, "picking orbit_left")
+    browser.find_element(By.ID, "generate").click()
+    wait_for(browser, VIDEO_READY, 120, "the first video")  # also gives Gradio a measured job time for its ETA
+    first = browser.execute_script(f"return {VIDEO}.src")
+
+    # reload mid-Generate: the job goes on, the reloaded page says so and shows the result when it is done
+    set_steps(browser, LONG_STEPS)
+    browser.find_element(By.ID, "generate").click()
+    wait_for(browser, "document.querySelector('#video .progress-text') !== null", 30, "the second Generate's progress")
+    browser.refresh()
+    wait_for(browser, "document.querySelector('#running').innerText.includes('Generate is running')", 30,
+             "the reloaded page saying that Generate runs")
+    shot(browser, "1-reloaded-mid-generate")
+    wait_for(browser, f"{VIDEO_READY} && {VIDEO}.src != {json.dumps(first)}", 180, "the second video after the reload")
+    assert browser.execute_script("return document.querySelector('#photo img') !== null")  # the photo is back too
+    assert "video-002" in browser.find_element(By.ID, "history").text or browser.execute_script(
+        "return document.querySelector('#history input').getAttribute('aria-expanded') !== null")
+
+    # a second session queues behind this one's long Generate: it sees its place and an ETA
+    browser.find_element(By.ID, "generate").click()
+    wait_for(browser, "document.querySelector('#video .progress-text') !== null", 30, "the third Generate's progress")
+    new_session(browser, url)
+    upload(browser, "#photo", REPO / "assets" / "lighthouse.png")
+    wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the second session's photo")
+    browser.find_element(By.ID, "generate").click()
+    place = wait_for(browser, "(t => /queue: *1\\/1/.test(t) && /[0-9.]+\\/[0-9.]+s/.test(t) && t)"
+                              "(document.querySelector('#video .progress-text')?.innerText || '')", 30,
+                     "the second session's place in the queue with an ETA")
+    shot(browser, "2-queued")
+    assert "queue" in place
+    wait_for(browser, VIDEO_READY, 240, "the second session's video")
+    finished = browser.execute_script(f"return {VIDEO}.src")
+
+    # errors in words: a text file named .png, a settings file of something else
+    fake = share.parent / "fake.png"
+    fake.write_text("not a photo, a text file renamed .png\n")
+    upload(browser, "#photo", fake)
+    wait_for(browser, "document.querySelector('#notice').innerText.includes('is not an image')", 30, "the fake PNG refused")
+    assert "fake.png is not an image" in notice(browser) and "/" not in notice(browser).split("upload a photo")[0]
+    assert browser.execute_script("return document.querySelector('#photo img') === null")  # the box is empty again
+    unrelated = share.parent / "settings.json"
+    unrelated.write_text(json.dumps({"name": "my project", "version": 3}))
+    upload(browser, "#reproduce", unrelated)
+    wait_for(browser, "document.querySelector('#notice').innerText.includes('is not a video')", 30, "the bad sidecar refused")
+    assert "settings.json is not a video's settings" in notice(browser)
+    assert not browser.find_elements(By.CSS_SELECTOR, ".error")  # no red error badges on the form
+    shot(browser, "3-errors")
+
+    # Cancel with nothing running, then Cancel mid-run: one sentence each, the finished video stays
+    browser.find_element(By.ID, "cancel").click()
+    wait_for(browser, "document.querySelector('#notice').innerText.includes('Nothing of this page is running')", 10,
+             "Cancel while idle answered")
+    upload(browser, "#photo", REPO / "assets" / "lighthouse.png")
+    wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo again")
+    set_steps(browser, LONG_STEPS)
+    browser.find_element(By.ID, "generate").click()
+    wait_for(browser, "/[0-9]+\\/200/.test(document.querySelector('#video .progress-text')?.innerText || '')", 60,
+             "the denoising steps running")
+    browser.find_element(By.ID, "cancel").click()
+    wait_for(browser, "document.querySelector('#notice').innerText.includes('the job was cancelled; nothing was written')", 60,
+             "the cancel reported")
+    assert browser.execute_script(f"return {VIDEO}.src") == finished and not browser.find_elements(By.CSS_SELECTOR, ".error")
+    sessions = [p for p in share.iterdir() if p.is_dir() and p.name != "previews"]
+    assert sorted(len(list(p.glob("video-*"))) for p in sessions) == [1, 3], log.read_text()  # the cancelled one left nothing
+    shot(browser, "4-cancelled")
+
+
+def test_3d_viewer_draws_the_scene_and_files_stay_in_their_session(app, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, share, log = app
+    new_session(browser, url)
     clip = tmp_path / "synthetic_orbit.mp4"
     write_orbit_video(clip)
-    cameras = tmp_path / "transforms.json"  # the tiny model's 4D grid is noise: known cameras instead of SfM
-    cameras.write_text(json.dumps(transforms_json(arc_cameras(9, 40.0), intrinsics(96, 64), 96, 64)))
-    fourd = tmp_path / "fourd.yaml"
-    fourd.write_text((REPO / "configs" / "fourd_tiny.yaml").read_text() + f"cameras: {cameras}\n")
-    with running_app(tmp_path, "--fourd-config", str(fourd)) as (url, log):
-        browser.get(url)
-        wait_for(browser, "document.querySelectorAll('#directors img').length == 17", 60, "the director gallery")
+    upload(browser, "#recon-upload", clip)
+    wait_for(browser, "document.querySelector('#recon-upload video') !== null", 30, "the clip upload")
+    browser.find_element(By.ID, "build").click()
+    wait_for(browser, "document.querySelector('#viewer .dx-splat')?.dataset.state == 'ready'", 240, "the 3D viewer's first frames")
+    assert "PSNR on held-out frames" in browser.find_element(By.ID, "metrics").text
+    pixels = viewer_pixels(browser, "#viewer")
+    assert pixels.std(axis=(0, 1)).mean() > 8, "the viewer's canvas is a near-uniform image"  # an empty canvas: < 1
+    shot(browser, "5-scene")
 
-        upload(browser, "#photo", photo)
-        wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo preview")
-        browser.find_element(By.CSS_SELECTOR, "#directors img[alt^='orbit_left ']").click()
-        wait_for(browser, "document.querySelector('#motion input').value == 'orbit_left'", 10, "picking orbit_left")
-        browser.find_element(By.ID, "generate").click()
+    own = browser.execute_script("return JSON.parse(document.querySelector('#viewer .dx-splat').dataset.scene).files[0]")
+    others = [p for p in share.glob("*/video-001/video.mp4")]
+    assert others, "the first test's sessions made videos"
+    status = ("(async u => (await fetch(u, {credentials: 'same-origin'})).status)")
+    assert browser.execute_script(f"return {status}(arguments[0])", own) == 200
+    for other in others:  # this browser may not read another session's files, even knowing their URL
+        assert browser.execute_script(f"return {status}(arguments[0])", f"/gradio_api/file={other}") == 403
 
-        video = "document.querySelector('#video video')"
-        wait_for(browser, f"{video} !== null && {video}.readyState >= 2", 120, "the generated video")
-        browser.execute_script(f"{video}.muted = true; {video}.play()")
-        wait_for(browser, f"!{video}.paused && {video}.currentTime > 0", 20, "the video playing")
-        assert "orbit_left" in browser.find_element(By.ID, "summary").text
-        shot(browser, "1-video")
 
-        upload(browser, "#recon-upload", clip)
-        wait_for(browser, "document.querySelector('#recon-upload video') !== null", 30, "the clip upload")
-        browser.find_element(By.ID, "build").click()
-        wait_for(browser, "document.querySelector('#viewer canvas') !== null", 120, "the 3D viewer's canvas")
-        wait_for(browser, "document.querySelector('#metrics').innerText.includes('psnr')", 20, "the held-out metrics")
-        browser.execute_script("document.querySelector('#viewer').scrollIntoView()")
-        time.sleep(3)  # the splat viewer loads the file and sorts the splats over a few frames
-        shot(browser, "2-scene")
+def moving_scene4d(session: Path, clip: Path) -> None:
+    """A finished 4D job in ``session`` whose scene moves: 300 splats and a deformation field with a cubic path
+    in time (the tiny model's 4D fit barely moves in a run a CPU affords), recorded as the app records its jobs."""
+    import torch
 
-        browser.find_element(By.ID, "build4d").click()
-        orbit4d = "document.querySelector('#orbit4d video')"
-        wait_for(browser, f"{orbit4d} !== null && {orbit4d}.readyState >= 2", 180, "the 4D scene's orbit")
-        when = browser.find_element(By.CSS_SELECTOR, "#time4d input[type=number]")
-        when.clear()
-        when.send_keys("0.2", Keys.TAB)
-        browser.find_element(By.ID, "render4d").click()
-        wait_for(browser, f"{orbit4d} !== null && {orbit4d}.src.includes('orbit_t0.20') && {orbit4d}.readyState >= 2", 60,
-                 "the orbit at the slider's time, 0.2")
-        browser.execute_script(f"{orbit4d}.scrollIntoView()")
-        shot(browser, "3-scene4d")
+    from dimensionx.app.callbacks import Scene4DResult, save_result, viewer_frames
+    from dimensionx.fourd.store import save_scene
+    from dimensionx.splats.gaussians import init_splats
+    from test_fourd_export import cubic_field
 
-    scenes = sorted((tmp_path / "share").glob("*/scene-001"))
-    assert len(scenes) == 1, log.read_text()
-    metrics = json.loads((scenes[0] / "metrics.json").read_text())
-    assert metrics["frames_registered"] == 16 and metrics["iterations"] == 10  # the uploaded clip, the app's recon config
-    assert (scenes[0].parent / "video-001" / "video.mp4").is_file()
-    scene4d = scenes[0].parent / "scene4d-001"
-    assert (scene4d / "metrics.json").is_file() and (scene4d / "renders" / "orbit_t0.20.mp4").is_file(), log.read_text()
+    folder = session / "scene4d-001"
+    rng = np.random.default_rng(0)
+    splats = init_splats(rng.uniform(-1, 1, (300, 3)), rng.integers(0, 256, (300, 3), dtype=np.uint8), 1, 0.5, 1.0)
+    field = cubic_field(torch.tensor([[-1.0] * 3, [1.0] * 3]))  # positions move along cubic paths in time
+    with torch.no_grad():
+        field.heads["means"][-1].weight.mul_(10.0)  # by about a quarter of the scene's size
+    cameras = arc_cameras(5, 40.0)
+    save_scene(folder / "scene4d", splats, field, [0.0, 0.25, 0.5, 0.75, 1.0], cameras,
+               np.repeat(intrinsics(96, 64)[None], 5, 0), 96, 64)
+    frames, times = viewer_frames(folder / "scene4d", folder / "viewer", 5)
+    shutil.copyfile(clip, folder / "orbit.mp4")  # stand-ins for the job's renders, which this test does not look at
+    result = Scene4DResult(folder.name, folder / "orbit.mp4", folder / "orbit.mp4", [folder / "scene4d" / "transforms.json"],
+                           {"psnr": None}, "4D scene (synthetic, moving)", frames, times, folder / "scene4d" / "transforms.json")
+    save_result(result, session, folder)
+
+
+def test_4d_viewer_time_slider_changes_the_scene_in_chromium(app, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from dimensionx.app.access import COOKIE, folder_name
+
+    url, share, log = app
+    new_session(browser, url)
+    token = next(c["value"] for c in browser.get_cookies() if c["name"] == COOKIE)
+    clip = tmp_path / "clip.mp4"
+    write_orbit_video(clip)
+    moving_scene4d(share / folder_name(token), clip)  # finished while the page is open: the page's poll shows it
+    wait_for(browser, "document.querySelector('#viewer4d .dx-splat')?.dataset.state == 'ready'", 60, "the 4D viewer's first frames")
+    assert browser.execute_script("return document.querySelector('#viewer4d .dx-splat').dataset.time") == "0.00"
+    before = viewer_pixels(browser, "#viewer4d")
+    browser.execute_script("const s = document.querySelector('#viewer4d .dx-time-slider'); s.value = s.max;"
+                           "s.dispatchEvent(new Event('input'))")
+    wait_for(browser, "document.querySelector('#viewer4d .dx-splat').dataset.time == '1.00'", 10, "the slider at time 1")
+    browser.execute_script("return new Promise(r => setTimeout(r, 1500))")  # a few frames: the new time's depth sort
+    after = viewer_pixels(browser, "#viewer4d")
+    assert before.std(axis=(0, 1)).mean() > 8, "the 4D viewer's canvas is a near-uniform image"
+    assert np.abs(after - before).mean() > 1.0, "moving the time slider left the picture as it was"
+    assert "time 1.00" in browser.find_element(By.CSS_SELECTOR, "#viewer4d .dx-time").text
+    shot(browser, "6-scene4d")

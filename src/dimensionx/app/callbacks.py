@@ -8,9 +8,11 @@ adds only sessions, upload checks and the form.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,19 +21,20 @@ from ..config import load_config
 from ..directors.registry import DIRECTORS
 from ..directors.weights import find_director_file
 from ..errors import DimensionXError
+from ..media import write_json
 from ..recon.config import ReconConfig
 from ..video.config import VideoConfig
 from .config import AppConfig
 from .jobs import Jobs
-from .sessions import Sessions
-from .viewer import framed_splat
+from .sessions import PRIVATE, Sessions
 from .uploads import check_image_upload, check_sidecar_upload, check_video_upload
 
 log = logging.getLogger(__name__)
 
 NO_DIRECTOR = "none"
 DEFAULT_DIRECTOR = "orbit_left"  # picked when a preset names no motion
-MODES = ("exact", "fast", "lowmem")
+RESULT = "result.json"  # written by the app into a job's folder once the job has finished: what a reloaded page restores
+PATH_FIELDS = ("video", "sidecar", "photo", "folder", "viewer", "cameras", "downloads", "orbit", "timelapse")  # paths in results
 METRICS_SHOWN = ("psnr", "ssim", "n_gaussians", "frames_registered", "frames_used", "holdout_frames",
                  "reprojection_error_px", "iterations", "seconds", "device")
 
@@ -71,12 +74,12 @@ def form_from_config(config: VideoConfig) -> VideoForm:
     from ..video.generator import parse_motion
 
     if config.lora:
-        raise DimensionXError(f"these settings use the LoRA file {config.lora}, which the form cannot pick: "
-                              "run them with `dimensionx video --config SIDECAR` instead")
+        raise DimensionXError(f"these settings use the LoRA file {Path(config.lora).name}, which the form cannot pick: "
+                              "the page reproduces videos of the 17 directors only")
     parts = parse_motion(config.motion) if config.motion else [(DEFAULT_DIRECTOR, 1.0)]
     if len(parts) > 2:
-        raise DimensionXError(f"motion {config.motion!r} mixes {len(parts)} directors; the form mixes two: "
-                              "run it with `dimensionx video --config SIDECAR` instead")
+        raise DimensionXError(f"motion {config.motion!r} mixes {len(parts)} directors; the form mixes at most two: "
+                              "pick two of them in Director and Mix with")
     (motion, weight), (mix_with, _) = parts[0], (parts[1] if len(parts) == 2 else (NO_DIRECTOR, 0.0))
     return VideoForm(prompt=config.prompt, motion=motion, mix_with=mix_with, mix_weight=weight if mix_with != NO_DIRECTOR else 1.0,
                      then=config.then or NO_DIRECTOR, switch_step=config.switch_step or 0,
@@ -94,17 +97,21 @@ class DirectorCard:
 @dataclasses.dataclass
 class VideoResult:
     video: Path  # the mp4
-    sidecar: Path  # its JSON settings
+    sidecar: Path  # its JSON settings (no server paths)
+    photo: Path  # the input photo, kept beside the video
+    form: VideoForm  # the settings that made it
     summary: str
 
 
 @dataclasses.dataclass
 class SceneResult:
     folder: Path
-    viewer: Path  # the .splat framed for the page's 3D viewer
+    viewer: Path  # the .splat the page's viewer opens
+    cameras: Path  # transforms.json: the viewer starts at the first camera
     downloads: list[Path]  # PLY, .splat, cameras (transforms.json), metrics.json
     orbit: Path | None  # renders/orbit.mp4 when rendered
     metrics: dict
+    summary: str
 
 
 @dataclasses.dataclass
@@ -114,6 +121,64 @@ class Scene4DResult:
     timelapse: Path  # renders/timelapse_view00.mp4: the first view over time
     downloads: list[Path]  # canonical PLY, deformation weights, transforms.json, metrics.json, the grid's contact sheet
     metrics: dict
+    summary: str
+    viewer: list[Path]  # one .splat per time: what the page's viewer plays
+    times: list[float]  # the time of each in [0, 1]
+    cameras: Path  # the scene's transforms.json: the viewer starts at the first camera
+
+
+Result = VideoResult | SceneResult | Scene4DResult
+RESULT_KINDS = {cls.__name__: cls for cls in (VideoResult, SceneResult, Scene4DResult)}
+
+
+def save_result(result: Result, session: Path, folder: Path) -> None:
+    """Writes ``folder/RESULT``: the result with paths relative to the session folder (a record, not offered to the page)."""
+    def plain(value):
+        if isinstance(value, Path):
+            return str(value.relative_to(session))
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+    write_json({"kind": type(result).__name__, **{f.name: plain(getattr(result, f.name)) for f in dataclasses.fields(result)}},
+               folder / RESULT)
+
+
+def load_result(session: Path, folder: Path) -> Result:
+    """The result a job recorded in ``folder/RESULT`` (paths back inside the session folder)."""
+    record = json.loads((folder / RESULT).read_text())
+    cls = RESULT_KINDS[record.pop("kind")]
+
+    def restored(name, value):
+        if name in PATH_FIELDS and value is not None:
+            return [session / v for v in value] if isinstance(value, list) else session / value
+        return VideoForm(**value) if name == "form" else value
+
+    return cls(**{name: restored(name, value) for name, value in record.items()})
+
+
+def viewer_frames(scene: Path, out: Path, times: int) -> tuple[list[Path], list[float]]:
+    """The 4D scene ``scene`` at ``times`` times as .splat files in ``out`` for the page's viewer, and those times."""
+    from ..fourd.export import export_4d
+    from ..splats.export import read_ply, write_splat
+
+    exported = export_4d(scene, out / "export", times)
+    values = sorted({frame["time"] for frame in json.loads(exported[-1].read_text())["frames"]})
+    frames = []
+    for ply in exported[:len(values)]:  # time_0000.ply, ... in time order
+        frames.append(out / ply.with_suffix(".splat").name)
+        write_splat(read_ply(ply), frames[-1])
+    shutil.rmtree(out / "export")  # the PLYs are 8x the .splat files; the downloads hold the scene itself
+    return frames, values
+
+
+def without_server_paths(value):
+    """``value`` (a sidecar's JSON) with every absolute path replaced by its file name."""
+    if isinstance(value, dict):
+        return {k: without_server_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_server_paths(v) for v in value]
+    return Path(value).name if isinstance(value, str) and value.startswith("/") else value
 
 
 class App:
@@ -137,21 +202,38 @@ class App:
                              find_director_file(d, self.config.lora_dir, tiny=self.tiny, download=False) is not None)
                 for d in DIRECTORS.values()]
 
+    @contextlib.contextmanager
+    def _job(self, session_id: str, kind: str):
+        """A fresh job folder of the session; removed again if the job fails or is cancelled (no partial files)."""
+        out = self.sessions.new_job(session_id, kind)
+        try:
+            yield out
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
+
     def generate(self, session_id: str, image: str | Path | None, form: VideoForm) -> VideoResult:
         """Checks the upload, then renders one video into a fresh folder of the session."""
-        self.sessions.sweep()
-        photo = check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
-        out = self.sessions.new_job(session_id, "video")
-        config = load_config(VideoConfig, self.config.video_config, {
-            **form.video_overrides(), "image": str(photo), "model": self.config.model, "lora_dir": self.config.lora_dir,
-            "device": self.config.device, "out": str(out / "video.mp4")})
         from ..video.generator import check_inputs, generate_video
 
-        check_inputs(config)  # before the model loads or the queue is joined
-        with self.jobs.run(session_id):
-            video = generate_video(config, self._video_generator(config))
-        return VideoResult(video, video.with_suffix(".json"),
-                           f"{config.frames} frames of `{config.motion}`, seed {config.seed}, {config.steps} steps")
+        self.sessions.sweep()
+        photo = check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
+        with self._job(session_id, "video") as out:
+            out.mkdir(mode=PRIVATE)
+            kept = out / f"photo{photo.suffix.lower()}"
+            shutil.copyfile(photo, kept)
+            config = load_config(VideoConfig, self.config.video_config, {
+                **form.video_overrides(), "image": str(kept), "model": self.config.model, "lora_dir": self.config.lora_dir,
+                "device": self.config.device, "out": str(out / "video.mp4")})
+            check_inputs(config)  # before the model loads
+            with self.jobs.run(session_id, "Generate"):
+                video = generate_video(config, self._video_generator(config))
+            sidecar = video.with_suffix(".json")
+            write_json(without_server_paths(json.loads(sidecar.read_text())), sidecar)
+            result = VideoResult(video, sidecar, kept, form,
+                                 f"{config.frames} frames of `{config.motion}`, seed {config.seed}, {config.steps} steps")
+            save_result(result, self.sessions.root / session_id, out)
+        return result
 
     def _video_generator(self, config: VideoConfig):
         """The loaded pipeline for ``config.mode``: the weights load once, again only when the mode changes."""
@@ -170,16 +252,20 @@ class App:
         if not video:
             raise DimensionXError("no video to reconstruct: press Generate first, or upload a video")
         video = check_video_upload(video, self.config.max_upload_mb)
-        out = self.sessions.new_job(session_id, "scene")
-        config = load_config(ReconConfig, self.config.recon_config, {
-            "video": str(video), "out": str(out), "device": self.config.device, "iterations": iterations})
-        with self.jobs.run(session_id):
-            folder = reconstruct(config)
-        metrics = json.loads((folder / "metrics.json").read_text())
-        orbit = folder / "renders" / "orbit.mp4"
-        return SceneResult(folder, framed_splat(folder / "scene.splat", folder / "viewer.splat"),
-                           [folder / "point_cloud.ply", folder / "scene.splat", folder / "transforms.json", folder / "metrics.json"],
-                           orbit if orbit.is_file() else None, {k: metrics[k] for k in METRICS_SHOWN if k in metrics})
+        with self._job(session_id, "scene") as out:
+            config = load_config(ReconConfig, self.config.recon_config, {
+                "video": str(video), "out": str(out), "device": self.config.device, "iterations": iterations})
+            with self.jobs.run(session_id, "Build 3D scene"):
+                folder = reconstruct(config)
+            metrics = json.loads((folder / "metrics.json").read_text())
+            orbit = folder / "renders" / "orbit.mp4"
+            shown = {k: metrics[k] for k in METRICS_SHOWN if k in metrics}
+            result = SceneResult(folder, folder / "scene.splat", folder / "transforms.json",
+                                 [folder / "point_cloud.ply", folder / "scene.splat", folder / "transforms.json", folder / "metrics.json"],
+                                 orbit if orbit.is_file() else None, shown,
+                                 f"3D scene, {shown.get('n_gaussians', '?')} Gaussians, PSNR {shown.get('psnr') or float('nan'):.1f} dB")
+            save_result(result, self.sessions.root / session_id, folder)
+        return result
 
     def build_scene4d(self, session_id: str, image: str | Path | None, form: VideoForm) -> Scene4DResult:
         """A 4D scene of the photo (the form's prompt, seed and speed mode) in a fresh folder of the session."""
@@ -188,40 +274,54 @@ class App:
 
         self.sessions.sweep()
         photo = check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
-        out = self.sessions.new_job(session_id, "scene4d")
-        config = load_config(FourDConfig, self.config.fourd_config, {
-            "image": str(photo), "prompt": form.prompt, "seed": int(form.seed), "mode": form.mode, "model": self.config.model,
-            "lora_dir": self.config.lora_dir, "device": self.config.device, "out": str(out)})
-        check_inputs(config)
-        video = VideoConfig(model=config.model, lora_dir=config.lora_dir, device=config.device, dtype=config.dtype, mode=config.mode)
-        with self.jobs.run(session_id):
-            folder = make_scene4d(config, self._video_generator(video))
-        metrics = json.loads((folder / "metrics.json").read_text())
-        scene, renders = folder / "scene4d", folder / "renders"
-        return Scene4DResult(folder.name, next(renders.glob("orbit_t*.mp4")), next(renders.glob("timelapse_view*.mp4")),
-                             [*sorted(scene.glob("*.ply")), *sorted(scene.glob("*.safetensors")), scene / "transforms.json",
-                              folder / "metrics.json", folder / "grid" / "contact_sheet.png"],
-                             {"psnr": metrics["fit"].get("psnr"), "psnr_per_time": metrics["fit"].get("psnr_per_time"),
-                              "psnr_per_holdout_view": metrics["fit"].get("psnr_per_holdout_view"), "seconds": metrics["seconds"]})
+        with self._job(session_id, "scene4d") as out:
+            config = load_config(FourDConfig, self.config.fourd_config, {
+                "image": str(photo), "prompt": form.prompt, "seed": int(form.seed), "mode": form.mode, "model": self.config.model,
+                "lora_dir": self.config.lora_dir, "device": self.config.device, "out": str(out)})
+            check_inputs(config)
+            video = VideoConfig(model=config.model, lora_dir=config.lora_dir, device=config.device, dtype=config.dtype, mode=config.mode)
+            with self.jobs.run(session_id, "Build 4D scene"):
+                folder = make_scene4d(config, self._video_generator(video))
+                viewer, times = viewer_frames(folder / "scene4d", folder / "viewer", self.config.viewer_times)
+            metrics = json.loads((folder / "metrics.json").read_text())
+            scene, renders = folder / "scene4d", folder / "renders"
+            shown = {"psnr": metrics["fit"].get("psnr"), "psnr_per_time": metrics["fit"].get("psnr_per_time"),
+                     "psnr_per_holdout_view": metrics["fit"].get("psnr_per_holdout_view"), "seconds": metrics["seconds"]}
+            result = Scene4DResult(folder.name, next(renders.glob("orbit_t*.mp4")), next(renders.glob("timelapse_view*.mp4")),
+                                   [*sorted(scene.glob("*.ply")), *sorted(scene.glob("*.safetensors")), scene / "transforms.json",
+                                    folder / "metrics.json", folder / "grid" / "contact_sheet.png"],
+                                   shown, f"4D scene, PSNR {shown['psnr'] or float('nan'):.1f} dB",
+                                   viewer, times, scene / "transforms.json")
+            save_result(result, self.sessions.root / session_id, folder)
+        return result
 
-    def render4d_at(self, session_id: str, name: str | None, time: float) -> Path:
-        """An orbit of the session's 4D scene ``name`` frozen at ``time`` (0-1), written beside its renders."""
-        from ..fourd.config import FourDConfig
-        from ..fourd.pipeline import SIDECAR, fit_device
-        from ..fourd.render4d import SceneRenderer
-        from ..media import write_video
+    def history(self, session_id: str) -> list[tuple[str, str]]:
+        """The session's finished results, newest first: (label, job folder name)."""
+        folder = self.sessions.folder(session_id)
+        done = sorted(folder.glob(f"*/{RESULT}"), key=lambda p: p.stat().st_mtime, reverse=True)
+        return [(f"{p.parent.name}: {json.loads(p.read_text())['summary']}", p.parent.name) for p in done]
 
-        if not name:
-            raise DimensionXError("no 4D scene yet: press Build 4D scene first")
+    def result(self, session_id: str, name: str) -> Result:
+        """The finished result in the session's job folder ``name``."""
         folder = self.sessions.resolve(session_id, name)
-        config = load_config(FourDConfig, folder / SIDECAR)
-        with self.jobs.run(session_id):
-            frames = SceneRenderer(folder / "scene4d", fit_device(config), config.background).orbit(time, config.render_frames)
-        path = folder / "renders" / f"orbit_t{time:.2f}.mp4"
-        write_video(frames, path, config.render_fps)
-        return path
+        if not (folder / RESULT).is_file():
+            raise DimensionXError(f"{name!r} is not a finished result of this session: pick one from the History list")
+        return load_result(self.sessions.root / session_id, folder)
+
+    def latest(self, session_id: str) -> dict[type, Result]:
+        """The session's newest result of each kind (what a reloaded page shows)."""
+        results: dict[type, Result] = {}
+        for _, name in reversed(self.history(session_id)):
+            result = self.result(session_id, name)
+            results[type(result)] = result
+        return results
 
     def load_settings(self, sidecar: str | Path | None) -> VideoForm:
         """The form that reproduces an uploaded sidecar."""
         path = check_sidecar_upload(sidecar, self.config.max_upload_mb)
-        return form_from_config(load_config(VideoConfig, path))
+        try:
+            config = load_config(VideoConfig, path)
+        except DimensionXError:
+            raise DimensionXError(f"the uploaded file {path.name} holds settings of another kind or version: upload the .json "
+                                  "written beside a video that this app or `dimensionx video` generated") from None
+        return form_from_config(config)

@@ -24,6 +24,8 @@ class AppConfig:
     video_config: str | None = None  # YAML preset or JSON sidecar giving the form's defaults (configs/video.yaml)
     recon_config: str | None = None  # YAML ReconConfig for "Build 3D scene" (configs/recon.yaml)
     fourd_config: str | None = None  # YAML FourDConfig for "Build 4D scene" (configs/fourd.yaml)
+    viewer_times: int = 9  # times of a 4D scene the page's viewer steps through (one .splat each)
+    gradio_analytics: bool = False  # Gradio's usage analytics (sent to Gradio's servers); off unless asked for
 
 
 def is_loopback(host: str) -> bool:

@@ -14,23 +14,37 @@ class JobCancelled(DimensionXError):
 
 
 class Jobs:
-    """A lock that runs jobs one after another, and a cancel flag per session checked at every progress step."""
+    """A lock that runs jobs one after another, a cancel flag per session checked at every progress step,
+    and what each session's running job is doing (for a page opened while it runs)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._flags: dict[str, threading.Event] = {}
         self._running = threading.local()
+        self._status: dict[str, str] = {}  # session id -> one line on its running job
 
     @contextlib.contextmanager
-    def run(self, session_id: str) -> Iterator[None]:
+    def run(self, session_id: str, what: str = "a job") -> Iterator[None]:
         flag = self._flags.setdefault(session_id, threading.Event())
         flag.clear()
         with self._lock:
-            self._running.flag = flag
+            self._running.flag, self._running.session = flag, session_id
+            self._status[session_id] = f"{what} is running"
             try:
                 yield
             finally:
-                self._running.flag = None
+                self._running.flag = self._running.session = None
+                self._status.pop(session_id, None)
+
+    def report(self, progress: str) -> None:
+        """Records what the job of this thread is doing (its stage, step and ETA)."""
+        session = getattr(self._running, "session", None)
+        if session is not None:
+            self._status[session] = progress
+
+    def status(self, session_id: str) -> str:
+        """One line on the session's running job, or "" when none runs."""
+        return self._status.get(session_id, "")
 
     def cancel(self, session_id: str) -> None:
         if session_id in self._flags:

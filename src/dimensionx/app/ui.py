@@ -1,31 +1,66 @@
 """The page: Gradio Blocks wired to ``callbacks.App``. Layout and glue only.
 
-Every button runs in one queue, one job at a time (the model is on one accelerator); waiting
-users see their position. A job's error shows in the page in words and the app keeps serving.
+Every job button joins one queue (``ACCELERATOR``, one job at a time: the model is on one
+accelerator), so a waiting user sees their place and an ETA from Gradio's measured job times. A
+browser keeps its session through reloads (``access.py``'s cookie): the page restores the
+session's newest results on load, polls for a job that finishes while it was away, and lists
+earlier results under *History*. Every error and every cancel ends in one sentence in the page
+(``#notice``) and leaves the results shown as they were.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
+import re
+from pathlib import Path
 from typing import Callable
 
 import gradio as gr
 from gradio.context import LocalContext
+from starlette.middleware import Middleware
 
 from ..errors import DimensionXError
-from .callbacks import MODES, NO_DIRECTOR, App, DirectorCard, VideoForm
+from .access import SessionFiles, session_of
+from .callbacks import NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm, VideoResult
 from .jobs import Jobs
 from .previews import write_previews
+from .uploads import check_image_upload
+from .viewer import STATIC, scene_view, viewer_html
+from ..video.modes import MODES
 
 log = logging.getLogger(__name__)
 
 FORM_FIELDS = [f.name for f in dataclasses.fields(VideoForm)]
+ACCELERATOR = "accelerator"  # the one concurrency group of every job button
+POLL_SECONDS = 3.0  # how often an open page asks for results of jobs it did not start (e.g. before a reload)
+EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples.json"  # made by assets/make_example.py
+PREVIEWS = "previews"  # the director previews' folder in the share folder: served to every session
+FLAG_LABELS = {"--frames": "Frames", "--steps": "Steps", "--seed": "Seed", "--guidance": "Guidance", "--motion": "Director",
+               "--then": "Then switch to", "--switch-step": "at denoising step", "--mode": "Speed mode", "--prompt": "Prompt",
+               "--iterations": "Training iterations"}  # command-line flags named in stage errors -> the page's fields
+METRIC_LABELS = {"psnr": "PSNR on held-out frames (dB)", "ssim": "SSIM on held-out frames", "n_gaussians": "Gaussians",
+                 "frames_registered": "frames registered by SfM", "frames_used": "frames used", "holdout_frames": "held-out frames",
+                 "reprojection_error_px": "SfM reprojection error (px)", "iterations": "training iterations",
+                 "seconds": "seconds", "device": "device", "psnr_per_time": "PSNR per time (dB)",
+                 "psnr_per_holdout_view": "PSNR per held-out view (dB)"}
+CSS = """
+#directors .caption-label { white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  font-size: 11px; line-height: 1.2; }
+.dx-splat { min-height: 420px; background: #101218; border-radius: 8px; overflow: hidden; }
+.dx-splat canvas { display: block; width: 100%; height: 420px; cursor: grab; }
+.dx-empty { color: #9aa3b5; display: flex; align-items: center; justify-content: center; padding: 1em; text-align: center; }
+.dx-time { display: flex; gap: 10px; align-items: center; padding: 6px 10px; color: #dfe3ea; }
+.dx-time input { flex: 1; }
+#notice:not(:empty) { font-weight: 600; }
+"""
 
 
 class CheckedProgress(gr.Progress):
-    """Gradio's tqdm-tracking progress bar that also stops a job the user cancelled, at its next step."""
+    """Gradio's tqdm-tracking progress bar that also stops a job the user cancelled, at its next step,
+    and tells ``Jobs`` the stage, step and ETA (a page reloaded mid-job shows them)."""
 
     def __init__(self, jobs: Jobs):
         super().__init__(track_tqdm=True)
@@ -33,52 +68,117 @@ class CheckedProgress(gr.Progress):
 
     def __next__(self):
         self.jobs.check()
-        return super().__next__()
+        value = super().__next__()
+        self.jobs.report(describe(self.iterables))
+        return value
 
     def update(self, n: int | float = 1):
         self.jobs.check()
-        return super().update(n)
+        super().update(n)
+        self.jobs.report(describe(self.iterables))
 
 
-def shown_in_page(fn: Callable) -> Callable:
-    """Errors become a message in the page (no traceback); the server keeps serving."""
+def describe(iterables) -> str:
+    """"denoising: 12/50, about 30 s left" from Gradio's tracked progress bars (the innermost one)."""
+    if not iterables:
+        return "running"
+    bar = iterables[-1]
+    text = f"{bar.desc or 'working'}: {bar.index}/{bar.length or '?'}"
+    rate = bar._tqdm.format_dict.get("rate") if bar._tqdm is not None else None
+    if rate and bar.length:
+        text += f", about {(bar.length - bar.index) / rate:.0f} s left"
+    return text
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except DimensionXError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        except Exception as exc:  # a bug or an environment problem: logged in full, shown in one line
-            log.exception("job failed")
-            raise gr.Error(f"the job failed ({type(exc).__name__}: {exc}); the app keeps serving", print_exception=False) from None
 
-    return wrapper
+def for_the_page(message: str) -> str:
+    """A stage's message as the page shows it: file names instead of server paths, the page's fields instead of flags."""
+    message = re.sub(r"(?<![\w.])/[^\s'\"`,;()]+", lambda m: Path(m.group(0)).name, message)
+    return re.sub(r"--[a-z][a-z0-9-]*", lambda m: f"*{FLAG_LABELS[m.group(0)]}*" if m.group(0) in FLAG_LABELS
+                  else f"the {m.group(0)[2:].replace('-', ' ')} setting", message)
+
+
+def shown_in(notice: gr.Markdown) -> Callable[[Callable], Callable]:
+    """A decorator for handlers that return ``{component: value}``: errors and cancels become one sentence in
+    ``notice`` (and a toast) and the results shown stay as they were; success clears ``notice``."""
+
+    def in_page(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                updates = fn(*args, **kwargs)
+            except DimensionXError as exc:
+                message = for_the_page(str(exc))
+            except Exception as exc:  # a bug or an environment problem: logged in full, shown in one line
+                log.exception("job failed")
+                message = f"the job failed ({type(exc).__name__}); the app keeps serving, and its log has the details"
+            else:
+                return {notice: "", **updates}
+            gr.Warning(message)
+            return {notice: f"⚠ {message}"}
+
+        return wrapper
+
+    return in_page
+
+
+def unread_upload(box: gr.Image) -> gr.Image:
+    """``box`` handing the app the uploaded file's path unread, so the app's own check judges it (Gradio's
+    decoding would fail on a non-image with its internals and a temp path). Set on the instance: a
+    subclass of a Gradio component makes Gradio write a .pyi file beside this module."""
+    box.preprocess = lambda payload: None if payload is None else payload.path
+    return box
 
 
 def caption(card: DirectorCard) -> str:
+    return f"{card.name} [{card.kind}]"
+
+
+def about(card: DirectorCard) -> str:
     weights = "weights found" if card.weights_found else "weights not found locally (downloaded on first use)"
-    return f"{card.name} [{card.kind}] {card.description}. {weights}"
+    return f"**{card.name}** [{card.kind}]: {card.description}. {weights}."
+
+
+def metrics_table(metrics: dict) -> str:
+    """The metrics as a two-column Markdown table (lists shortened to their values, rounded)."""
+    def shown(value):
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+        if isinstance(value, list):
+            return ", ".join(shown(v) for v in value)
+        if isinstance(value, dict):  # e.g. seconds per stage
+            return ", ".join(f"{k} {shown(v)}" for k, v in value.items())
+        return "" if value is None else str(value)
+
+    rows = "\n".join(f"| {METRIC_LABELS.get(k, k)} | {shown(v)} |" for k, v in metrics.items() if v is not None)
+    return f"| metric | value |\n|---|---|\n{rows}" if rows else ""
+
+
+def file_url(path: Path) -> str:
+    return f"/gradio_api/file={path}"
 
 
 def build_ui(app: App) -> gr.Blocks:
     cards = app.directors()
     names = [c.name for c in cards]
-    previews = write_previews(app.sessions.root / "previews")
+    previews = write_previews(app.sessions.root / PREVIEWS)
     ttl = app.sessions.ttl_seconds
     defaults = app.defaults
+    examples = json.loads(EXAMPLES.read_text()) if EXAMPLES.is_file() else []  # absent where the package is installed alone
 
-    with gr.Blocks(title="DimensionX", delete_cache=(max(60, int(min(ttl, 3600))), int(ttl))) as demo:
+    with gr.Blocks(title="DimensionX", delete_cache=(max(60, int(min(ttl, 3600))), int(ttl)),
+                   analytics_enabled=app.config.gradio_analytics) as demo:
         last_video = gr.State(None)
-        gr.Markdown("# DimensionX\nOne photo, a camera motion, a video; then a 3D scene you can turn.")
+        gr.Markdown("# DimensionX\nOne photo, a camera motion, a video; then a 3D scene you can turn, or a 4D scene that moves.")
         form: dict[str, gr.components.Component] = {}
         with gr.Row():
             with gr.Column(scale=2):
-                image = gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="photo")
+                image = unread_upload(gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="photo"))
                 form["prompt"] = gr.Textbox(label="Prompt", value=defaults.prompt, lines=2, placeholder="what the photo shows")
             with gr.Column(scale=3):
                 gallery = gr.Gallery([(str(previews[c.name]), caption(c)) for c in cards], label="Directors: click one to pick it",
-                                     columns=6, height=340, allow_preview=False, elem_id="directors")
+                                     columns=6, height=300, allow_preview=False, elem_id="directors")
+                director = gr.Markdown(about(next(c for c in cards if c.name == defaults.motion)) if defaults.motion in names else "",
+                                       elem_id="director-about")
                 with gr.Row():
                     form["motion"] = gr.Dropdown([*names, NO_DIRECTOR], value=defaults.motion, label="Director", elem_id="motion")
                     form["mix_with"] = gr.Dropdown([NO_DIRECTOR, *names], value=defaults.mix_with, label="Mix with")
@@ -86,17 +186,22 @@ def build_ui(app: App) -> gr.Blocks:
                 with gr.Row():  # Switch-Once: an S-Director, then a T-Director from a denoising step on
                     form["then"] = gr.Dropdown([NO_DIRECTOR, *names], value=NO_DIRECTOR, label="Then switch to")
                     form["switch_step"] = gr.Number(value=0, precision=0, label="at denoising step")
-        with gr.Accordion("Advanced", open=False):
+        if examples:
+            gr.Examples([[str(EXAMPLES.parent / e["photo"]), e["prompt"]] for e in examples], [image, form["prompt"]],
+                        label="Examples: click one to load its photo and prompt", elem_id="examples")
+        with gr.Accordion("Advanced", open=False, elem_id="advanced"):
             with gr.Row():
-                form["seed"] = gr.Number(value=defaults.seed, precision=0, label="Seed")
-                form["steps"] = gr.Number(value=defaults.steps, precision=0, minimum=1, label="Steps")
-                form["guidance"] = gr.Number(value=defaults.guidance, label="Guidance")
-                form["frames"] = gr.Number(value=defaults.frames, precision=0, minimum=1, step=4, label="Frames (4k+1)")
+                form["seed"] = gr.Number(elem_id="form-seed", value=defaults.seed, precision=0, label="Seed")
+                form["steps"] = gr.Number(elem_id="form-steps", value=defaults.steps, precision=0, minimum=1, label="Steps")
+                form["guidance"] = gr.Number(elem_id="form-guidance", value=defaults.guidance, label="Guidance")
+                form["frames"] = gr.Number(elem_id="form-frames", value=defaults.frames, precision=0, minimum=1, step=4, label="Frames (4k+1)")
                 form["mode"] = gr.Radio(list(MODES), value=defaults.mode, label="Speed mode")
-            settings = gr.UploadButton("Reproduce: load settings from a video's .json", file_types=[".json"])
+            settings = gr.UploadButton("Reproduce: load settings from a video's .json", file_types=[".json"], elem_id="reproduce")
         with gr.Row():
             generate = gr.Button("Generate", variant="primary", elem_id="generate")
-            cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            cancel = gr.Button("Cancel", variant="secondary", elem_id="cancel")
+        notice = gr.Markdown(elem_id="notice")
+        running = gr.Markdown(elem_id="running")  # a job of this session that this page did not start (e.g. before a reload)
         summary = gr.Markdown(elem_id="summary")
         with gr.Row():
             video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False, elem_id="video")
@@ -104,88 +209,189 @@ def build_ui(app: App) -> gr.Blocks:
 
         gr.Markdown("## 3D scene")
         with gr.Row():
-            with gr.Column():
+            with gr.Column(scale=2):
                 upload = gr.Video(label="Video to reconstruct: the one generated above, or upload one here",
                                   sources=["upload"], elem_id="recon-upload")
                 iterations = gr.Number(value=0, precision=0, minimum=0, label="Training iterations (0: the recon default)")
                 build = gr.Button("Build 3D scene", variant="primary", elem_id="build")
-            viewer = gr.Model3D(label="3D scene (drag to turn)", elem_id="viewer")
+            with gr.Column(scale=3):
+                viewer = gr.HTML(viewer_html(None, file_url), label="3D scene: drag to turn, scroll to zoom", elem_id="viewer")
         with gr.Row():
+            metrics = gr.Markdown(elem_id="metrics")
             scene_files = gr.File(label="Download: PLY, .splat, cameras, metrics", file_count="multiple", interactive=False)
-            metrics = gr.JSON(label="Held-out metrics", elem_id="metrics")
             orbit = gr.Video(label="Orbit render", interactive=False)
 
         gr.Markdown("## 4D scene\nThe photo (with the prompt, seed and speed mode above) as a scene that moves: "
-                    "a T-Director video, an S-Director grid, then 4D Gaussians. Minutes on a GPU.")
-        scene4d = gr.State(None)
+                    "a T-Director video, an S-Director grid, then 4D Gaussians. Minutes on a GPU. "
+                    "Turn it in the viewer while the time slider (or Play) moves it.")
+        build4d = gr.Button("Build 4D scene", variant="primary", elem_id="build4d")
+        viewer4d = gr.HTML(viewer_html(None, file_url), elem_id="viewer4d")
         with gr.Row():
-            build4d = gr.Button("Build 4D scene", variant="primary", elem_id="build4d")
-            when = gr.Slider(0, 1, value=0.5, step=0.05, label="Time (0: the photo, 1: the end of the motion)", elem_id="time4d")
-            render4d = gr.Button("Orbit at this time", elem_id="render4d")
-        with gr.Row():
-            orbit4d = gr.Video(label="Orbit at a fixed time", autoplay=True, loop=True, interactive=False, elem_id="orbit4d")
+            orbit4d = gr.Video(label="Orbit at mid-time", autoplay=True, loop=True, interactive=False, elem_id="orbit4d")
             timelapse4d = gr.Video(label="Time-lapse from the first view", autoplay=True, loop=True, interactive=False)
         with gr.Row():
+            metrics4d = gr.Markdown(elem_id="metrics4d")
             scene4d_files = gr.File(label="Download: canonical PLY, deformation, cameras, metrics, grid", file_count="multiple",
                                     interactive=False)
-            metrics4d = gr.JSON(label="4D metrics")
+
+        gr.Markdown("## History")
+        history = gr.Dropdown([], value=None, label="Earlier results of this browser: pick one to show it again", elem_id="history")
+        shown = gr.State([])  # the job folders this page knows of (History), to notice new ones
+        timer = gr.Timer(POLL_SECONDS)
 
         form_inputs = [form[name] for name in FORM_FIELDS]
-        # `progress=gr.Progress(track_tqdm=True)` makes Gradio show the stages' tqdm bars (steps, ETA) in the page
 
-        @shown_in_page
+        in_page = shown_in(notice)
+
+        def video_shown(result: VideoResult) -> dict:
+            return {video: str(result.video), video_files: [str(result.video), str(result.sidecar)], summary: result.summary,
+                    last_video: str(result.video), upload: str(result.video)}
+
+        def scene_shown(result: SceneResult) -> dict:
+            return {viewer: viewer_html(scene_view([result.viewer], result.cameras), file_url),
+                    scene_files: [str(p) for p in result.downloads], metrics: metrics_table(result.metrics),
+                    orbit: str(result.orbit) if result.orbit else None}
+
+        def scene4d_shown(result: Scene4DResult) -> dict:
+            return {viewer4d: viewer_html(scene_view(result.viewer, result.cameras, result.times), file_url),
+                    orbit4d: str(result.orbit), timelapse4d: str(result.timelapse),
+                    scene4d_files: [str(p) for p in result.downloads], metrics4d: metrics_table(result.metrics)}
+
+        shows = {VideoResult: video_shown, SceneResult: scene_shown, Scene4DResult: scene4d_shown}
+
+        def history_shown(session: str) -> dict:
+            entries = app.history(session)
+            return {history: gr.Dropdown(choices=entries, value=None), shown: [name for _, name in entries]}
+
+        @in_page
         def on_generate(data: dict, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
             LocalContext.progress.set(CheckedProgress(app.jobs))
-            result = app.generate(request.session_hash, data[image], VideoForm(**{name: data[form[name]] for name in FORM_FIELDS}))
-            return str(result.video), [str(result.video), str(result.sidecar)], result.summary, str(result.video)
+            session = session_of(request)
+            result = app.generate(session, data[image], VideoForm(**{name: data[form[name]] for name in FORM_FIELDS}))
+            return {**video_shown(result), **history_shown(session)}
 
-        @shown_in_page
+        @in_page
         def on_build(generated, uploaded, steps, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
             LocalContext.progress.set(CheckedProgress(app.jobs))
-            result = app.build_scene(request.session_hash, uploaded or generated, int(steps) if steps else None)
-            return (str(result.viewer), [str(p) for p in result.downloads], result.metrics,
-                    str(result.orbit) if result.orbit else None)
+            session = session_of(request)
+            result = app.build_scene(session, uploaded or generated, int(steps) if steps else None)
+            return {**scene_shown(result), **history_shown(session)}
 
-        @shown_in_page
+        @in_page
         def on_build4d(data: dict, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
             LocalContext.progress.set(CheckedProgress(app.jobs))
-            result = app.build_scene4d(request.session_hash, data[image], VideoForm(**{name: data[form[name]] for name in FORM_FIELDS}))
-            return result.name, str(result.orbit), str(result.timelapse), [str(p) for p in result.downloads], result.metrics
+            session = session_of(request)
+            result = app.build_scene4d(session, data[image], VideoForm(**{name: data[form[name]] for name in FORM_FIELDS}))
+            return {**scene4d_shown(result), **history_shown(session)}
 
-        @shown_in_page
-        def on_render4d(name, time, request: gr.Request):
-            return str(app.render4d_at(request.session_hash, name, float(time)))
-
-        @shown_in_page
+        @in_page
         def on_settings(sidecar):
             loaded = app.load_settings(sidecar)
-            return [getattr(loaded, name) for name in FORM_FIELDS]
+            return {form[name]: getattr(loaded, name) for name in FORM_FIELDS}
+
+        @in_page
+        def on_photo(path):
+            if path:
+                check_image_upload(path, app.config.max_upload_mb, app.config.max_image_megapixels)
+            return {}
+
+        def on_bad_photo(message: str):
+            return None if message else gr.skip()  # a refused upload leaves the box empty
+
+        @in_page
+        def on_history(name, request: gr.Request):
+            if not name:
+                return {}
+            result = app.result(session_of(request), name)
+            return shows[type(result)](result)
+
+        @in_page
+        def on_open(request: gr.Request):
+            """A page load: the session's newest results, its form and photo, its history."""
+            app.sessions.sweep()  # expired sessions go even when no job runs
+            session = session_of(request)
+            updates = history_shown(session)
+            for result in app.latest(session).values():
+                updates.update(shows[type(result)](result))
+                if isinstance(result, VideoResult):
+                    updates.update({image: str(result.photo), **{form[n]: getattr(result.form, n) for n in FORM_FIELDS}})
+            return {**updates, running: running_line(session), notice: ""}
+
+        def on_poll(known: list[str], request: gr.Request):
+            """Every few seconds: a running job's progress, and results that arrived without this page's asking."""
+            session = session_of(request)
+            names = [name for _, name in app.history(session)]
+            updates = {running: running_line(session)}
+            if names == known:
+                return updates
+            updates.update(history_shown(session))
+            for name in names[:len(names) - len(known)]:  # the new ones, newest first: each kind's newest wins
+                result = app.result(session, name)
+                updates = {**shows[type(result)](result), **updates}
+            return updates
+
+        def running_line(session: str) -> str:
+            status = app.jobs.status(session)
+            return f"⏳ {status}. Its result appears here when it is done." if status else ""
 
         def on_pick(evt: gr.SelectData):
             return names[evt.index]
 
+        def on_motion(name):
+            card = next((c for c in cards if c.name == name), None)
+            return about(card) if card else "The base model, no director: the camera moves as the prompt suggests."
+
         def on_cancel(request: gr.Request):
-            app.jobs.cancel(request.session_hash)
+            session = session_of(request)
+            if app.jobs.status(session):
+                app.jobs.cancel(session)
+                return "Cancelling: the job stops at its next step and writes nothing; finished results stay."
+            return "Nothing of this page is running."
 
-        def on_open():
-            app.sessions.sweep()
-
-        generating = generate.click(on_generate, {image, *form_inputs}, [video, video_files, summary, last_video])
-        building = build.click(on_build, [last_video, upload, iterations], [viewer, scene_files, metrics, orbit])
-        building4d = build4d.click(on_build4d, {image, *form_inputs}, [scene4d, orbit4d, timelapse4d, scene4d_files, metrics4d])
-        render4d.click(on_render4d, [scene4d, when], orbit4d)
-        cancel.click(on_cancel, None, None, cancels=[generating, building, building4d], queue=False)
+        video_outputs = {video, video_files, summary, last_video, upload, history, shown, notice}
+        scene_outputs = {viewer, scene_files, metrics, orbit, history, shown, notice}
+        scene4d_outputs = {viewer4d, orbit4d, timelapse4d, scene4d_files, metrics4d, history, shown, notice}
+        everything = video_outputs | scene_outputs | scene4d_outputs | {image, running, *form_inputs}
+        job = {"concurrency_id": ACCELERATOR, "concurrency_limit": 1}
+        generate.click(on_generate, {image, *form_inputs}, video_outputs, **job)
+        build.click(on_build, [last_video, upload, iterations], scene_outputs, **job)
+        build4d.click(on_build4d, {image, *form_inputs}, scene4d_outputs, **job)
+        cancel.click(on_cancel, None, notice, queue=False)
         gallery.select(on_pick, None, form["motion"], queue=False)
-        settings.upload(on_settings, settings, form_inputs, queue=False)
-        demo.load(on_open, None, None, queue=False)  # expired sessions go even when no job runs
+        form["motion"].change(on_motion, form["motion"], director, queue=False)
+        settings.upload(on_settings, settings, {*form_inputs, notice}, queue=False)
+        image.upload(on_photo, image, {notice}, queue=False).then(on_bad_photo, notice, image, queue=False)
+        history.select(on_history, history, everything - {image, *form_inputs}, queue=False)
+        demo.load(on_open, None, everything, queue=False)
+        timer.tick(on_poll, shown, everything - {image, *form_inputs}, queue=False)
     return demo
 
 
 def launch(app: App, block: bool = True) -> gr.Blocks:
-    """Serves the page on ``app.config.host:port``; files only from the session root and Gradio's upload cache."""
+    """Serves the page on ``app.config.host:port``: files from the session root (each to its own session only),
+    the viewer's static files and Gradio's cache."""
     config = app.config
     demo = build_ui(app)
     demo.queue(default_concurrency_limit=1, max_size=config.max_queue)
+    head = f'<script type="module" src="{file_url(STATIC / "viewer.js")}"></script>'
+    guard = Middleware(SessionFiles, root=app.sessions.root, public=(PREVIEWS,), max_age_seconds=int(app.sessions.ttl_seconds))
     demo.launch(server_name=config.host, server_port=config.port or None, max_file_size=int(config.max_upload_mb * 1e6),
-                allowed_paths=[str(app.sessions.root)], show_error=True, prevent_thread_lock=not block, quiet=not block)
+                allowed_paths=[str(app.sessions.root), str(STATIC)], show_error=True, prevent_thread_lock=True,
+                quiet=not block, head=head, css=CSS, app_kwargs={"middleware": [guard]})
+    if block:
+        wait_until_interrupted(demo)
     return demo
+
+
+def wait_until_interrupted(demo: gr.Blocks) -> None:
+    """Serves until Ctrl-C or SIGTERM (``interrupts.Interrupted``), then closes the server and lets the CLI exit 130 or 143."""
+    import time
+
+    from ..interrupts import reinstall_signals
+
+    try:
+        while True:
+            reinstall_signals()  # after the imports of Gradio, torch and (in a job) pycolmap, whose glog takes SIGTERM
+            time.sleep(0.5)
+    finally:
+        demo.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -54,4 +55,11 @@ def check_sidecar_upload(path: str | Path | None, max_mb: float) -> Path:
     if path.suffix.lower() != ".json":
         raise DimensionXError(f"the uploaded file {path.name} is not a settings sidecar: upload the .json written beside a video")
     check_size(path, "settings file", max_mb)
+    try:
+        settings = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        settings = None
+    if not (isinstance(settings, dict) and isinstance(settings.get("config"), dict) and "directors" in settings):
+        raise DimensionXError(f"the uploaded file {path.name} is not a video's settings: upload the .json written beside a video "
+                              "that this app or `dimensionx video` generated")
     return path

@@ -477,9 +477,14 @@ def _reduce_factor(pixels: int) -> int:
 
 
 def _eight_bit(image):
-    """Greyscale of more than 8 bits (modes I;16*, I, F) -> mode L, scaled."""
+    """Greyscale of more than 8 bits (modes I;16*, I, F) -> mode L, scaled; palette and 1-bit images -> RGB(A)
+    and L, which (unlike modes P and 1) can be reduced."""
     from PIL import Image
 
     if image.mode.startswith("I") or image.mode == "F":
         return Image.fromarray(to_uint8(np.asarray(image)))
+    if image.mode in ("P", "PA"):
+        return image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    if image.mode == "1":
+        return image.convert("L")
     return image

@@ -43,9 +43,7 @@ def make_dataset(config: DatasetConfig) -> Path:
     device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if config.device == "auto" else config.device))
     # 2. Scene and cameras.
-    from ..splats.export import read_ply
-
-    splats = {k: v.to(device) for k, v in read_ply(scene / "point_cloud.ply").items()}
+    splats = {k: v.to(device) for k, v in read_splats(scene / "point_cloud.ply").items()}
     recon_c2w, focal_x, recon_width = read_cameras(scene / "transforms.json")
     centre = np.median(splats["means"].cpu().numpy(), axis=0)
     K = intrinsics(focal_x * width / recon_width, width, height)
@@ -122,6 +120,19 @@ def read_cameras(path: Path) -> tuple[np.ndarray, float, int]:
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DimensionXError(f"{path} is not a usable transforms.json ({exc!r}): re-run `dimensionx recon`") from None
     return c2w, focal, width
+
+
+def read_splats(path: Path) -> dict:
+    """The scene's splats (see ``splats.export.read_ply``); a damaged or foreign PLY is named in one line."""
+    from plyfile import PlyParseError
+
+    from ..splats.export import read_ply
+
+    try:
+        return read_ply(path)
+    except (PlyParseError, OSError, ValueError, KeyError) as exc:
+        raise DimensionXError(f"{path} is damaged or not a 3DGS PLY ({type(exc).__name__}: {exc}): re-run "
+                              "`dimensionx recon` to write it again") from None
 
 
 def intrinsics(focal: float, width: int, height: int) -> np.ndarray:

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from diffusers.optimization import SchedulerType
 from tqdm import tqdm
 
 from ..config import config_to_dict
@@ -61,6 +63,34 @@ CHECKPOINT_LORA = "lora.safetensors"
 TRAIN_TIMESTEPS = 1000
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}
 EXPORT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+LIMITS = {  # setting: (smallest, largest) value a run is started with, checked before any model loads
+    "rank": (1, 3072),  # 3072: the 5B transformer's width; a higher rank adds nothing
+    "frames": (5, 161),  # the attention over 161 frames at 720x480 already needs the largest GPUs
+    "skip_frames": (0, 1000),
+    "text_max_length": (1, 512),
+    "max_steps": (1, 10_000_000),
+    "micro_batch": (1, 64),
+    "grad_accumulation": (1, 1024),
+    "learning_rate": (1e-8, 1.0),
+    "adam_beta1": (0.0, 0.9999),
+    "adam_beta2": (0.0, 0.9999),
+    "weight_decay": (0.0, 1.0),
+    "adam_epsilon": (1e-12, 1.0),
+    "max_grad_norm": (1e-6, 1e6),
+    "lr_warmup_steps": (0, 10_000_000),
+    "text_dropout": (0.0, 0.99),  # probabilities
+    "image_dropout": (0.0, 0.99),
+    "image_noise_mean": (-20.0, 5.0),  # log sigma, pixels in [-1, 1]
+    "image_noise_std": (0.0, 5.0),
+    "image_noise_draws": (1, 64),
+    "num_workers": (0, 64),
+    "checkpoint_every": (0, 10_000_000),
+    "checkpoints_kept": (1, 1000),
+    "log_every": (1, 10_000_000),
+    "sample_every": (0, 10_000_000),
+    "sample_steps": (1, 1000),
+    "seed": (0, 2**32 - 1),
+}
 
 
 @dataclasses.dataclass
@@ -205,21 +235,20 @@ def check_inputs(config: TrainConfig) -> None:
         raise DimensionXError("no training data: pass --data (a CSV file, a folder with metadata.csv, or videos/ + captions/)")
     if not config.output_dir:
         raise DimensionXError("no run folder: pass --output-dir DIR")
-    if config.frames < 5 or (config.frames - 1) % 4:
+    for name, (low, high) in LIMITS.items():
+        value = getattr(config, name)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise DimensionXError(f"{name} {value}: use a number from {low:g} to {high:g} (the default is "
+                                  f"{getattr(TrainConfig, name):g}); outside it a run fails, diverges or cannot fit a GPU")
+    if (config.frames - 1) % 4:
         raise DimensionXError(f"frames {config.frames}: CogVideoX takes 4k+1 frames (the VAE packs 4 in one latent), e.g. 49")
-    positive = {"rank": config.rank, "max_steps": config.max_steps, "micro_batch": config.micro_batch,
-                "grad_accumulation": config.grad_accumulation, "learning_rate": config.learning_rate,
-                "text_max_length": config.text_max_length, "image_noise_draws": config.image_noise_draws}
-    for name, value in positive.items():
-        if value <= 0:
-            raise DimensionXError(f"{name} {value}: must be positive")
-    for name in ("text_dropout", "image_dropout"):
-        if not 0 <= getattr(config, name) < 1:
-            raise DimensionXError(f"{name} {getattr(config, name)}: a probability in [0, 1)")
     if config.mixed_precision not in ("auto", *DTYPES):
         raise DimensionXError(f"mixed_precision {config.mixed_precision!r}: use auto, bf16, fp16 or no")
     if config.export_dtype not in EXPORT_DTYPES:
         raise DimensionXError(f"export_dtype {config.export_dtype!r}: use bf16 or fp32")
+    schedules = [kind.value for kind in SchedulerType]
+    if config.lr_scheduler not in schedules:
+        raise DimensionXError(f"lr_scheduler {config.lr_scheduler!r}: use one of {', '.join(schedules)}")
     if config.optimizer not in ("adamw", "adamw8bit"):
         raise DimensionXError(f"optimizer {config.optimizer!r}: use adamw or adamw8bit")
     if config.sample_every and manifest_path(config.data):
@@ -385,11 +414,8 @@ def build_schedule(config: TrainConfig, optimizer, processes: int):
     """diffusers' named schedules; accelerate steps a prepared schedule once per process, hence the factor."""
     from diffusers.optimization import get_scheduler
 
-    try:
-        return get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * processes,
-                             num_training_steps=config.max_steps * processes)
-    except ValueError as exc:
-        raise DimensionXError(f"lr_scheduler {config.lr_scheduler!r}: {exc}") from None
+    return get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * processes,
+                         num_training_steps=config.max_steps * processes)
 
 
 class StopRequest:

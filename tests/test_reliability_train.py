@@ -4,6 +4,9 @@ one line (exit 2, no traceback) and nothing is left half-written (docs/reliabili
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,120 @@ def test_make_dataset_names_a_truncated_ply(scene, tmp_path):
     result = cli("make-dataset", "cut", "--out", "data", "--device", "cpu", cwd=tmp_path)
     assert_refused(result, "cut/point_cloud.ply is damaged or not a 3DGS PLY (PlyElementParseError: element 'vertex': "
                            "row 4: early end-of-file): re-run `dimensionx recon`", tmp_path, before)
+
+
+# ---- a damaged checkpoint, a full or read-only disk -----------------------------------------------------
+
+def in_mount_namespace(mounts: str, *args, cwd: Path, after: str = "true"):
+    """Runs the CLI in a private mount namespace after the shell commands ``mounts`` (a small tmpfs: a full
+    disk; a read-only bind mount), as an unprivileged user can with `unshare -rm`; then ``after``, while the
+    mounts still exist (they go with the namespace)."""
+    command = f'{mounts} && "$@"; status=$?; {after}; exit $status'
+    return subprocess.run(["unshare", "-rm", "sh", "-c", command, "sh", sys.executable, "-m", "dimensionx.cli",
+                           *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def mounts_allowed(tmp_path_factory):
+    probe = tmp_path_factory.mktemp("probe")
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-rm", "mount", "-t", "tmpfs", "tmpfs", str(probe)], capture_output=True).returncode:
+        pytest.skip("this machine lets no user mount a tmpfs in a private namespace (unshare -rm)")
+
+
+@pytest.fixture(scope="module")
+def run(clips, tmp_path_factory) -> Path:
+    """A finished 2-step run with a checkpoint after each step."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    result = cli("train", *TINY_TRAIN, "--data", clips, "--output-dir", out, "--max-steps", 2, "--checkpoint-every", 1,
+                 cwd=out.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
+def copy_of(run: Path, folder: Path) -> Path:
+    shutil.copytree(run, folder / "run")
+    return folder / "run"
+
+
+def test_resume_from_a_truncated_checkpoint_file_names_it_and_the_earlier_checkpoint(run, clips, tmp_path):
+    out = copy_of(run, tmp_path)
+    with open(out / "checkpoints" / "step_000002" / "optimizer.bin", "r+b") as f:
+        f.truncate(1000)
+    before = files(tmp_path)
+    result = cli("train", *TINY_TRAIN, "--data", clips, "--output-dir", "run", "--max-steps", 3, "--resume", cwd=tmp_path)
+    assert_refused(result, "checkpoint run/checkpoints/step_000002 is damaged: optimizer.bin is 1000 bytes, "
+                           f"{(run / 'checkpoints' / 'step_000002' / 'optimizer.bin').stat().st_size} when written; resume "
+                           "from the one before (--resume run/checkpoints/step_000001) or start again (--overwrite)",
+                   tmp_path, before)
+
+
+def test_resume_from_a_checkpoint_with_a_changed_byte_is_refused(run, clips, tmp_path):
+    out = copy_of(run, tmp_path)
+    lora = out / "checkpoints" / "step_000002" / "lora.safetensors"
+    data = bytearray(lora.read_bytes())
+    data[-1] ^= 0xFF  # same size, one bit pattern changed in the last tensor
+    lora.write_bytes(bytes(data))
+    before = files(tmp_path)
+    result = cli("train", *TINY_TRAIN, "--data", clips, "--output-dir", "run", "--max-steps", 3, "--resume", cwd=tmp_path)
+    assert_refused(result, "step_000002 is damaged: lora.safetensors differs from the sha256 written with it", tmp_path,
+                   before)
+
+
+def test_resume_with_another_rank_says_which_rank_the_checkpoint_holds(run, clips, tmp_path):
+    copy_of(run, tmp_path)
+    before = files(tmp_path)
+    result = cli("train", *TINY_TRAIN, "--data", clips, "--output-dir", "run", "--max-steps", 3, "--resume",
+                 "--rank", 8, cwd=tmp_path)
+    assert_refused(result, "checkpoint run/checkpoints/step_000002 holds a LoRA of rank 4, but rank is 8: pass --rank 4 "
+                           "to continue it, or --overwrite to start a new run at rank 8", tmp_path, before)
+
+
+def test_a_full_disk_while_checkpointing_leaves_no_partial_checkpoint(clips, tmp_path, mounts_allowed):
+    (tmp_path / "disk").mkdir()
+    result = in_mount_namespace("mount -t tmpfs -o size=100k tmpfs disk", "train", *TINY_TRAIN, "--data", clips,
+                                "--output-dir", "disk/run", "--max-steps", 3, "--checkpoint-every", 1, cwd=tmp_path,
+                                after="ls -A disk/run/checkpoints > listing.txt")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    error = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert len(error) == 1 and re.match(r"dimensionx train: error: checkpoint disk/run/checkpoints/step_00000\d could "
+                                        r"not be written \(.*No space left on device.*\): free some space, then continue "
+                                        r"with --resume latest", error[0]), error
+    assert (tmp_path / "listing.txt").read_text().split() == ["step_000001"]  # the complete one, no .step_*.partial
+
+
+def test_a_killed_runs_partial_checkpoint_is_removed_by_the_next_run(run, clips, tmp_path):
+    out = copy_of(run, tmp_path)
+    partial = out / "checkpoints" / ".step_000003.partial"
+    partial.mkdir()
+    (partial / "optimizer.bin").write_bytes(b"half")
+    keep = out / "checkpoints" / ".step_notes.partial"  # not a name train makes: left alone
+    keep.mkdir()
+    result = cli("train", *TINY_TRAIN, "--data", clips, "--output-dir", "run", "--max-steps", 3, "--resume",
+                 "--checkpoint-every", 1, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not partial.exists() and keep.is_dir()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [".step_notes.partial", "step_000002", "step_000003"]
+
+
+def test_a_full_disk_while_the_video_is_written_is_one_line_and_leaves_nothing(tmp_path, photo, mounts_allowed):
+    (tmp_path / "disk").mkdir()  # the photo fixture lies in tmp_path
+    result = in_mount_namespace("mount -t tmpfs -o size=12k tmpfs disk && echo > disk/canary", "video", "photo.png",
+                                "--motion", "none", "--model", "tiny", "--steps", 1, "--frames", 9, "--out",
+                                "disk/clip.mp4", cwd=tmp_path, after="ls -A disk > listing.txt")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    error = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert error == ["dimensionx video: error: cannot write disk/clip.mp4: no space left on the device; free some space "
+                     "or choose an output folder on another disk, then run the command again (its temporary files were "
+                     "removed)"], result.stderr[-3000:]
+    assert (tmp_path / "listing.txt").read_text().split() == ["canary"]  # no mp4, sidecar or temporary folder
+
+
+def test_a_read_only_data_folder_with_pre_encode_is_refused_before_the_run_folder_is_made(clips, tmp_path,
+                                                                                          mounts_allowed):
+    (tmp_path / "data").mkdir()
+    before = files(tmp_path)
+    result = in_mount_namespace(f"mount --bind {clips} data && mount -o remount,bind,ro data", "train", *TINY_TRAIN,
+                                "--data", "data", "--pre-encode", "--output-dir", "run", cwd=tmp_path)
+    assert_refused(result, "cannot write data/.dimensionx-cache/CLIP.safetensors: ", tmp_path, before)
+    assert "(Read-only file system); choose another cache_dir (in --config)" in result.stderr

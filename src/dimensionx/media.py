@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -31,14 +32,15 @@ MAX_IMAGE_PIXELS = 300_000_000  # px; larger images are refused (decoding one ta
 WORK_IMAGE_PIXELS = 16_000_000  # px; larger images are reduced by an integer factor as they are read
 
 
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuses a file output that exists (unless ``overwrite``), names a folder, or cannot be written."""
+def check_writable(path: Path, overwrite: bool, what: str = "--out") -> None:
+    """Refuses a file output that exists (unless ``overwrite``), names a folder, or cannot be written;
+    ``what``: the flag or setting that chose ``path``, named in the fix."""
     path = Path(path)
     if path.is_dir():
         raise DimensionXError(f"{path} is a folder, but a file is written here: pass a file name such as {path / 'out.mp4'}")
     if path.exists() and not overwrite:
         raise DimensionXError(f"{path} already exists: pass --overwrite to replace it, or choose another --out")
-    _check_parent_writable(path)
+    _check_parent_writable(path, what)
 
 
 def check_output_dir(path: str | Path, overwrite: bool) -> None:
@@ -150,18 +152,18 @@ def _written_by_us(folder: Path) -> bool:
         return False
 
 
-def _check_parent_writable(path: Path) -> None:
+def _check_parent_writable(path: Path, what: str = "--out") -> None:
     """Creates and deletes a file in the nearest existing folder of ``path``: what the write will need."""
     parent = Path(path).absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise DimensionXError(f"cannot write {path}: {parent} is a file, not a folder; choose another --out")
+        raise DimensionXError(f"cannot write {path}: {parent} is a file, not a folder; choose another {what}")
     try:
         with tempfile.TemporaryFile(dir=parent):
             pass
     except OSError as exc:
-        raise DimensionXError(f"cannot write {path}: {parent} is not writable ({exc.strerror}); choose another --out") from None
+        raise DimensionXError(f"cannot write {path}: {parent} is not writable ({exc.strerror}); choose another {what}") from None
 
 
 @contextlib.contextmanager
@@ -268,6 +270,15 @@ def _replace_dir(new: Path, path: Path, overwrite: bool) -> None:
             aside.unlink()
         else:
             shutil.rmtree(aside)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of the file's bytes: what a sidecar or a checkpoint records to detect a file changed since."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(data: dict, path: str | Path) -> None:

@@ -222,3 +222,30 @@ def test_a_read_only_data_folder_with_pre_encode_is_refused_before_the_run_folde
                                 "--data", "data", "--pre-encode", "--output-dir", "run", cwd=tmp_path)
     assert_refused(result, "cannot write data/.dimensionx-cache/CLIP.safetensors: ", tmp_path, before)
     assert "(Read-only file system); choose another cache_dir (in --config)" in result.stderr
+
+
+# ---- runaway settings: refused before any work ------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--size", "100000x100000"], "--size 100000x100000: each side from 8 to 4096 px"),
+    (["--size", "4096x4096", "--frames", "1000"], "--size 4096x4096 with --frames 1000: rendering a clip needs about "
+                                                  "750.0 GiB, more than the"),
+    (["--jitter", "nan"], "--jitter nan: use a number from 0 to 90.0 (the default is 5)"),
+    (["--fps", "100000"], "--fps 100000: use a number from 1 to 240 (the default is 8)"),
+    (["--clips", "0"], "--clips 0: use a number from 1 to 1000 (the default is 8)"),
+])
+def test_make_dataset_refuses_runaway_sizes_before_reading_the_scene(scene, tmp_path, flags, message):
+    before = files(tmp_path)
+    result = cli("make-dataset", scene, "--out", "data", "--device", "cpu", *flags, cwd=tmp_path)
+    assert_refused(result, message, tmp_path, before)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--frames", "100001"], "--frames 100001: at most 161 (49 is the original setting, 145 the orbit's)"),
+    (["--steps", "100000"], "--steps 100000: use 1 to 1000 (50 is the original setting)"),
+    (["--fps", "-5"], "--fps -5: frames per second must be from 1 to 240"),
+])
+def test_video_refuses_runaway_flags_before_any_model_loads(tmp_path, photo, flags, message):
+    before = files(tmp_path)
+    result = cli("video", photo, "--motion", "none", "--model", "tiny", "--out", "clip.mp4", *flags, cwd=tmp_path)
+    assert_refused(result, message, tmp_path, before)

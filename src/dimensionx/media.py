@@ -30,6 +30,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 OUTPUT_MARKER = ".dimensionx-output.json"  # written into every output folder: proof that we wrote it
 MAX_IMAGE_PIXELS = 300_000_000  # px; larger images are refused (decoding one takes about 1 GB of memory)
 WORK_IMAGE_PIXELS = 16_000_000  # px; larger images are reduced by an integer factor as they are read
+MAX_FPS = 240  # frames per second of an mp4 a command writes
 
 
 def check_writable(path: Path, overwrite: bool, what: str = "--out") -> None:

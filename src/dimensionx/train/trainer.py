@@ -37,6 +37,7 @@ from ..errors import DimensionXError
 from ..media import (OUTPUT_MARKER, atomic_file, check_writable, file_sha256, finish_output_dir, is_output_dir,
                      mark_output_dir, start_output_dir, write_json, write_video)
 from ..models import resolve_model
+from ..models.hub import MAX_FRAMES
 from .batches import CachedClips, EpochShuffle, VideoClips, pre_encode
 from .config import TrainConfig
 from .data import ClipList, find_clips, load_clip
@@ -67,7 +68,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}
 EXPORT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 LIMITS = {  # setting: (smallest, largest) value a run is started with, checked before any model loads
     "rank": (1, 3072),  # 3072: the 5B transformer's width; a higher rank adds nothing
-    "frames": (5, 161),  # the attention over 161 frames at 720x480 already needs the largest GPUs
+    "frames": (5, MAX_FRAMES),
     "skip_frames": (0, 1000),
     "text_max_length": (1, 512),
     "max_steps": (1, 10_000_000),

@@ -3,6 +3,9 @@ one line (exit 2, no traceback) and nothing is left half-written (docs/reliabili
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -249,3 +252,31 @@ def test_video_refuses_runaway_flags_before_any_model_loads(tmp_path, photo, fla
     before = files(tmp_path)
     result = cli("video", photo, "--motion", "none", "--model", "tiny", "--out", "clip.mp4", *flags, cwd=tmp_path)
     assert_refused(result, message, tmp_path, before)
+
+
+# ---- a video and its sidecar belong together ---------------------------------------------------------------
+
+FAST_VIDEO = ["--motion", "none", "--model", "tiny", "--steps", 1, "--frames", 9]
+
+
+def test_a_sidecar_beside_another_runs_video_is_refused_and_a_killed_runs_temporaries_removed(tmp_path, photo):
+    killed = tmp_path / ".clip.k1ll3d_x"  # what atomic_files left when `video --out clip.mp4` was killed outright
+    killed.mkdir()
+    (killed / "clip.mp4").write_bytes(b"half an mp4")
+    users = [tmp_path / ".clip.notes", tmp_path / ".clip.abcd1234"]  # not the tool's: another name, a user's file
+    for folder in users:
+        folder.mkdir()
+    (users[1] / "notes.txt").write_text("mine")
+    first = cli("video", photo, *FAST_VIDEO, "--out", "clip.mp4", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert not killed.exists() and all(folder.is_dir() for folder in users)
+    assert json.loads((tmp_path / "clip.json").read_text())["video"]["sha256"] == \
+        hashlib.sha256((tmp_path / "clip.mp4").read_bytes()).hexdigest()
+
+    second = cli("video", photo, *FAST_VIDEO, "--seed", 7, "--out", "other.mp4", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    os.replace(tmp_path / "other.mp4", tmp_path / "clip.mp4")  # kill -9 between the mp4's and the sidecar's rename
+    before = files(tmp_path)
+    result = cli("video", photo, "--config", "clip.json", "--out", "again.mp4", cwd=tmp_path)
+    assert_refused(result, "clip.json does not describe clip.mp4 beside it: the mp4's sha256 is not the one the sidecar "
+                           "records, so they come from different runs", tmp_path, before)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 from .errors import DimensionXError
+from .media import check_sidecar
 
 T = TypeVar("T")
 
@@ -65,7 +66,8 @@ def _read_file(cls: type, path: Path):
     if not path.is_file():
         raise DimensionXError(f"config file {path} does not exist: pass a YAML file from configs/ or a JSON sidecar")
     data = read_mapping(path)
-    if "config" in data and isinstance(data["config"], Mapping):
+    if "config" in data and isinstance(data["config"], Mapping):  # a sidecar: its mp4 must be the run's
+        check_sidecar(path, data)
         data = data["config"]
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data.keys()) - names)

@@ -11,12 +11,13 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -187,6 +188,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 def atomic_files(paths: list[str | Path]) -> Iterator[list[Path]]:
     """Like :func:`atomic_file` for files that belong together (a video and its sidecar): all of
     them are renamed into place at the end, with signals held back, or none is."""
+    _remove_killed_temps([Path(p) for p in paths])
     with contextlib.ExitStack() as stack:
         temps = [Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f".{Path(p).stem}.", dir=_made_parent(p))))
                  / Path(p).name for p in paths]
@@ -195,6 +197,33 @@ def atomic_files(paths: list[str | Path]) -> Iterator[list[Path]]:
             for tmp, path in zip(temps, paths):
                 os.chmod(tmp, 0o666 & ~_umask())
                 os.replace(tmp, path)
+
+
+def _remove_killed_temps(paths: list[Path]) -> None:
+    """Removes the temporary folders :func:`atomic_files` left beside ``paths`` in a process killed outright
+    (SIGKILL, a power cut): only hidden folders named as it names them (``.STEM.`` and 8 characters of
+    ``tempfile``) that hold nothing but files named like ``paths``."""
+    names = {p.name for p in paths}
+    for path in paths:
+        if not path.parent.is_dir():
+            continue
+        for tmp in path.parent.glob(f".{glob.escape(path.stem)}.*"):
+            if (re.fullmatch(rf"\.{re.escape(path.stem)}\.[a-z0-9_]{{8}}", tmp.name) and tmp.is_dir()
+                    and not tmp.is_symlink() and all(f.name in names and f.is_file() for f in tmp.iterdir())):
+                shutil.rmtree(tmp)
+
+
+def check_sidecar(sidecar: str | Path, data) -> None:
+    """Refuses a video's JSON sidecar (``data``, read from ``sidecar``) that records another mp4 than the one
+    beside it (same stem): a run killed between the two renames of :func:`atomic_files` leaves the new video
+    beside the old sidecar. Sidecars from before the checksum was recorded pass."""
+    sidecar = Path(sidecar)
+    video = sidecar.with_suffix(".mp4")
+    recorded = data.get("video", {}).get("sha256") if isinstance(data.get("video"), Mapping) else None
+    if recorded and video.is_file() and file_sha256(video) != recorded:
+        raise DimensionXError(f"{sidecar} does not describe {video} beside it: the mp4's sha256 is not the one the sidecar "
+                              "records, so they come from different runs (one killed between writing them); make the "
+                              "video again, or delete the stale sidecar")
 
 
 def move_no_clobber(source: str | Path, target: str | Path) -> None:

@@ -26,7 +26,7 @@ import torch
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..media import atomic_files, write_json, write_video
+from ..media import atomic_files, file_sha256, write_json, write_video
 from ..models import ResolvedModel, resolve_model
 from .config import ModeConfig, VideoConfig
 from .image import fit_image, load_image
@@ -294,7 +294,9 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     # 8. Write the video and its sidecar, both or neither.
     with atomic_files([out, out.with_suffix(".json")]) as (video_tmp, sidecar_tmp):
         write_video(frames, video_tmp, config.fps)
-        write_json(_sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds}), sidecar_tmp)
+        sidecar = _sidecar(config, generator, frames, {"load": generator.load_seconds, "fuse": fuse_seconds, **seconds})
+        sidecar["video"]["sha256"] = file_sha256(video_tmp)  # readers check it names the mp4 beside it (media.check_sidecar)
+        write_json(sidecar, sidecar_tmp)
     logger.info("wrote %s (%d frames, %dx%d) and %s", out, len(frames), width, height, out.with_suffix(".json").name)
     return out
 

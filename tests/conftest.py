@@ -57,3 +57,13 @@ def shared_file(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"real test data {relative} not found in {SHARED_DATA.resolve()} (the shared/ folder beside the repo)")
     return path
+
+
+@pytest.fixture
+def ended_pid() -> int:
+    """The id of a process that has ended: temporary outputs named after it (``.NAME.tmp-PID-...``) are a killed run's."""
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

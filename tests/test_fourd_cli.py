@@ -65,19 +65,19 @@ def test_scene4d_writes_every_output(scene):
     assert not (scene / ".grid-partial").exists()  # the grid stage's work in progress goes once the grid is written
 
 
-def test_resume_keeps_finished_stages(scene):
+def test_resume_keeps_finished_stages(scene, ended_pid):
     stamp = (scene / "grid" / "time_00.mp4").stat().st_mtime_ns
     import shutil
 
     shutil.rmtree(scene / "renders")
-    (scene / ".renders.k1ll3d").mkdir()  # the temporary folder of a run killed outright (SIGKILL) in that stage
+    (scene / f".renders.tmp-{ended_pid}-k1ll3d00").mkdir()  # the temporary folder of a run killed outright (SIGKILL) in that stage
     settings = scene / "scene4d.json"
     result = dimensionx("scene4d", str(json.loads(settings.read_text())["config"]["image"]), "--config", str(settings),
                         "--out", str(scene))
     assert result.returncode == 0, result.stderr[-3000:]
     assert (scene / "grid" / "time_00.mp4").stat().st_mtime_ns == stamp
     assert (scene / "renders" / "spiral.mp4").is_file()
-    assert not (scene / ".renders.k1ll3d").exists()
+    assert not (scene / f".renders.tmp-{ended_pid}-k1ll3d00").exists()
 
 
 def test_other_settings_refuse_to_resume(scene):

@@ -153,12 +153,10 @@ def test_a_disk_that_fills_while_the_scene_is_written_leaves_nothing(arc_frames,
     assert files(tmp_path) == before
 
 
-def test_the_temporary_folders_of_a_killed_run_are_removed_by_the_next(arc_frames, tmp_path):
+def test_the_temporary_folders_of_a_killed_run_are_removed_by_the_next(arc_frames, tmp_path, ended_pid):
     video = tmp_path / "arc.mp4"
     write_video(arc_frames, video, fps=8)
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # a process that has ended: its temporaries are leftovers
-    killed = tmp_path / f".scene.tmp-{gone.pid}-k1wv7f66"  # atomic_dir's temporary folder, as kill -9 left it
+    killed = tmp_path / f".scene.tmp-{ended_pid}-k1wv7f66"  # atomic_dir's temporary folder, as kill -9 left it
     (killed / "images").mkdir(parents=True)
     (killed / "images" / "frame_00000.png").write_bytes(b"half")
     others = [tmp_path / ".scene.old-123-456", tmp_path / ".other.abc", tmp_path / ".scene.video-x1y2",  # not ours

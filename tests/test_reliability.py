@@ -193,18 +193,23 @@ def test_lora_for_another_model_is_refused_after_loading(work):
 
 
 def test_batch_reduces_a_huge_photo_and_skips_one_beyond_the_limit(work):
-    """16000 x 16000 px (256 Mpx, flat) is reduced and made; 20000 x 20000 px is skipped by name; the rest go on."""
+    """16000 x 16000 px (256 Mpx, flat) is reduced and made; 20000 x 20000 px is skipped by name; the rest go on,
+    large palette and 1-bit photos too (reduced after conversion: Pillow reduces neither mode)."""
     Image.new("RGB", (16000, 16000), (90, 140, 200)).save(work / "big.png", compress_level=1)
     huge_png_header(work / "huge.png", 20000)
     Image.new("CMYK", (120, 80), (0, 120, 200, 10)).save(work / "cmyk.jpg")
     Image.new("RGBA", (120, 80), (255, 0, 0, 128)).save(work / "rgba.png")
     png(work / "grey16.png", np.full((80, 120), 0x8000, np.uint16))
-    (work / "lines.txt").write_text("big.png@@a sky\nhuge.png@@a sky\ncmyk.jpg@@x\nrgba.png@@x\ngrey16.png@@x\n")
+    Image.new("RGB", (4200, 4200), (200, 30, 30)).quantize(4).save(work / "palette.png")  # 17.6 Mpx, reduced as read
+    Image.new("1", (4200, 4200), 1).save(work / "bits.png")
+    (work / "lines.txt").write_text("big.png@@a sky\nhuge.png@@a sky\ncmyk.jpg@@x\nrgba.png@@x\ngrey16.png@@x\n"
+                                    "palette.png@@x\nbits.png@@x\n")
     result = cli("video", "--batch", "lines.txt", "--motion", "none", "--out", "videos", *FAST_VIDEO, cwd=work)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "batch line 2 skipped: input image" in result.stderr and "more than the 300 Mpx limit" in result.stderr
     made = sorted(p.name for p in (work / "videos").glob("*.mp4"))
-    assert made == ["0001_big_none.mp4", "0003_cmyk_none.mp4", "0004_rgba_none.mp4", "0005_grey16_none.mp4"]
+    assert made == ["0001_big_none.mp4", "0003_cmyk_none.mp4", "0004_rgba_none.mp4", "0005_grey16_none.mp4",
+                    "0006_palette_none.mp4", "0007_bits_none.mp4"]
     assert not [p for p in (work / "videos").iterdir() if p.name.startswith(".")]
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from dimensionx.errors import DimensionXError
-from dimensionx.media import read_frames
+from dimensionx.media import open_image, read_frames
 from dimensionx.video.image import load_image
 from test_reliability import png
 
@@ -56,3 +56,16 @@ def test_truncated_image_is_named(tmp_path):
     (tmp_path / "cut.png").write_bytes((tmp_path / "good.png").read_bytes()[:60])
     with pytest.raises(DimensionXError, match="input image .*cut.png cannot be read as an image"):
         load_image(tmp_path / "cut.png")
+
+
+@pytest.mark.parametrize("mode", ["P", "1"])
+def test_large_palette_and_one_bit_images_keep_their_colours_when_reduced(tmp_path, mode):
+    # 4200 x 4200 px (17.6 Mpx > 16 Mpx): reduced by 2 after conversion; left half one colour, right half the other
+    left, right = ((200, 30, 30), (20, 40, 220)) if mode == "P" else ((0, 0, 0), (255, 255, 255))
+    pixels = np.zeros((4200, 4200, 3), np.uint8)
+    pixels[:, :2100], pixels[:, 2100:] = left, right
+    image = Image.fromarray(pixels)
+    (image.quantize(2) if mode == "P" else image.convert("1")).save(tmp_path / "big.png")
+    reduced = np.asarray(open_image(tmp_path / "big.png").convert("RGB"))
+    assert reduced.shape == (2100, 2100, 3)
+    assert reduced[5, 5].tolist() == list(left) and reduced[5, -5].tolist() == list(right)

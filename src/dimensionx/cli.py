@@ -5,6 +5,7 @@ that needs them, so ``--help`` answers at once."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -21,6 +22,8 @@ from .recon import cli as recon_cli
 from .train import cli as train_cli
 from .video import cli as video_cli
 
+DISK_FULL = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is used up",
+             errno.EROFS: "the file system is read-only"}  # OSErrors of the machine, not of the command
 STAGES = (video_cli, orbit_cli, models_cli, recon_cli, train_cli, scenes, fourd_cli, app_cli)
 
 
@@ -45,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except DimensionXError as exc:
         print(f"dimensionx {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        where = exc.filename or getattr(args, "out", None) or getattr(args, "output_dir", None) or "the output"
+        fix = "choose an output folder on a writable disk" if exc.errno == errno.EROFS else \
+            "free some space or choose an output folder on another disk"
+        print(f"dimensionx {args.command}: error: cannot write {where}: {DISK_FULL[exc.errno]}; {fix}, then run the "
+              "command again (its temporary files were removed)", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C or kill, also while importing or loading a model
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 from .errors import DimensionXError
+from .media import check_sidecar
 
 T = TypeVar("T")
 
@@ -54,16 +55,27 @@ def default_help(cls: type, field: str, text: str) -> str:
     return f"{text} (default {value:g})" if isinstance(value, float) else f"{text} (default {value})"
 
 
-def _read_file(cls: type, path: Path):
-    from omegaconf import OmegaConf
+def read_mapping(path: Path, what: str = "config file"):
+    """The mapping of settings in the YAML/JSON file ``path`` (an OmegaConf DictConfig); errors name the file in one line."""
+    from omegaconf import DictConfig, OmegaConf
 
-    if not path.is_file():
-        raise DimensionXError(f"config file {path} does not exist: pass a YAML file from configs/ or a JSON sidecar")
     try:
         data = OmegaConf.load(path)
     except Exception as exc:  # YAML and JSON parse errors have many types
-        raise DimensionXError(f"config file {path} is not valid YAML/JSON: {exc}") from None
-    if "config" in data and isinstance(data["config"], Mapping):
+        raise DimensionXError(f"{what} {path} is not valid YAML/JSON ({' '.join(str(exc).split())}): "
+                              "fix it or pass another file") from None
+    if not isinstance(data, DictConfig):
+        raise DimensionXError(f"{what} {path} holds a list or a single value, not a mapping of settings: "
+                              "write one `name: value` per line (see configs/)")
+    return data
+
+
+def _read_file(cls: type, path: Path):
+    if not path.is_file():
+        raise DimensionXError(f"config file {path} does not exist: pass a YAML file from configs/ or a JSON sidecar")
+    data = read_mapping(path)
+    if "config" in data and isinstance(data["config"], Mapping):  # a sidecar: its mp4 must be the run's
+        check_sidecar(path, data)
         data = data["config"]
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data.keys()) - names)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import secrets
@@ -16,7 +17,7 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -31,16 +32,18 @@ OUTPUT_MARKER = ".dimensionx-output.json"  # written into every output folder: p
 TEMP_TAG = ".tmp-"  # in the names of temporary outputs: .NAME.tmp-PID-XXXXXXXX (see remove_leftover_temps)
 MAX_IMAGE_PIXELS = 300_000_000  # px; larger images are refused (decoding one takes about 1 GB of memory)
 WORK_IMAGE_PIXELS = 16_000_000  # px; larger images are reduced by an integer factor as they are read
+MAX_FPS = 240  # frames per second of an mp4 a command writes
 
 
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuses a file output that exists (unless ``overwrite``), names a folder, or cannot be written."""
+def check_writable(path: Path, overwrite: bool, what: str = "--out") -> None:
+    """Refuses a file output that exists (unless ``overwrite``), names a folder, or cannot be written;
+    ``what``: the flag or setting that chose ``path``, named in the fix."""
     path = Path(path)
     if path.is_dir():
         raise DimensionXError(f"{path} is a folder, but a file is written here: pass a file name such as {path / 'out.mp4'}")
     if path.exists() and not overwrite:
         raise DimensionXError(f"{path} already exists: pass --overwrite to replace it, or choose another --out")
-    _check_parent_writable(path)
+    _check_parent_writable(path, what)
 
 
 def check_output_dir(path: str | Path, overwrite: bool) -> None:
@@ -152,18 +155,18 @@ def _written_by_us(folder: Path) -> bool:
         return False
 
 
-def _check_parent_writable(path: Path) -> None:
+def _check_parent_writable(path: Path, what: str = "--out") -> None:
     """Creates and deletes a file in the nearest existing folder of ``path``: what the write will need."""
     parent = Path(path).absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise DimensionXError(f"cannot write {path}: {parent} is a file, not a folder; choose another --out")
+        raise DimensionXError(f"cannot write {path}: {parent} is a file, not a folder; choose another {what}")
     try:
         with tempfile.TemporaryFile(dir=parent):
             pass
     except OSError as exc:
-        raise DimensionXError(f"cannot write {path}: {parent} is not writable ({exc.strerror}); choose another --out") from None
+        raise DimensionXError(f"cannot write {path}: {parent} is not writable ({exc.strerror}); choose another {what}") from None
 
 
 @contextlib.contextmanager
@@ -183,6 +186,8 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 def atomic_files(paths: list[str | Path]) -> Iterator[list[Path]]:
     """Like :func:`atomic_file` for files that belong together (a video and its sidecar): all of
     them are renamed into place at the end, with signals held back, or none is."""
+    for path in paths:  # what a killed run of the same command left
+        remove_leftover_temps(path)
     folders = []
     try:
         for p in paths:
@@ -211,6 +216,19 @@ def _new_temp(parent: Path, name: str, suffix: str = "", folder: bool = False) -
             return path
         except FileExistsError:
             continue
+
+
+def check_sidecar(sidecar: str | Path, data) -> None:
+    """Refuses a video's JSON sidecar (``data``, read from ``sidecar``) that records another mp4 than the one
+    beside it (same stem): a run killed between the two renames of :func:`atomic_files` leaves the new video
+    beside the old sidecar. Sidecars from before the checksum was recorded pass."""
+    sidecar = Path(sidecar)
+    video = sidecar.with_suffix(".mp4")
+    recorded = data.get("video", {}).get("sha256") if isinstance(data.get("video"), Mapping) else None
+    if recorded and video.is_file() and file_sha256(video) != recorded:
+        raise DimensionXError(f"{sidecar} does not describe {video} beside it: the mp4's sha256 is not the one the sidecar "
+                              "records, so they come from different runs (one killed between writing them); make the "
+                              "video again, or delete the stale sidecar")
 
 
 def move_no_clobber(source: str | Path, target: str | Path) -> None:
@@ -297,6 +315,15 @@ def _replace_dir(new: Path, path: Path, overwrite: bool) -> None:
             aside.unlink()
         else:
             shutil.rmtree(aside)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of the file's bytes: what a sidecar or a checkpoint records to detect a file changed since."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(data: dict, path: str | Path) -> None:
@@ -506,9 +533,14 @@ def _reduce_factor(pixels: int) -> int:
 
 
 def _eight_bit(image):
-    """Greyscale of more than 8 bits (modes I;16*, I, F) -> mode L, scaled."""
+    """Greyscale of more than 8 bits (modes I;16*, I, F) -> mode L, scaled; palette and 1-bit images -> RGB(A)
+    and L, which (unlike modes P and 1) can be reduced."""
     from PIL import Image
 
     if image.mode.startswith("I") or image.mode == "F":
         return Image.fromarray(to_uint8(np.asarray(image)))
+    if image.mode in ("P", "PA"):
+        return image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    if image.mode == "1":
+        return image.convert("L")
     return image

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import DimensionXError
 
 DEFAULT_MODEL = "THUDM/CogVideoX-5b-I2V"
+MAX_FRAMES = 161  # frames of a video made or trained on: 4k + 1 up to 161 (the orbit's is 145); longer ones outgrow an 80 GB GPU
 BASE_KEY = "_dimensionx_base_model"  # model_index.json key of a transformer-only folder: the pipeline lending VAE, T5, scheduler
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import read_mapping
 from ..errors import DimensionXError
 from ..media import atomic_dir, atomic_file, check_output_dir, check_writable
 from .hub import BASE_KEY, DEFAULT_MODEL
@@ -87,21 +88,31 @@ def read_sat_shape(path: str | Path | None) -> SatShape:
     path = Path(path)
     if not path.is_file():
         raise DimensionXError(f"--sat-config {path} does not exist: pass the SAT model YAML (e.g. configs/cogvideox_5b_i2v_lora_145.yaml)")
-    yaml = OmegaConf.to_container(OmegaConf.load(path))
-    params = yaml.get("model", {}).get("network_config", {}).get("params", {})
-    modules = params.get("modules", {})
-    pos = modules.get("pos_embed_config", {}).get("params", {})
-    lora = modules.get("lora_config", {}).get("params", {})
+    yaml = OmegaConf.to_container(read_mapping(path, "--sat-config"))
+    params = _section(yaml, "model", "network_config", "params")
+    pos = _section(params, "modules", "pos_embed_config", "params")
+    lora = _section(params, "modules", "lora_config", "params")
     if not params:
         raise DimensionXError(f"--sat-config {path} has no model.network_config.params: pass the SAT model YAML, not the inference one")
     default = SatShape()
-    return SatShape(
-        num_frames=int(params.get("num_frames", default.num_frames)),
-        latent_height=int(params.get("latent_height", default.latent_height)),
-        latent_width=int(params.get("latent_width", default.latent_width)),
-        text_length=int(pos.get("text_length", default.text_length)),
-        lora_alpha=float(lora.get("lora_alpha", default.lora_alpha)),
-    )
+    try:
+        return SatShape(
+            num_frames=int(params.get("num_frames", default.num_frames)),
+            latent_height=int(params.get("latent_height", default.latent_height)),
+            latent_width=int(params.get("latent_width", default.latent_width)),
+            text_length=int(pos.get("text_length", default.text_length)),
+            lora_alpha=float(lora.get("lora_alpha", default.lora_alpha)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise DimensionXError(f"--sat-config {path}: {exc}; num_frames, latent_height, latent_width, text_length and "
+                              "lora_alpha must be numbers: pass the SAT model YAML the checkpoint was trained with") from None
+
+
+def _section(mapping: dict, *keys: str) -> dict:
+    """``mapping[keys[0]][keys[1]]...``, or {} where a level is missing or not a mapping."""
+    for key in keys:
+        mapping = mapping.get(key) if isinstance(mapping, dict) else None
+    return mapping if isinstance(mapping, dict) else {}
 
 
 def find_model_states(source: str | Path) -> Path:

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from ..config import config_to_dict
 from ..directors.camera_paths import MOTIONS, camera_path, look_at, rotation
 from ..errors import DimensionXError
-from ..media import atomic_dir, check_output_dir, check_video_encoder, write_json, write_video
+from ..media import MAX_FPS, atomic_dir, check_output_dir, check_video_encoder, write_json, write_video
 from .config import DatasetConfig
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # transforms.json stores OpenGL camera axes
 SHEET_COLUMNS = 5  # frames per clip on the contact sheet
 SHEET_HEIGHT = 96  # px of one contact-sheet cell
+MAX_SIDE = 4096  # px of a clip's width or height
+MAX_CLIPS = 1000  # clips per motion
+MAX_CLIP_FRAMES = 1000  # frames per clip
+MAX_JITTER = 90.0  # degrees of the start cameras' swing
+RENDER_BYTES_PER_PIXEL = 48  # a clip's frames rendered at once: float colours, alphas and depths, the 8-bit copy, twice
 
 
 def make_dataset(config: DatasetConfig) -> Path:
@@ -42,10 +48,9 @@ def make_dataset(config: DatasetConfig) -> Path:
     scene = Path(config.scene)
     device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if config.device == "auto" else config.device))
+    check_memory(width, height, config.frames, device)
     # 2. Scene and cameras.
-    from ..splats.export import read_ply
-
-    splats = {k: v.to(device) for k, v in read_ply(scene / "point_cloud.ply").items()}
+    splats = {k: v.to(device) for k, v in read_splats(scene / "point_cloud.ply").items()}
     recon_c2w, focal_x, recon_width = read_cameras(scene / "transforms.json")
     centre = np.median(splats["means"].cpu().numpy(), axis=0)
     K = intrinsics(focal_x * width / recon_width, width, height)
@@ -97,8 +102,14 @@ def check_inputs(config: DatasetConfig) -> tuple[list[str], tuple[int, int], np.
         width, height = (int(v) for v in config.size.lower().split("x"))
     except ValueError:
         raise DimensionXError(f"--size {config.size}: write WIDTHxHEIGHT in pixels, e.g. 720x480") from None
-    if width < 8 or height < 8 or config.clips < 1 or config.frames < 2 or config.fps <= 0:
-        raise DimensionXError("--size must be at least 8x8 px, --clips at least 1, --frames at least 2 and --fps positive")
+    if not (8 <= width <= MAX_SIDE and 8 <= height <= MAX_SIDE):
+        raise DimensionXError(f"--size {config.size}: each side from 8 to {MAX_SIDE} px (training resizes clips to the "
+                              "model's 720x480 anyway), e.g. 720x480")
+    for flag, value, low, high in (("--clips", config.clips, 1, MAX_CLIPS), ("--frames", config.frames, 2, MAX_CLIP_FRAMES),
+                                   ("--fps", config.fps, 1, MAX_FPS), ("--jitter", config.jitter, 0, MAX_JITTER)):
+        if not (math.isfinite(value) and low <= value <= high):
+            raise DimensionXError(f"{flag} {value}: use a number from {low} to {high} (the default is "
+                                  f"{getattr(DatasetConfig, flag[2:]):g})")
     try:
         background = np.array([float(v) for v in config.background.split(",")], dtype=np.float32)
         assert background.shape == (3,)
@@ -107,6 +118,20 @@ def check_inputs(config: DatasetConfig) -> tuple[list[str], tuple[int, int], np.
     if config.device not in ("auto", "cpu", "cuda"):
         raise DimensionXError(f"--device {config.device}: use auto, cuda or cpu")
     return motions, (width, height), background
+
+
+def check_memory(width: int, height: int, frames: int, device) -> None:
+    """Refuses, before anything is read or rendered, a clip whose frames (all rendered at once) cannot fit in
+    the memory free on ``device``."""
+    import psutil
+    import torch
+
+    need = frames * width * height * RENDER_BYTES_PER_PIXEL
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else psutil.virtual_memory().available
+    if need > free:
+        raise DimensionXError(f"--size {width}x{height} with --frames {frames}: rendering a clip needs about "
+                              f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB free on {device}: pass a "
+                              "smaller --size or fewer --frames")
 
 
 def read_cameras(path: Path) -> tuple[np.ndarray, float, int]:
@@ -122,6 +147,19 @@ def read_cameras(path: Path) -> tuple[np.ndarray, float, int]:
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DimensionXError(f"{path} is not a usable transforms.json ({exc!r}): re-run `dimensionx recon`") from None
     return c2w, focal, width
+
+
+def read_splats(path: Path) -> dict:
+    """The scene's splats (see ``splats.export.read_ply``); a damaged or foreign PLY is named in one line."""
+    from plyfile import PlyParseError
+
+    from ..splats.export import read_ply
+
+    try:
+        return read_ply(path)
+    except (PlyParseError, OSError, ValueError, KeyError) as exc:
+        raise DimensionXError(f"{path} is damaged or not a 3DGS PLY ({type(exc).__name__}: {exc}): re-run "
+                              "`dimensionx recon` to write it again") from None
 
 
 def intrinsics(focal: float, width: int, height: int) -> np.ndarray:

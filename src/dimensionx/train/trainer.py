@@ -20,20 +20,24 @@ import json
 import logging
 import math
 import os
+import pickle
+import re
 import shutil
 import signal
 import time
 from pathlib import Path
 
 import torch
+from diffusers.optimization import SchedulerType
 from tqdm import tqdm
 
 from ..config import config_to_dict
 from ..directors.lora import save_lora
 from ..errors import DimensionXError
-from ..media import (OUTPUT_MARKER, atomic_file, check_output_dir, check_writable, finish_output_dir, is_output_dir,
+from ..media import (OUTPUT_MARKER, atomic_file, check_writable, file_sha256, finish_output_dir, is_output_dir,
                      mark_output_dir, start_output_dir, write_json, write_video)
 from ..models import resolve_model
+from ..models.hub import MAX_FRAMES
 from .batches import CachedClips, EpochShuffle, VideoClips, pre_encode
 from .config import TrainConfig
 from .data import ClipList, find_clips, load_clip
@@ -62,6 +66,34 @@ CHECKPOINT_LORA = "lora.safetensors"
 TRAIN_TIMESTEPS = 1000
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}
 EXPORT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+LIMITS = {  # setting: (smallest, largest) value a run is started with, checked before any model loads
+    "rank": (1, 3072),  # 3072: the 5B transformer's width; a higher rank adds nothing
+    "frames": (5, MAX_FRAMES),
+    "skip_frames": (0, 1000),
+    "text_max_length": (1, 512),
+    "max_steps": (1, 10_000_000),
+    "micro_batch": (1, 64),
+    "grad_accumulation": (1, 1024),
+    "learning_rate": (1e-8, 1.0),
+    "adam_beta1": (0.0, 0.9999),
+    "adam_beta2": (0.0, 0.9999),
+    "weight_decay": (0.0, 1.0),
+    "adam_epsilon": (1e-12, 1.0),
+    "max_grad_norm": (1e-6, 1e6),
+    "lr_warmup_steps": (0, 10_000_000),
+    "text_dropout": (0.0, 0.99),  # probabilities
+    "image_dropout": (0.0, 0.99),
+    "image_noise_mean": (-20.0, 5.0),  # log sigma, pixels in [-1, 1]
+    "image_noise_std": (0.0, 5.0),
+    "image_noise_draws": (1, 64),
+    "num_workers": (0, 64),
+    "checkpoint_every": (0, 10_000_000),
+    "checkpoints_kept": (1, 1000),
+    "log_every": (1, 10_000_000),
+    "sample_every": (0, 10_000_000),
+    "sample_steps": (1, 1000),
+    "seed": (0, 2**32 - 1),
+}
 
 
 @dataclasses.dataclass
@@ -84,6 +116,8 @@ def train(config: TrainConfig) -> TrainResult:
     clips = find_encoded(manifest, config.frames) if manifest else find_clips(config.data, config.skip_frames)
     model = resolve_model(config.model)
     check_size(clips, *model_size(model.path))
+    if config.pre_encode and clips.encoded is None:
+        check_writable(cache_dir(config, clips) / "CLIP.safetensors", overwrite=True, what="cache_dir (in --config)")
 
     # 2. Processes and devices: accelerate (`accelerate launch` decides DDP / DeepSpeed).
     accelerator = Accelerator(mixed_precision=mixed_precision(config.mixed_precision),
@@ -150,7 +184,7 @@ def train(config: TrainConfig) -> TrainResult:
     transformer.train()
     inputs_dtype = input_dtype(accelerator, dtype)
     status, losses, start = "done", [], time.perf_counter()
-    with stop.on_sigterm():
+    with stop.on_sigterm(), progress:  # the bar's line is closed before any error message
         while step < config.max_steps and status == "done":
             sampler.use_epoch(epoch)
             for batch in (accelerator.skip_first_batches(loader, skip) if skip else loader):
@@ -189,7 +223,6 @@ def train(config: TrainConfig) -> TrainResult:
                 if stopping or step == config.max_steps:
                     break
             epoch, skip = epoch + 1, 0
-    progress.close()
 
     # 8. Export.
     accelerator.wait_for_everyone()
@@ -214,21 +247,20 @@ def check_inputs(config: TrainConfig) -> None:
         raise DimensionXError("no training data: pass --data (a CSV file, a folder with metadata.csv, or videos/ + captions/)")
     if not config.output_dir:
         raise DimensionXError("no run folder: pass --output-dir DIR")
-    if config.frames < 5 or (config.frames - 1) % 4:
+    for name, (low, high) in LIMITS.items():
+        value = getattr(config, name)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise DimensionXError(f"{name} {value}: use a number from {low:g} to {high:g} (the default is "
+                                  f"{getattr(TrainConfig, name):g}); outside it a run fails, diverges or cannot fit a GPU")
+    if (config.frames - 1) % 4:
         raise DimensionXError(f"frames {config.frames}: CogVideoX takes 4k+1 frames (the VAE packs 4 in one latent), e.g. 49")
-    positive = {"rank": config.rank, "max_steps": config.max_steps, "micro_batch": config.micro_batch,
-                "grad_accumulation": config.grad_accumulation, "learning_rate": config.learning_rate,
-                "text_max_length": config.text_max_length, "image_noise_draws": config.image_noise_draws}
-    for name, value in positive.items():
-        if value <= 0:
-            raise DimensionXError(f"{name} {value}: must be positive")
-    for name in ("text_dropout", "image_dropout"):
-        if not 0 <= getattr(config, name) < 1:
-            raise DimensionXError(f"{name} {getattr(config, name)}: a probability in [0, 1)")
     if config.mixed_precision not in ("auto", *DTYPES):
         raise DimensionXError(f"mixed_precision {config.mixed_precision!r}: use auto, bf16, fp16 or no")
     if config.export_dtype not in EXPORT_DTYPES:
         raise DimensionXError(f"export_dtype {config.export_dtype!r}: use bf16 or fp32")
+    schedules = [kind.value for kind in SchedulerType]
+    if config.lr_scheduler not in schedules:
+        raise DimensionXError(f"lr_scheduler {config.lr_scheduler!r}: use one of {', '.join(schedules)}")
     if config.optimizer not in ("adamw", "adamw8bit"):
         raise DimensionXError(f"optimizer {config.optimizer!r}: use adamw or adamw8bit")
     if config.sample_every and manifest_path(config.data):
@@ -281,12 +313,53 @@ def find_resume(config: TrainConfig, out: Path) -> Path | None:
         if not found:
             log.info("--resume latest: no checkpoint in %s yet, starting from step 0", out / CHECKPOINTS)
             return None
+        check_checkpoint(found[-1], config, found[-2] if len(found) > 1 else None)
         return found[-1]
     path = Path(config.resume)
     if not (path / STATE_FILE).is_file():
         raise DimensionXError(f"--resume {path}: not a checkpoint folder (no {STATE_FILE}); pass a folder "
                               f"{out / CHECKPOINTS}/step_NNNNNN or `latest`")
+    earlier = sorted(p for p in path.parent.glob("step_*") if p.name < path.name)
+    check_checkpoint(path, config, earlier[-1] if earlier else None)
     return path
+
+
+def check_checkpoint(path: Path, config: TrainConfig, earlier: Path | None) -> None:
+    """Refuses, before any model loads, a checkpoint whose files are not those it was written with (each file's
+    size and sha256 are in its trainer_state.json) or that holds a LoRA of another rank than ``config.rank``."""
+    recover = (f"resume from the one before (--resume {earlier})" if earlier else "there is no earlier checkpoint") + \
+        " or start again (--overwrite)"
+    try:
+        state = json.loads((path / STATE_FILE).read_text())
+        int(state["step"])
+        files = {name: (int(w["bytes"]), str(w["sha256"])) for name, w in (state.get("files") or {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DimensionXError(f"checkpoint {path} is damaged: its {STATE_FILE} cannot be read ({type(exc).__name__}: "
+                              f"{exc}); {recover}") from None
+    for name, (size_written, sha256) in files.items():
+        file = path / name
+        size = file.stat().st_size if file.is_file() else None
+        if size != size_written or file_sha256(file) != sha256:
+            now = "is missing" if size is None else f"is {size} bytes, {size_written} when written" \
+                if size != size_written else "differs from the sha256 written with it"
+            raise DimensionXError(f"checkpoint {path} is damaged: {name} {now}; {recover}")
+    rank = state.get("rank") or _lora_rank(path / CHECKPOINT_LORA, recover)
+    if rank != config.rank:
+        raise DimensionXError(f"checkpoint {path} holds a LoRA of rank {rank}, but rank is {config.rank}: pass --rank "
+                              f"{rank} to continue it, or --overwrite to start a new run at rank {config.rank}")
+
+
+def _lora_rank(path: Path, recover: str) -> int:
+    """The rank of the LoRA file of a checkpoint written before checkpoints recorded it: lora_A's rows."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as lora:
+            name = next(k for k in lora.keys() if "lora_A" in k)
+            return lora.get_slice(name).get_shape()[0]
+    except (OSError, SafetensorError, StopIteration) as exc:
+        raise DimensionXError(f"checkpoint {path.parent} is damaged: {path.name} cannot be read ({type(exc).__name__}: "
+                              f"{exc}); {recover}") from None
 
 
 def check_run_folder(out: Path, config: TrainConfig) -> None:
@@ -295,10 +368,10 @@ def check_run_folder(out: Path, config: TrainConfig) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise DimensionXError(f"--output-dir {out} is not a folder: pass a new folder for the run")
     if not out.exists():
-        check_output_dir(out, overwrite=False)  # its parent can be written
+        check_writable(out / LOG_FILE, overwrite=False, what="--output-dir")  # its parent can be written
         return
     if not any(out.iterdir()):
-        check_writable(out / LOG_FILE, overwrite=True)  # an empty folder: it can be written
+        check_writable(out / LOG_FILE, overwrite=True, what="--output-dir")  # an empty folder: it can be written
         return
     if not is_output_dir(out, "train"):
         raise DimensionXError(f"--output-dir {out} holds files that `dimensionx train` did not write (no run marker "
@@ -306,7 +379,7 @@ def check_run_folder(out: Path, config: TrainConfig) -> None:
     if config.resume is None and not config.overwrite:
         raise DimensionXError(f"--output-dir {out} already holds a run: pass --resume latest to continue it, "
                               "--overwrite to start again, or another --output-dir")
-    check_writable(out / LOG_FILE, overwrite=True)  # the run folder can be written
+    check_writable(out / LOG_FILE, overwrite=True, what="--output-dir")  # the run folder can be written
 
 
 def prepare_run_folder(out: Path, config: TrainConfig, resume_dir: Path | None, clips: ClipList) -> None:
@@ -317,6 +390,9 @@ def prepare_run_folder(out: Path, config: TrainConfig, resume_dir: Path | None, 
     elif not is_output_dir(out, "train"):
         out.mkdir(parents=True, exist_ok=True)
         mark_output_dir(out, "train")
+    for partial in (out / CHECKPOINTS).glob(".step_*.partial"):  # a killed run's unfinished checkpoint
+        if re.fullmatch(r"\.step_\d{6}\.partial", partial.name) and partial.is_dir() and not partial.is_symlink():
+            shutil.rmtree(partial)
     write_json({"config": config_to_dict(config)}, out / "train_config.json")
     write_json(clips.report(), out / "data_report.json")
     if resume_dir is None:
@@ -394,11 +470,8 @@ def build_schedule(config: TrainConfig, optimizer, processes: int):
     """diffusers' named schedules; accelerate steps a prepared schedule once per process, hence the factor."""
     from diffusers.optimization import get_scheduler
 
-    try:
-        return get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * processes,
-                             num_training_steps=config.max_steps * processes)
-    except ValueError as exc:
-        raise DimensionXError(f"lr_scheduler {config.lr_scheduler!r}: {exc}") from None
+    return get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * processes,
+                         num_training_steps=config.max_steps * processes)
 
 
 class StopRequest:
@@ -480,12 +553,25 @@ def save_checkpoint(accelerator, out: Path, step: int, rng: torch.Generator, con
         partial.mkdir(parents=True)
     accelerator.wait_for_everyone()
     extra = {"exclude_frozen_parameters": True} if accelerator.distributed_type == DistributedType.DEEPSPEED else {}
-    accelerator.save_state(str(partial), **extra)
-    torch.save(rng.get_state(), partial / f"rng_state_{accelerator.process_index}.pt")
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(partial), **extra)
+        torch.save(rng.get_state(), partial / f"rng_state_{accelerator.process_index}.pt")
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            written = {str(f.relative_to(partial)): {"bytes": f.stat().st_size, "sha256": file_sha256(f)}
+                       for f in sorted(partial.rglob("*")) if f.is_file()}
+            write_json({"step": step, "processes": accelerator.num_processes, "micro_batch": config.micro_batch,
+                        "grad_accumulation": config.grad_accumulation, "seed": config.seed, "rank": config.rank,
+                        "files": written}, partial / STATE_FILE)
+    except BaseException as exc:  # a full disk, a signal: no half-written checkpoint stays
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, Exception) and not isinstance(exc, (OSError, DimensionXError)):
+            free = shutil.disk_usage(out).free
+            raise DimensionXError(f"checkpoint {final} could not be written ({type(exc).__name__}: "
+                                  f"{' '.join(str(exc).split())}; {free / 2**20:.0f} MiB free on its disk): free some "
+                                  f"space, then continue with --resume latest") from None
+        raise
     if accelerator.is_main_process:
-        write_json({"step": step, "processes": accelerator.num_processes, "micro_batch": config.micro_batch,
-                    "grad_accumulation": config.grad_accumulation, "seed": config.seed}, partial / STATE_FILE)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
         for old in sorted((out / CHECKPOINTS).glob("step_*"))[: -max(1, config.checkpoints_kept)]:
@@ -503,10 +589,14 @@ def resume(accelerator, checkpoint: Path, rng: torch.Generator, out: Path) -> in
         log.warning("checkpoint %s was written by %d processes, this run has %d: the data order will differ",
                     checkpoint, state["processes"], accelerator.num_processes)
     extra = {"load_module_strict": False} if accelerator.distributed_type == DistributedType.DEEPSPEED else {}
-    accelerator.load_state(str(checkpoint), **extra)
     rng_file = checkpoint / f"rng_state_{accelerator.process_index}.pt"
-    if rng_file.is_file():
-        rng.set_state(torch.load(rng_file))
+    try:
+        accelerator.load_state(str(checkpoint), **extra)
+        if rng_file.is_file():
+            rng.set_state(torch.load(rng_file))
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:  # a checkpoint without checksums
+        raise DimensionXError(f"checkpoint {checkpoint} is damaged ({type(exc).__name__}: {' '.join(str(exc).split())}): "
+                              "resume from an earlier one (--resume its folder) or start again (--overwrite)") from None
     step = int(state["step"])
     if accelerator.is_main_process and (out / LOG_FILE).is_file():
         lines = (out / LOG_FILE).read_text().splitlines()

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from ..directors.registry import get_director
 from ..errors import DimensionXError
-from ..media import check_image, check_video_encoder, check_writable
+from ..models.hub import MAX_FRAMES
+from ..media import MAX_FPS, check_image, check_video_encoder, check_writable
 from .config import VideoConfig
 from .image import FITS, check_size
 from .loop import check_loop
 
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
+MAX_STEPS = 1000  # denoising steps: the scheduler's training timesteps
 UNCONDS = ("empty", "zero")  # unguided branch: embedding of the empty prompt (diffusers) or zeros (SAT, the orbit model)
 
 
@@ -43,10 +45,13 @@ def check_inputs(config: VideoConfig) -> None:
             get_director(name)
     if config.frames < 1 or (config.frames - 1) % 4:
         raise DimensionXError(f"--frames {config.frames}: CogVideoX makes 4k+1 frames (the VAE packs 4 frames in one latent): use e.g. 49")
-    if config.steps < 1:
-        raise DimensionXError(f"--steps {config.steps}: use at least 1 (50 is the original setting)")
-    if config.fps <= 0:
-        raise DimensionXError(f"--fps {config.fps}: frames per second must be positive")
+    if config.frames > MAX_FRAMES:
+        raise DimensionXError(f"--frames {config.frames}: at most {MAX_FRAMES} (49 is the original setting, 145 the orbit's); "
+                              "longer videos do not fit a GPU")
+    if not 1 <= config.steps <= MAX_STEPS:
+        raise DimensionXError(f"--steps {config.steps}: use 1 to {MAX_STEPS} (50 is the original setting)")
+    if not 0 < config.fps <= MAX_FPS:
+        raise DimensionXError(f"--fps {config.fps}: frames per second must be from 1 to {MAX_FPS} (8 is the original setting)")
     if not math.isfinite(config.guidance) or config.guidance < 0:
         raise DimensionXError(f"--guidance {config.guidance}: the guidance scale must be >= 0 (6 is the original setting; "
                               "1 or less turns guidance off)")

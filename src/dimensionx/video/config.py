@@ -23,11 +23,13 @@ class ModeConfig:
     # `cache_warmup_steps` steps and then on every `cache_interval`-th step, and forecasts the
     # output of the steps between from a first-order Taylor expansion of the last full ones. The
     # paper reports near-lossless 4.99x on FLUX and 5.00x on HunyuanVideo; at 50 steps, warm-up 3
-    # and interval 5 run 13 full steps (3.8x fewer), inside that published range. A fixed interval
+    # and interval 6 run 11 full steps (4.5x fewer), inside that published range. Interval 6 was
+    # measured against 5 and 7 on one H100 (benchmarks/results/video_levers_*.json): 16.5 s and
+    # 32.7 dB from stock, against 18.9 s / 32.4 dB and 15.3 s / 31.3 dB (under the 32 dB floor). A fixed interval
     # was chosen over FirstBlockCache and MagCache: their skips depend on thresholds or magnitude
     # ratios calibrated per checkpoint (none published for CogVideoX-5B-I2V), so their speed can
     # neither be promised nor measured on the random-weight benchmark.
-    cache_interval: int = 5  # fast: steps from one full transformer pass to the next
+    cache_interval: int = 6  # fast: steps from one full transformer pass to the next
     cache_warmup_steps: int = 3  # fast: first steps always computed in full
     # fast: "sdpa" (cuDNN's fused kernel first, as exact) or "sage" (SageAttention's 8-bit kernel: pip install
     # sageattention); its drift and speed are in docs/speed.md
@@ -42,7 +44,7 @@ class ModeConfig:
             raise DimensionXError(
                 f"ModeConfig(cache_interval={self.cache_interval}, cache_warmup_steps={self.cache_warmup_steps}, "
                 f"offload_blocks_per_group={self.offload_blocks_per_group}): the interval and the group need at least 1, "
-                "the warm-up at least 0 (defaults 5, 3 and 1)"
+                "the warm-up at least 0 (defaults 6, 3 and 1)"
             )
 
 

@@ -280,3 +280,34 @@ def test_a_sidecar_beside_another_runs_video_is_refused_and_a_killed_runs_tempor
     result = cli("video", photo, "--config", "clip.json", "--out", "again.mp4", cwd=tmp_path)
     assert_refused(result, "clip.json does not describe clip.mp4 beside it: the mp4's sha256 is not the one the sidecar "
                            "records, so they come from different runs", tmp_path, before)
+
+
+# ---- make-dataset: Ctrl-C keeps the finished motions --------------------------------------------------------
+
+def test_make_dataset_interrupted_keeps_its_finished_motions_and_the_same_command_finishes(scene, tmp_path):
+    command = ["make-dataset", scene, "--out", "data", "--device", "cpu", "--motions", "orbit_left,pan_right,z_zoom_in",
+               "--clips", 1, "--frames", 5, "--size", "64x48", "--jitter", 0]
+    hook = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "interrupt_hook"), os.environ.get("PYTHONPATH", "")]),
+            "DIMENSIONX_TEST_SIGNAL": "SIGINT", "DIMENSIONX_TEST_SIGNAL_AT": "dimensionx.train.make_dataset:contact_sheet",
+            "DIMENSIONX_TEST_SIGNAL_CALL": "2"}  # while the second motion's contact sheet is made
+    interrupted = cli(*command, cwd=tmp_path, env=hook)
+    assert interrupted.returncode == 130 and "Traceback" not in interrupted.stderr, interrupted.stderr[-2000:]
+    assert interrupted.stderr.splitlines()[-1] == ("dimensionx make-dataset: interrupted by SIGINT; the 1 finished "
+                                                   "motion(s) are kept in data (orbit_left): run the same command to "
+                                                   "make the others")
+    data = tmp_path / "data"
+    kept = {p: p.read_bytes() for p in (data / "orbit_left").rglob("*") if p.is_file()}
+    assert sorted(p.name for p in data.iterdir() if not p.name.startswith(".")) == ["dataset.json", "orbit_left"]
+
+    other = cli(*command[:-1], 3, cwd=tmp_path)  # another jitter: not the same dataset
+    assert other.returncode == 2 and "holds an unfinished dataset made with other settings (jitter)" in other.stderr
+
+    finished = cli(*command, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert {p: p.read_bytes() for p in (data / "orbit_left").rglob("*") if p.is_file()} == kept  # not made again
+    rows = (data / "metadata.csv").read_text().splitlines()
+    assert rows[0] == "video,caption" and [row.split(",")[0] for row in rows[1:]] == [
+        f"{m}/videos/{m}_000.mp4" for m in ("orbit_left", "pan_right", "z_zoom_in")]
+    assert not [p for p in data.iterdir() if p.name.startswith(".") and p.name != ".dimensionx-output.json"]
+    again = cli(*command, cwd=tmp_path)
+    assert again.returncode == 2 and "already exists: pass --overwrite" in again.stderr

@@ -60,7 +60,7 @@ def register(commands) -> None:
     make.add_argument("--seed", type=int, help="seed of the start-camera jitter")
     make.add_argument("--overwrite", action="store_true", default=None, help="replace an existing dataset folder")
     make.add_argument("--config", help="YAML preset")
-    make.set_defaults(run=run_make_dataset)
+    make.set_defaults(run=run_make_dataset, kept_on_interrupt=kept_motions)
 
 
 def _config(cls, args: argparse.Namespace):
@@ -79,6 +79,12 @@ def run_train(args: argparse.Namespace) -> int:
               + (f"; the run it replaces stays in {aside} until this one has exported its LoRA" if aside else ""))
         return 143
     return 0
+
+
+def kept_motions(args: argparse.Namespace) -> str | None:
+    from .make_dataset import kept_motions
+
+    return kept_motions(args)
 
 
 def run_make_dataset(args: argparse.Namespace) -> int:

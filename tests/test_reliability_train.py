@@ -311,3 +311,11 @@ def test_make_dataset_interrupted_keeps_its_finished_motions_and_the_same_comman
     assert not [p for p in data.iterdir() if p.name.startswith(".") and p.name != ".dimensionx-output.json"]
     again = cli(*command, cwd=tmp_path)
     assert again.returncode == 2 and "already exists: pass --overwrite" in again.stderr
+
+
+def test_make_dataset_refuses_a_background_that_is_no_colour(scene, tmp_path):
+    # a probe beyond issue 31: "nan,0,0" was accepted and rendered NaN behind the splats
+    (tmp_path / "preset.yaml").write_text('background: "nan,0,0"\n')
+    before = files(tmp_path)
+    result = cli("make-dataset", scene, "--config", "preset.yaml", "--out", "data", "--device", "cpu", cwd=tmp_path)
+    assert_refused(result, "background 'nan,0,0': write R,G,B in [0, 1], e.g. 0,0,0", tmp_path, before)

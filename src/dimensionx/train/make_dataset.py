@@ -167,7 +167,7 @@ def check_inputs(config: DatasetConfig) -> tuple[list[str], tuple[int, int], np.
                                   f"{getattr(DatasetConfig, flag[2:]):g})")
     try:
         background = np.array([float(v) for v in config.background.split(",")], dtype=np.float32)
-        assert background.shape == (3,)
+        assert background.shape == (3,) and ((background >= 0) & (background <= 1)).all()  # NaN fails too
     except (ValueError, AssertionError):
         raise DimensionXError(f"background {config.background!r}: write R,G,B in [0, 1], e.g. 0,0,0") from None
     if config.device not in ("auto", "cpu", "cuda"):

@@ -319,3 +319,29 @@ def test_make_dataset_refuses_a_background_that_is_no_colour(scene, tmp_path):
     before = files(tmp_path)
     result = cli("make-dataset", scene, "--config", "preset.yaml", "--out", "data", "--device", "cpu", cwd=tmp_path)
     assert_refused(result, "background 'nan,0,0': write R,G,B in [0, 1], e.g. 0,0,0", tmp_path, before)
+
+
+# ---- train interrupted: nothing half-made, or the checkpoints named -------------------------------------------
+
+def signal_at(function: str, call: int = 1) -> dict:
+    return {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "interrupt_hook"), os.environ.get("PYTHONPATH", "")]),
+            "DIMENSIONX_TEST_SIGNAL": "SIGINT", "DIMENSIONX_TEST_SIGNAL_AT": function,
+            "DIMENSIONX_TEST_SIGNAL_CALL": str(call)}
+
+
+def test_train_interrupted_before_its_first_checkpoint_leaves_no_run_folder(clips, tmp_path):
+    before = files(tmp_path)
+    result = cli("train", *TINY_TRAIN, "--data", clips, "--output-dir", "run", cwd=tmp_path,
+                 env=signal_at("dimensionx.train.trainer:load_components"))  # after the run folder was made
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.splitlines()[-1] == "dimensionx train: interrupted by SIGINT; no partial output was written"
+    assert files(tmp_path) == before
+
+
+def test_train_interrupted_after_a_checkpoint_says_it_is_kept(clips, tmp_path):
+    result = cli("train", *TINY_TRAIN, "--data", clips, "--output-dir", "run", "--checkpoint-every", 1, cwd=tmp_path,
+                 env=signal_at("dimensionx.train.trainer:append_log", 2))  # in step 2, after step 1's checkpoint
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.splitlines()[-1] == ("dimensionx train: interrupted by SIGINT; the checkpoints up to "
+                                              "run/checkpoints/step_000001 are kept: continue with --resume latest")
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_000001"]

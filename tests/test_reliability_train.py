@@ -345,3 +345,18 @@ def test_train_interrupted_after_a_checkpoint_says_it_is_kept(clips, tmp_path):
     assert result.stderr.splitlines()[-1] == ("dimensionx train: interrupted by SIGINT; the checkpoints up to "
                                               "run/checkpoints/step_000001 are kept: continue with --resume latest")
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_000001"]
+
+
+def test_recon_refuses_a_sidecar_of_another_run_beside_its_video(tmp_path):
+    """recon reads the camera motion from the video's sidecar: one beside another run's mp4 would be the wrong prior."""
+    import numpy as np
+
+    from dimensionx.media import write_video
+
+    frames = np.random.default_rng(0).integers(0, 255, (4, 64, 96, 3), dtype=np.uint8)
+    write_video(frames, tmp_path / "clip.mp4", 8)
+    sidecar = {"config": {"motion": "orbit_left"}, "video": {"sha256": "0" * 64}}  # another mp4's checksum
+    (tmp_path / "clip.json").write_text(json.dumps(sidecar))
+    before = files(tmp_path)
+    result = cli("recon", "clip.mp4", "--out", "scene", cwd=tmp_path)
+    assert_refused(result, "clip.json does not describe clip.mp4 beside it", tmp_path, before)

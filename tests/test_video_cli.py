@@ -14,7 +14,7 @@ from PIL import Image
 
 from dimensionx.cli import main
 from dimensionx.directors.lora import LORA_TARGETS, save_lora
-from dimensionx.media import read_frames
+from dimensionx.media import file_sha256, read_frames
 
 FAST = ["--model", "tiny", "--steps", "2", "--frames", "9", "--prompt", "a red barn in a field"]
 
@@ -42,7 +42,7 @@ def test_default_run_makes_49_frame_mp4_and_complete_sidecar(photo, tmp_path):
     assert director["name"] == "orbit_left" and director["multiplier"] == pytest.approx(1 / director["rank"])
     assert len(director["sha256"]) == 64 and Path(director["file"]).is_file()
     assert sidecar["scheduler"]["class"] == "CogVideoXDPMScheduler" and sidecar["scheduler"]["timestep_spacing"] == "trailing"
-    assert sidecar["video"] == {"frames": 49, "height": 64, "width": 96, "fps": 8}
+    assert sidecar["video"] == {"frames": 49, "height": 64, "width": 96, "fps": 8, "sha256": file_sha256(out)}
     assert {"load", "fuse", "denoise", "decode"} <= set(sidecar["seconds"])
     assert {"torch", "diffusers", "transformers", "peft", "dimensionx"} <= set(sidecar["versions"])
 

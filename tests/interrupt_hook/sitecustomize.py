@@ -2,7 +2,8 @@
 
 ``DIMENSIONX_TEST_SIGNAL=SIGTERM`` and ``DIMENSIONX_TEST_SIGNAL_AT`` name the point:
 ``torch`` (while that module is being imported) or ``module:Class.method`` / ``module:function``
-(when it is first called, once its module has been imported).
+(when it is first called, once its module has been imported; ``DIMENSIONX_TEST_SIGNAL_CALL=N``: when it is
+called the Nth time).
 """
 
 import importlib.abc
@@ -12,6 +13,7 @@ import sys
 
 SIGNAL = os.environ.get("DIMENSIONX_TEST_SIGNAL")
 AT = os.environ.get("DIMENSIONX_TEST_SIGNAL_AT", "")
+CALL = int(os.environ.get("DIMENSIONX_TEST_SIGNAL_CALL", "1"))
 
 
 def _fire():
@@ -25,8 +27,12 @@ def _wrap(module):
         owner = getattr(owner, part)
     original = getattr(owner, name)
 
+    calls = []
+
     def fire_then_call(*args, **kwargs):
-        _fire()
+        calls.append(1)
+        if len(calls) == CALL:
+            _fire()
         return original(*args, **kwargs)
 
     setattr(owner, name, fire_then_call)

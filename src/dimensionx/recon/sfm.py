@@ -57,10 +57,14 @@ def camera_prior(config: ReconConfig) -> CameraPrior:
     motion, degrees = config.camera_motion, config.orbit_degrees
     sidecar = Path(config.video).with_suffix(".json") if config.video else None
     if (motion is None or degrees is None) and sidecar is not None and Path(config.video).is_file() and sidecar.is_file():
+        from ..media import check_sidecar
+
         try:
             data = json.loads(sidecar.read_text())
         except ValueError:
             data = {}
+        if isinstance(data, dict):
+            check_sidecar(sidecar, data)  # the new video beside an old run's sidecar: its motion would be wrong
         settings = data.get("config", {}) if isinstance(data, dict) else {}
         motion = motion if motion is not None else settings.get("motion")
         degrees = degrees if degrees is not None else data.get("orbit_degrees", settings.get("orbit_degrees"))

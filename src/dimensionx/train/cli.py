@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from ..config import load_config
 from ..models.hub import DEFAULT_MODEL
@@ -39,7 +40,7 @@ def register(commands) -> None:
     train.add_argument("--sample-steps", type=int, help="denoising steps of a sample video (default 50)")
     train.add_argument("--num-workers", type=int, help="data-loader worker processes (default 2)")
     train.add_argument("--seed", type=int, help="seed of noise, timesteps, dropout and data order (default 42)")
-    train.set_defaults(run=run_train)
+    train.set_defaults(run=run_train, kept_on_interrupt=kept_checkpoints)
 
     make = commands.add_parser(
         "make-dataset",
@@ -60,7 +61,7 @@ def register(commands) -> None:
     make.add_argument("--seed", type=int, help="seed of the start-camera jitter")
     make.add_argument("--overwrite", action="store_true", default=None, help="replace an existing dataset folder")
     make.add_argument("--config", help="YAML preset")
-    make.set_defaults(run=run_make_dataset)
+    make.set_defaults(run=run_make_dataset, kept_on_interrupt=kept_motions)
 
 
 def _config(cls, args: argparse.Namespace):
@@ -70,15 +71,36 @@ def _config(cls, args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     from ..media import set_aside_of
-    from .trainer import train
+    from .trainer import remove_unstarted_run, train
 
-    result = train(_config(TrainConfig, args))
+    config = _config(TrainConfig, args)
+    fresh = bool(config.output_dir) and not Path(config.output_dir).exists()
+    try:
+        result = train(config)
+    except BaseException:  # an error or Ctrl-C before the first checkpoint: no half-made run folder stays
+        if fresh:
+            remove_unstarted_run(Path(config.output_dir))
+        raise
     if result.status == "stopped":
         aside = set_aside_of(result.output_dir)
         print(f"dimensionx train: stopped by SIGTERM at step {result.step}; checkpoint saved, continue with --resume latest"
               + (f"; the run it replaces stays in {aside} until this one has exported its LoRA" if aside else ""))
         return 143
     return 0
+
+
+def kept_motions(args: argparse.Namespace) -> str | None:
+    from .make_dataset import kept_motions
+
+    return kept_motions(args)
+
+
+def kept_checkpoints(args: argparse.Namespace) -> str | None:
+    """The interrupted-run message's ending where the run folder holds checkpoints."""
+    from .trainer import CHECKPOINTS
+
+    found = sorted((Path(args.output_dir or "") / CHECKPOINTS).glob("step_*")) if args.output_dir else []
+    return f"the checkpoints up to {found[-1]} are kept: continue with --resume latest" if found else None
 
 
 def run_make_dataset(args: argparse.Namespace) -> int:

@@ -24,12 +24,14 @@ import numpy as np
 from ..config import config_to_dict
 from ..directors.camera_paths import MOTIONS, camera_path, look_at, rotation
 from ..errors import DimensionXError
-from ..media import MAX_FPS, atomic_dir, check_output_dir, check_video_encoder, write_json, write_video
+from ..media import (MAX_FPS, atomic_dir, check_output_dir, check_video_encoder, finish_output_dir, is_output_dir,
+                     remove_leftover_temps, start_output_dir, write_json, write_video)
 from .config import DatasetConfig
 
 log = logging.getLogger(__name__)
 
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # transforms.json stores OpenGL camera axes
+DATASET_FILE = "dataset.json"  # the settings (written first) and, once finished, the motions and clip count
 SHEET_COLUMNS = 5  # frames per clip on the contact sheet
 SHEET_HEIGHT = 96  # px of one contact-sheet cell
 MAX_SIDE = 4096  # px of a clip's width or height
@@ -57,29 +59,82 @@ def make_dataset(config: DatasetConfig) -> Path:
     # 3. Start cameras.
     starts = start_cameras(recon_c2w, centre, config.clips, config.jitter, config.seed)
     caption = config.caption or f"a 3D scene of {scene.resolve().name}"
+    out = prepare_folder(config)
     rows = []
-    with atomic_dir(config.out, config.overwrite) as out:
-        for name in tqdm(motions, desc="motions", unit="motion"):
+    for name in tqdm(motions, desc="motions", unit="motion"):
+        if (out / name).is_dir():  # finished by an interrupted run of the same command
+            rows += [(f"{name}/{clip}", text) for clip, text in read_csv(out / name / "metadata.csv")]
+            continue
+        with atomic_dir(out / name) as folder:  # each motion complete or absent: Ctrl-C keeps the finished ones
             sheet_rows = []
             for k, start in enumerate(starts):
                 # 4. Path and frames.
                 poses = camera_path(name, start, centre, config.frames)  # [T, 4, 4] camera-to-world
                 frames = render(splats, poses, K, width, height, background, device)  # [T, H, W, 3] uint8
                 # 5. Files.
-                clip = f"{name}/videos/{name}_{k:03d}.mp4"
-                write_video(frames, out / clip, config.fps)
+                clip = f"videos/{name}_{k:03d}.mp4"
+                write_video(frames, folder / clip, config.fps)
                 write_json({"motion": name, "definition": config_to_dict(MOTIONS[name]), "centre": centre.tolist(),
                             "K": K.tolist(), "width": width, "height": height,
-                            "camera_to_world_opencv": poses.tolist()}, out / name / "cameras" / f"{name}_{k:03d}.json")
-                rows.append((clip, caption))
+                            "camera_to_world_opencv": poses.tolist()}, folder / "cameras" / f"{name}_{k:03d}.json")
+                rows.append((f"{name}/{clip}", caption))
                 sheet_rows.append(frames[np.linspace(0, len(frames) - 1, SHEET_COLUMNS).round().astype(int)])
-            write_csv(out / name / "metadata.csv", [(c.removeprefix(f"{name}/"), t) for c, t in rows if c.startswith(f"{name}/")])
-            contact_sheet(sheet_rows).save(out / name / "contact_sheet.png")
-        write_csv(out / "metadata.csv", rows)
-        write_json({"config": config_to_dict(config), "motions": {m: config_to_dict(MOTIONS[m]) for m in motions},
-                    "centre": centre.tolist(), "clips": len(rows), "device": str(device)}, out / "dataset.json")
+            write_csv(folder / "metadata.csv", [(c.removeprefix(f"{name}/"), t) for c, t in rows if c.startswith(f"{name}/")])
+            contact_sheet(sheet_rows).save(folder / "contact_sheet.png")
+    write_csv(out / "metadata.csv", rows)
+    write_json({"config": settings(config), "motions": {m: config_to_dict(MOTIONS[m]) for m in motions},
+                "centre": centre.tolist(), "clips": len(rows), "device": str(device)}, out / DATASET_FILE)
+    finish_output_dir(out)
     log.info("wrote %d clips of %d motions to %s", len(rows), len(motions), config.out)
     return Path(config.out)
+
+
+def settings(config: DatasetConfig) -> dict:
+    """What a dataset folder's clips depend on: a resumed run must match them."""
+    return {k: v for k, v in config_to_dict(config).items() if k != "overwrite"}
+
+
+def check_folder(config: DatasetConfig) -> bool:
+    """Whether ``--out`` is a dataset folder left by an interrupted run of the same settings (its finished motions
+    are then kept); refuses one of other settings, a finished one (unless ``--overwrite``) and anyone else's."""
+    out = Path(config.out)
+    if config.overwrite or not (out.exists() or out.is_symlink()):
+        check_output_dir(out, config.overwrite)
+        return False
+    try:
+        previous = json.loads((out / DATASET_FILE).read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        previous = None
+    if not isinstance(previous, dict) or not is_output_dir(out, "make-dataset") or (out / "metadata.csv").is_file():
+        check_output_dir(out, overwrite=False)  # names the folder and the fix
+    changed = sorted(k for k, v in settings(config).items() if previous.get(k) != v)
+    if changed:
+        raise DimensionXError(f"{out} holds an unfinished dataset made with other settings ({', '.join(changed)}): pass "
+                              "--overwrite to start over, or the same settings to finish it")
+    return True
+
+
+def prepare_folder(config: DatasetConfig) -> Path:
+    """Creates the dataset folder (its settings in dataset.json), or reopens an unfinished one (:func:`check_folder`)."""
+    out = Path(config.out)
+    if check_folder(config):
+        log.info("finishing %s: the motions already written are kept", out)
+        for name in MOTIONS:
+            remove_leftover_temps(out / name)
+        return out
+    start_output_dir(out, overwrite=config.overwrite, stage="make-dataset")
+    write_json({"config": settings(config)}, out / DATASET_FILE)
+    return out
+
+
+def kept_motions(args) -> str | None:
+    """The interrupted-run message's ending once the dataset folder exists: what it keeps and how to go on."""
+    out = Path(args.out or "")
+    if not args.out or not (out / DATASET_FILE).is_file() or not is_output_dir(out, "make-dataset"):
+        return None
+    done = sorted(p.name for p in out.iterdir() if p.name in MOTIONS and p.is_dir())
+    return (f"the {len(done)} finished motion(s) are kept in {out} ({', '.join(done) or 'none yet'}): run the same "
+            "command to make the others")
 
 
 def check_inputs(config: DatasetConfig) -> tuple[list[str], tuple[int, int], np.ndarray]:
@@ -91,7 +146,7 @@ def check_inputs(config: DatasetConfig) -> tuple[list[str], tuple[int, int], np.
             raise DimensionXError(f"{scene} has no {name}: pass a scene folder written by `dimensionx recon`")
     if not config.out:
         raise DimensionXError("no output folder: pass --out DIR")
-    check_output_dir(config.out, config.overwrite)
+    check_folder(config)
     check_video_encoder("each clip")
     motions = list(MOTIONS) if config.motions == "all" else [m.strip() for m in config.motions.split(",") if m.strip()]
     unknown = [m for m in motions if m not in MOTIONS]
@@ -112,7 +167,7 @@ def check_inputs(config: DatasetConfig) -> tuple[list[str], tuple[int, int], np.
                                   f"{getattr(DatasetConfig, flag[2:]):g})")
     try:
         background = np.array([float(v) for v in config.background.split(",")], dtype=np.float32)
-        assert background.shape == (3,)
+        assert background.shape == (3,) and ((background >= 0) & (background <= 1)).all()  # NaN fails too
     except (ValueError, AssertionError):
         raise DimensionXError(f"background {config.background!r}: write R,G,B in [0, 1], e.g. 0,0,0") from None
     if config.device not in ("auto", "cpu", "cuda"):
@@ -205,6 +260,12 @@ def contact_sheet(rows: list[np.ndarray]):
     image = Image.fromarray(grid)
     scale = SHEET_HEIGHT / rows[0].shape[1]
     return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+
+
+def read_csv(path: Path) -> list[tuple[str, str]]:
+    """The (video, caption) rows :func:`write_csv` wrote."""
+    with open(path, newline="") as f:
+        return [(row[0], row[1]) for row in list(csv.reader(f))[1:]]
 
 
 def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:

@@ -399,6 +399,12 @@ def prepare_run_folder(out: Path, config: TrainConfig, resume_dir: Path | None, 
         (out / LOG_FILE).unlink(missing_ok=True)
 
 
+def remove_unstarted_run(out: Path) -> None:
+    """Deletes the run folder ``out`` this command created, if it failed before its first checkpoint."""
+    if is_output_dir(out, "train") and not any((out / CHECKPOINTS).glob("step_*")) and not (out / LORA_FILE).exists():
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def cache_dir(config: TrainConfig, clips: ClipList) -> Path:
     return Path(config.cache_dir) if config.cache_dir else clips.root / ".dimensionx-cache"
 
@@ -507,7 +513,8 @@ def stop_on_nan(accelerator, out: Path, step: int, loss: torch.Tensor) -> None:
     raise DimensionXError(
         f"the loss became {loss.item()} at step {step + 1}: training stopped, no LoRA exported. "
         + (f"The last good checkpoint is {found[-1]}; " if found else "No checkpoint was written yet; ")
-        + "lower learning_rate, use mixed_precision bf16 instead of fp16, or check the data, then --resume latest"
+        + "lower learning_rate, use mixed_precision bf16 instead of fp16, or check the data, then "
+        + ("--resume latest" if found else "run again")
     )
 
 

@@ -31,8 +31,9 @@ from ..splats.export import write_ply, write_splat
 from .frames import load_footage, save_pngs
 from ..splats.gaussians import init_splats, random_points
 from ..splats.metrics import LPIPS_NOTE
+from ..splats.render import scene_scale
 from .sfm import camera_prior, frame_names, recover_cameras, save_images
-from .train import Runner, Scene, scene_scale, split_holdout
+from .train import Runner, Scene, split_holdout
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from ..splats.densify import SyncFreeDefaultStrategy
 from ..splats.loss import LossAndGradient
 from ..splats.metrics import psnr, ssim
 from ..splats.optim import SplatAdam
-from ..splats.render import rasterize, scene_scale  # noqa: F401 - scene_scale: recon.pipeline imports it from here
+from ..splats.render import rasterize
 
 log = logging.getLogger(__name__)
 

@@ -290,12 +290,15 @@ def test_recon_without_a_camera_path_fails_with_the_sfm_error(work, name, frames
 
 
 def test_scene3d_keeps_the_generated_video_when_sfm_fails(work):
+    from dimensionx.directors.tiny import tiny_lora_dir
+
+    lora = tiny_lora_dir() / "orbit_left_lora_weights.safetensors"  # a file alone: no known cameras, so SfM meets noise
     before = files(work)
-    result = cli("scene3d", "photo.png", "--motion", "orbit_left", "--model", "tiny", "--steps", "1",
+    result = cli("scene3d", "photo.png", "--motion", "none", "--lora", lora, "--model", "tiny", "--steps", "1",
                  "--video-frames", "9", "--out", "scene", *FAST_RECON, cwd=work)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     kept = work / "scene.video.mp4"
     assert f"The generated video is kept as {kept.relative_to(work)}" in result.stderr
     assert "dimensionx recon scene.video.mp4 --out scene" in result.stderr
     assert files(work) == before | {"scene.video.mp4", "scene.video.json"}
-    assert json.loads(kept.with_suffix(".json").read_text())["config"]["motion"] == "orbit_left"
+    assert json.loads(kept.with_suffix(".json").read_text())["config"]["lora"] == str(lora)

@@ -13,7 +13,9 @@ exists is read back instead of run, so a crash after the grid does not regenerat
 5. ``metrics.json``: everything measured, with the settings; ``scene4d.json`` reproduces the run.
 
 Each stage's ``stage.json`` has its seconds and peak GPU memory, those of earlier runs that stopped
-inside it included.
+inside it included, and the size and SHA-256 of each of its files: a resumed run checks them before
+it keeps the stage. With ``--gpus N`` (torchrun) the grid's videos are shared over N processes
+(``shard.py``); the first one alone writes.
 """
 
 from __future__ import annotations

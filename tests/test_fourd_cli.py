@@ -318,3 +318,18 @@ def test_grid_over_two_processes_equals_the_one_process_grid(tmp_path, tiny_mode
         a, b = read_frames(tmp_path / "one" / "grid" / name)[0], read_frames(tmp_path / "two" / "grid" / name)[0]
         assert np.array_equal(a, b), name
     assert (tmp_path / "two" / "renders" / "spiral.mp4").is_file() and (tmp_path / "two" / "metrics.json").is_file()
+
+
+def test_sfm_failure_advises_scene4d_flags_only(tmp_path):
+    """SfM on a reference row it cannot match (noise): the error names scene4d's own ways out (--cameras,
+    --views, --seed, --overwrite), never recon's flags (--frames, --shot, --max-size) that scene4d lacks."""
+    from dimensionx.errors import DimensionXError
+    from dimensionx.fourd.scene import reference_cameras
+
+    noise = np.random.default_rng(0).integers(0, 256, (9, 64, 96, 3), dtype=np.uint8)
+    with pytest.raises(DimensionXError) as error:
+        reference_cameras(noise, tmp_path, FourDConfig(views=9, seed=1))
+    message = str(error.value)
+    assert "could not find the cameras of the grid's reference row (9 views" in message
+    assert "--cameras transforms.json" in message and "--views" in message
+    assert not any(flag in message for flag in ("--frames", "--shot", "--max-size"))

@@ -13,7 +13,9 @@ exists is read back instead of run, so a crash after the grid does not regenerat
 5. ``metrics.json``: everything measured, with the settings; ``scene4d.json`` reproduces the run.
 
 Each stage's ``stage.json`` has its seconds and peak GPU memory, those of earlier runs that stopped
-inside it included.
+inside it included, and the size and SHA-256 of each of its files: a resumed run checks them before
+it keeps the stage. With ``--gpus N`` (torchrun) the grid's videos are shared over N processes
+(``shard.py``); the first one alone writes.
 """
 
 from __future__ import annotations
@@ -249,6 +251,12 @@ class LazyGenerator:
             device = self.config.device if self.device is None else str(self.device)
             video = VideoConfig(model=self.config.model, device=device, dtype=self.config.dtype, mode=self.config.mode)
             self.generator = load_generator(video, reusable=True)
+            if self.device is not None:  # --gpus N: each process makes whole videos, not one guidance branch of each
+                from diffusers.hooks import HookRegistry
+
+                from ..video.parallel import HOOK_NAME
+
+                HookRegistry.check_if_exists_or_initialize(self.generator.pipe.transformer).remove_hook(HOOK_NAME)
         return self.generator
 
     def photo(self) -> Image.Image:
@@ -321,7 +329,7 @@ class GridProgress:
     clock: dict[str, float]  # the stage's Clock seconds so far
     seconds: float  # wall seconds of the work kept so far
     peak_gpu_gib: float | None
-    made: np.ndarray | None = None  # [M, K, H, W, 3] uint8 rows made by this run (not read back)
+    made: np.ndarray | None = None  # [M, K, H, W, 3] uint8 rows made by a process that does not write them
 
     @classmethod
     def load(cls, path: Path) -> GridProgress | None:
@@ -331,8 +339,9 @@ class GridProgress:
 
     @classmethod
     def start(cls, path: Path, raw: Grid, clock: dict[str, float], seconds: float, write: bool = True) -> GridProgress:
-        """The progress of freshly made rows, kept in memory and (``write``) in ``path``."""
-        progress = cls(path, raw.times, raw.key, 0, dict(clock), seconds, peak_gpu_gib(), raw.frames)
+        """The progress of freshly made rows, kept in ``path`` (``write``), else in memory (the other processes
+        of --gpus N: read back, the rows are those a resumed run reads, to the float reductions over them)."""
+        progress = cls(path, raw.times, raw.key, 0, dict(clock), seconds, peak_gpu_gib(), None if write else raw.frames)
         if write:
             shutil.rmtree(path, ignore_errors=True)  # an earlier run's, stopped before it saved its rows
             path.mkdir(parents=True)

@@ -89,7 +89,7 @@ def test_recon_runs_without_importing_diffusers_or_transformers(tmp_path):
 
 def test_camera_centres_are_where_the_cameras_were_placed():
     from dimensionx.recon.cameras import Cameras
-    from dimensionx.recon.train import scene_scale
+    from dimensionx.splats.render import scene_scale
     from dimensionx.splats.render import camera_centers
 
     eyes = np.array([[0.0, -1.0, -4.0], [3.0, 0.5, 1.0], [-2.0, 2.0, 2.0]])

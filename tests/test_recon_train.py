@@ -13,7 +13,8 @@ from dimensionx.splats.gaussians import init_splats, nearest_neighbour_scales
 from dimensionx.splats.loss import LossAndGradient, photometric_loss
 from dimensionx.splats.metrics import ssim_window
 from dimensionx.splats.optim import SplatAdam
-from dimensionx.recon.train import Runner, Scene, scene_scale, split_holdout
+from dimensionx.recon.train import Runner, Scene, split_holdout
+from dimensionx.splats.render import scene_scale
 from recon_synthetic import arc_cameras, intrinsics, render_views, splat_scene
 
 WIDTH, HEIGHT = 64, 48

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 FORM_FIELDS = [f.name for f in dataclasses.fields(VideoForm)]
 ACCELERATOR = "accelerator"  # the one concurrency group of every job button
-POLL_SECONDS = 3.0  # how often an open page asks for results of jobs it did not start (e.g. before a reload)
+POLL_SECONDS = 3.0
+STOP_SECONDS = 30.0  # at Ctrl-C or SIGTERM, how long the running job may take to reach its next step and stop  # how often an open page asks for results of jobs it did not start (e.g. before a reload)
 EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples.json"  # made by assets/make_example.py
 PREVIEWS = "previews"  # the director previews' folder in the share folder: served to every session
 FLAG_LABELS = {"--frames": "Frames", "--steps": "Steps", "--seed": "Seed", "--guidance": "Guidance", "--motion": "Director",
@@ -79,11 +80,11 @@ class CheckedProgress(gr.Progress):
 
 
 def describe(iterables) -> str:
-    """"denoising: 12/50, about 30 s left" from Gradio's tracked progress bars (the innermost one)."""
+    """"step 12/50, about 30 s left" from Gradio's tracked progress bars (the innermost one)."""
     if not iterables:
-        return "running"
+        return ""
     bar = iterables[-1]
-    text = f"{bar.desc or 'working'}: {bar.index}/{bar.length or '?'}"
+    text = f"{bar.desc or 'step'} {bar.index}/{bar.length or '?'}"
     rate = bar._tqdm.format_dict.get("rate") if bar._tqdm is not None else None
     if rate and bar.length:
         text += f", about {(bar.length - bar.index) / rate:.0f} s left"
@@ -332,7 +333,7 @@ def build_ui(app: App) -> gr.Blocks:
 
         def running_line(session: str) -> str:
             status = app.jobs.status(session)
-            return f"⏳ {status}. Its result appears here when it is done." if status else ""
+            return f"⏳ {status}. Its result appears here when it is done." if status else ""  # e.g. before a reload
 
         def on_pick(evt: gr.SelectData):
             return names[evt.index]
@@ -379,12 +380,13 @@ def launch(app: App, block: bool = True) -> gr.Blocks:
                 allowed_paths=[str(app.sessions.root), str(STATIC)], show_error=True, prevent_thread_lock=True,
                 quiet=not block, head=head, css=CSS, app_kwargs={"middleware": [guard]})
     if block:
-        wait_until_interrupted(demo)
+        wait_until_interrupted(app, demo)
     return demo
 
 
-def wait_until_interrupted(demo: gr.Blocks) -> None:
-    """Serves until Ctrl-C or SIGTERM (``interrupts.Interrupted``), then closes the server and lets the CLI exit 130 or 143."""
+def wait_until_interrupted(app: App, demo: gr.Blocks) -> None:
+    """Serves until Ctrl-C or SIGTERM (``interrupts.Interrupted``), then stops the running job at its next step (its
+    folder is removed), closes the server and lets the CLI exit 130 or 143."""
     import time
 
     from ..interrupts import reinstall_signals
@@ -394,4 +396,5 @@ def wait_until_interrupted(demo: gr.Blocks) -> None:
             reinstall_signals()  # after the imports of Gradio, torch and (in a job) pycolmap, whose glog takes SIGTERM
             time.sleep(0.5)
     finally:
+        app.jobs.cancel_all(timeout=STOP_SECONDS)
         demo.close()

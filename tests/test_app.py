@@ -82,6 +82,12 @@ def test_reproduce_loads_a_sidecar_back_into_the_form(app, generated):
     assert app.load_settings(result.sidecar) == VideoForm(prompt="a barn", motion="orbit_left", seed=7, steps=2, frames=9)
     with pytest.raises(DimensionXError, match="not a settings sidecar"):
         app.load_settings(result.video)
+    unrelated = result.sidecar.parent.parent / "unrelated.json"
+    for text in ('{"name": "my project"}', "[1, 2", json.dumps({"config": {"video": "a.mp4"}, "directors": []})):
+        unrelated.write_text(text)
+        with pytest.raises(DimensionXError, match="unrelated.json (is not a video's settings|holds settings of another kind)"):
+            app.load_settings(unrelated)
+    unrelated.unlink()
 
 
 def test_switch_once_from_the_form_is_the_cli_video_and_reloads(app, generated, tmp_path):
@@ -176,11 +182,12 @@ def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app
     _, result = generated
     notice = gr.Markdown(render=False)
     build = shown_in(notice)(lambda *args: {"scene": app.build_scene(*args)})
+    scenes = sorted((app.sessions.root / SESSION).glob("scene-*"))
     assert "structure from motion registered only" in build(SESSION, result.video)[notice]  # the tiny model draws noise
+    assert sorted((app.sessions.root / SESSION).glob("scene-*")) == scenes  # the failed job left no folder
     assert build(SESSION, None) == {notice: "⚠ no video to reconstruct: press Generate first, or upload a video"}
     assert shown_in(notice)(crash)() == {
         notice: "⚠ the job failed (ZeroDivisionError); the app keeps serving, and its log has the details"}
-    assert not list((app.sessions.root / SESSION).glob("scene-*/point_cloud.ply"))  # the failed scene left nothing
     generate = shown_in(notice)(lambda form: {"video": app.generate(SESSION, generated[0], form)})
     assert "unknown motion 'orbit_sideways'" in generate(VideoForm(motion="orbit_sideways", steps=2, frames=9))[notice]
     frames = generate(VideoForm(steps=2, frames=10))[notice]

@@ -357,14 +357,15 @@ def build_ui(app: App) -> gr.Blocks:
         generate.click(on_generate, {image, *form_inputs}, video_outputs, **job)
         build.click(on_build, [last_video, upload, iterations], scene_outputs, **job)
         build4d.click(on_build4d, {image, *form_inputs}, scene4d_outputs, **job)
-        cancel.click(on_cancel, None, notice, queue=False)
+        cancel.click(on_cancel, None, notice, queue=False, show_progress="hidden")
         gallery.select(on_pick, None, form["motion"], queue=False)
         form["motion"].change(on_motion, form["motion"], director, queue=False)
         settings.upload(on_settings, settings, {*form_inputs, notice}, queue=False)
         image.upload(on_photo, image, {notice}, queue=False).then(on_bad_photo, notice, image, queue=False)
-        history.select(on_history, history, everything - {image, *form_inputs}, queue=False)
-        demo.load(on_open, None, everything, queue=False)
-        timer.tick(on_poll, shown, everything - {image, *form_inputs}, queue=False)
+        quiet = {"queue": False, "show_progress": "hidden"}  # leaves a running job's progress bars alone
+        history.select(on_history, history, everything - {image, *form_inputs}, **quiet)
+        demo.load(on_open, None, everything, **quiet)
+        timer.tick(on_poll, shown, everything - {image, *form_inputs}, **quiet)
     return demo
 
 

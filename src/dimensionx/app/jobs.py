@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import Iterator
 
 from ..errors import DimensionXError
+
+
+CANCELLED = "the job was cancelled; nothing was written. Press the button again to restart it"
 
 
 class JobCancelled(DimensionXError):
@@ -54,12 +58,16 @@ class Jobs:
         if self._lock.acquire(timeout=timeout):
             self._lock.release()
 
-    def cancel(self, session_id: str) -> None:
+    def cancel(self, session_id: str, timeout: float = 0.0) -> None:
+        """Asks the session's running job to stop at its next step; waits up to ``timeout`` s until it has."""
         if session_id in self._flags:
             self._flags[session_id].set()
+        deadline = time.monotonic() + timeout
+        while session_id in self._status and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def check(self) -> None:
         """Raises ``JobCancelled`` in the thread of a job whose session asked to cancel."""
         flag = getattr(self._running, "flag", None)
         if flag is not None and flag.is_set():
-            raise JobCancelled("the job was cancelled; nothing was written. Press the button again to restart it")
+            raise JobCancelled(CANCELLED)

@@ -25,7 +25,7 @@ from starlette.middleware import Middleware
 from ..errors import DimensionXError
 from .access import SessionFiles, session_of
 from .callbacks import NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm, VideoResult
-from .jobs import Jobs
+from .jobs import CANCELLED, Jobs
 from .previews import write_previews
 from .uploads import check_image_upload
 from .viewer import STATIC, scene_view, viewer_html
@@ -344,10 +344,10 @@ def build_ui(app: App) -> gr.Blocks:
 
         def on_cancel(request: gr.Request):
             session = session_of(request)
-            if app.jobs.status(session):
-                app.jobs.cancel(session)
-                return "Cancelling: the job stops at its next step and writes nothing; finished results stay."
-            return "Nothing of this page is running."
+            if not app.jobs.status(session):
+                return "Nothing of this page is running."
+            app.jobs.cancel(session, timeout=STOP_SECONDS)  # the job's own answer may come first: both say the same
+            return f"⚠ {CANCELLED}" if not app.jobs.status(session) else "Cancelling: the job stops at its next step."
 
         video_outputs = {video, video_files, summary, last_video, upload, history, shown, notice}
         scene_outputs = {viewer, scene_files, metrics, orbit, history, shown, notice}

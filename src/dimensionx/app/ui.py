@@ -55,6 +55,7 @@ CSS = """
 .dx-empty { color: #9aa3b5; display: flex; align-items: center; justify-content: center; padding: 1em; text-align: center; }
 .dx-time { display: flex; gap: 10px; align-items: center; padding: 6px 10px; color: #dfe3ea; }
 .dx-time input { flex: 1; }
+.dx-time span { color: #dfe3ea; font-size: 13px; }
 #notice:not(:empty) { font-weight: 600; }
 """
 
@@ -333,7 +334,7 @@ def build_ui(app: App) -> gr.Blocks:
 
         def running_line(session: str) -> str:
             status = app.jobs.status(session)
-            return f"⏳ {status}. Its result appears here when it is done." if status else ""  # e.g. before a reload
+            return f"{status}. Its result appears here when it is done." if status else ""  # e.g. before a reload
 
         def on_pick(evt: gr.SelectData):
             return names[evt.index]

@@ -291,13 +291,18 @@ def test_4d_viewer_time_slider_changes_the_scene_in_chromium(app, browser, tmp_p
     moving_scene4d(share / folder_name(token), clip)  # finished while the page is open: the page's poll shows it
     wait_for(browser, "document.querySelector('#viewer4d .dx-splat')?.dataset.state == 'ready'", 60, "the 4D viewer's first frames")
     assert browser.execute_script("return document.querySelector('#viewer4d .dx-splat').dataset.time") == "0.00"
+    pause = "return new Promise(r => setTimeout(r, 2000))"  # a few frames: the camera settles, the depth sort too
+    browser.execute_script(pause)
     before = viewer_pixels(browser, "#viewer4d")
+    browser.execute_script(pause)
+    still = viewer_pixels(browser, "#viewer4d")  # the same time again: how much the picture moves by itself
     browser.execute_script("const s = document.querySelector('#viewer4d .dx-time-slider'); s.value = s.max;"
                            "s.dispatchEvent(new Event('input'))")
     wait_for(browser, "document.querySelector('#viewer4d .dx-splat').dataset.time == '1.00'", 10, "the slider at time 1")
-    browser.execute_script("return new Promise(r => setTimeout(r, 1500))")  # a few frames: the new time's depth sort
+    browser.execute_script(pause)
     after = viewer_pixels(browser, "#viewer4d")
     assert before.std(axis=(0, 1)).mean() > 8, "the 4D viewer's canvas is a near-uniform image"
-    assert np.abs(after - before).mean() > 1.0, "moving the time slider left the picture as it was"
+    drift, change = np.abs(still - before).mean(), np.abs(after - still).mean()
+    assert change > 1.0 and change > 5 * drift, f"moving the time slider left the picture as it was ({change:.2f} vs {drift:.2f})"
     assert "time 1.00" in browser.find_element(By.CSS_SELECTOR, "#viewer4d .dx-time").text
     shot(browser, "6-scene4d")

@@ -82,6 +82,12 @@ def test_reproduce_loads_a_sidecar_back_into_the_form(app, generated):
     assert app.load_settings(result.sidecar) == VideoForm(prompt="a barn", motion="orbit_left", seed=7, steps=2, frames=9)
     with pytest.raises(DimensionXError, match="not a settings sidecar"):
         app.load_settings(result.video)
+    unrelated = result.sidecar.parent.parent / "unrelated.json"
+    for text in ('{"name": "my project"}', "[1, 2", json.dumps({"config": {"video": "a.mp4"}, "directors": []})):
+        unrelated.write_text(text)
+        with pytest.raises(DimensionXError, match="unrelated.json (is not a video's settings|holds settings of another kind)"):
+            app.load_settings(unrelated)
+    unrelated.unlink()
 
 
 def test_switch_once_from_the_form_is_the_cli_video_and_reloads(app, generated, tmp_path):
@@ -176,11 +182,12 @@ def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app
     _, result = generated
     notice = gr.Markdown(render=False)
     build = shown_in(notice)(lambda *args: {"scene": app.build_scene(*args)})
+    scenes = sorted((app.sessions.root / SESSION).glob("scene-*"))
     assert "structure from motion registered only" in build(SESSION, result.video)[notice]  # the tiny model draws noise
+    assert sorted((app.sessions.root / SESSION).glob("scene-*")) == scenes  # the failed job left no folder
     assert build(SESSION, None) == {notice: "⚠ no video to reconstruct: press Generate first, or upload a video"}
     assert shown_in(notice)(crash)() == {
         notice: "⚠ the job failed (ZeroDivisionError); the app keeps serving, and its log has the details"}
-    assert not list((app.sessions.root / SESSION).glob("scene-*/point_cloud.ply"))  # the failed scene left nothing
     generate = shown_in(notice)(lambda form: {"video": app.generate(SESSION, generated[0], form)})
     assert "unknown motion 'orbit_sideways'" in generate(VideoForm(motion="orbit_sideways", steps=2, frames=9))[notice]
     frames = generate(VideoForm(steps=2, frames=10))[notice]
@@ -416,24 +423,36 @@ def test_director_previews_move_the_view_as_the_camera_moves(tmp_path):
     assert not np.array_equal(np.asarray(orbit[0]), np.asarray(orbit[len(orbit) // 2]))  # ... while the view changes
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_the_app_ends_on_ctrl_c_and_kill_like_every_command(tmp_path, signum, code):
+@pytest.mark.parametrize("signum, code, busy", [(signal.SIGINT, 130, False), (signal.SIGTERM, 143, True)])
+def test_the_app_ends_on_ctrl_c_and_kill_like_every_command(tmp_path, tiny_cache, signum, code, busy):
     import re
     import subprocess
     import sys
 
+    from gradio_client import Client, handle_file
+
     from app_server import free_port
 
-    log = tmp_path / "app.log"
+    log, port, share = tmp_path / "app.log", free_port(), tmp_path / "share"
     with open(log, "w") as out:  # SIGINT at its default in the child, as at a terminal
         app = subprocess.Popen([sys.executable, "-m", "dimensionx.cli", "app", "--model", "tiny", "--device", "cpu",
-                                "--port", str(free_port()), "--share-dir", str(tmp_path / "share")], stdout=out, stderr=out,
+                                "--port", str(port), "--share-dir", str(share)], stdout=out, stderr=out,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 180
     while not re.search(r"Running on local URL", log.read_text()):
         assert app.poll() is None and time.monotonic() < deadline, log.read_text()
         time.sleep(0.5)
+    if busy:  # a Generate of 400 steps (minutes on a CPU) runs when the signal comes
+        photo = tmp_path / "photo.png"
+        Image.new("RGB", (96, 64), (200, 120, 40)).save(photo)
+        form = dataclasses.replace(FORM, steps=400)
+        Client(f"http://127.0.0.1:{port}", verbose=False).submit(handle_file(str(photo)), *dataclasses.astuple(form),
+                                                                  api_name="/on_generate")
+        while "step 2/400" not in log.read_text().replace("\r", "\n") and not list(share.glob("*/video-001/photo.png")):
+            assert app.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
     app.send_signal(signum)
-    assert app.wait(timeout=60) == code, log.read_text()
+    assert app.wait(timeout=90) == code, log.read_text()
     assert log.read_text().strip().splitlines()[-1] == (
         f"dimensionx app: interrupted by {signal.Signals(signum).name}; no partial output was written")
+    assert not list(share.glob("*/video-*")), "the stopped job left files"

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,10 +90,22 @@ def wait_for(driver, script: str, timeout: float, what: str):
         pytest.fail(f"{what} did not happen within {timeout * SLOWDOWN:g} s; the page's notice: {notice!r}")
 
 
+def screenshot(take):
+    """``take()`` retried: on a loaded machine the renderer may not answer within chromedriver's 10 s."""
+    from selenium.common.exceptions import TimeoutException
+
+    for attempt in range(3):
+        try:
+            return take()
+        except TimeoutException:
+            if attempt == 2:
+                raise
+
+
 def shot(driver, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    screenshot(lambda: driver.save_screenshot(str(path)))
     return path
 
 
@@ -125,7 +138,7 @@ def viewer_pixels(driver, element: str) -> np.ndarray:
 
     canvas = driver.find_element(By.CSS_SELECTOR, f"{element} canvas")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
-    return np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"), dtype=np.float64)
+    return np.asarray(Image.open(io.BytesIO(screenshot(lambda: canvas.screenshot_as_png))).convert("RGB"), dtype=np.float64)
 
 
 VIDEO = "document.querySelector('#video video')"
@@ -154,23 +167,29 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
              "the reloaded page saying that Generate runs")
     shot(browser, "1-reloaded-mid-generate")
     wait_for(browser, f"{VIDEO_READY} && {VIDEO}.src != {json.dumps(first)}", 180, "the second video after the reload")
+    second = browser.execute_script(f"return {VIDEO}.src")
     assert browser.execute_script("return document.querySelector('#photo img') !== null")  # the photo is back too
-    assert "video-002" in browser.find_element(By.ID, "history").text or browser.execute_script(
-        "return document.querySelector('#history input').getAttribute('aria-expanded') !== null")
 
-    # a second session queues behind this one's long Generate: it sees its place and an ETA
-    browser.find_element(By.ID, "generate").click()
-    wait_for(browser, "document.querySelector('#video .progress-text') !== null", 30, "the third Generate's progress")
-    new_session(browser, url)
-    upload(browser, "#photo", REPO / "assets" / "lighthouse.png")
-    wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the second session's photo")
+    # another session (an API client) runs a long Generate: this page's Generate waits, showing its place and an ETA
+    from gradio_client import Client, handle_file
+
+    other = Client(url, verbose=False)
+    form = ["a lighthouse", "orbit_left", "none", 1.0, "none", 0, 42, 400, 6.0, 9, "exact"]  # VideoForm's fields
+    job = other.submit(handle_file(str(REPO / "assets" / "lighthouse.png")), *form, api_name="/on_generate")
+    deadline = time.monotonic() + 120 * SLOWDOWN
+    while not (job.status().progress_data and job.status().progress_data[0].index >= 1):  # its steps have begun
+        assert not job.done() and time.monotonic() < deadline, "the other session's Generate did not start"
+        time.sleep(0.5)
+    set_steps(browser, 2)
     browser.find_element(By.ID, "generate").click()
     place = wait_for(browser, "(t => /queue: *1\\/1/.test(t) && /[0-9.]+\\/[0-9.]+s/.test(t) && t)"
                               "(document.querySelector('#video .progress-text')?.innerText || '')", 30,
-                     "the second session's place in the queue with an ETA")
+                     "this page's place in the queue with an ETA")
+    browser.execute_script("document.querySelector('#video').scrollIntoView()")
     shot(browser, "2-queued")
     assert "queue" in place
-    wait_for(browser, VIDEO_READY, 240, "the second session's video")
+    other.predict(api_name="/on_cancel")  # the other session's job stops at its next step; this one runs
+    wait_for(browser, f"{VIDEO_READY} && {VIDEO}.src != {json.dumps(second)}", 240, "this page's video after the queue")
     finished = browser.execute_script(f"return {VIDEO}.src")
 
     # errors in words: a text file named .png, a settings file of something else
@@ -182,7 +201,8 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     assert browser.execute_script("return document.querySelector('#photo img') === null")  # the box is empty again
     unrelated = share.parent / "settings.json"
     unrelated.write_text(json.dumps({"name": "my project", "version": 3}))
-    upload(browser, "#reproduce", unrelated)
+    browser.execute_script("return document.querySelector('#reproduce').parentElement.querySelector('input[type=file]')"
+                           ).send_keys(str(unrelated))  # the upload button's file input sits beside it
     wait_for(browser, "document.querySelector('#notice').innerText.includes('is not a video')", 30, "the bad sidecar refused")
     assert "settings.json is not a video's settings" in notice(browser)
     assert not browser.find_elements(By.CSS_SELECTOR, ".error")  # no red error badges on the form
@@ -192,7 +212,7 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     browser.find_element(By.ID, "cancel").click()
     wait_for(browser, "document.querySelector('#notice').innerText.includes('Nothing of this page is running')", 10,
              "Cancel while idle answered")
-    upload(browser, "#photo", REPO / "assets" / "lighthouse.png")
+    upload(browser, "#photo", REPO / "assets" / "barn.png")
     wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo again")
     set_steps(browser, LONG_STEPS)
     browser.find_element(By.ID, "generate").click()
@@ -203,7 +223,7 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
              "the cancel reported")
     assert browser.execute_script(f"return {VIDEO}.src") == finished and not browser.find_elements(By.CSS_SELECTOR, ".error")
     sessions = [p for p in share.iterdir() if p.is_dir() and p.name != "previews"]
-    assert sorted(len(list(p.glob("video-*"))) for p in sessions) == [1, 3], log.read_text()  # the cancelled one left nothing
+    assert sorted(len(list(p.glob("video-*"))) for p in sessions) == [0, 3], log.read_text()  # the cancelled ones left nothing
     shot(browser, "4-cancelled")
 
 
@@ -271,13 +291,18 @@ def test_4d_viewer_time_slider_changes_the_scene_in_chromium(app, browser, tmp_p
     moving_scene4d(share / folder_name(token), clip)  # finished while the page is open: the page's poll shows it
     wait_for(browser, "document.querySelector('#viewer4d .dx-splat')?.dataset.state == 'ready'", 60, "the 4D viewer's first frames")
     assert browser.execute_script("return document.querySelector('#viewer4d .dx-splat').dataset.time") == "0.00"
+    pause = "return new Promise(r => setTimeout(r, 2000))"  # a few frames: the camera settles, the depth sort too
+    browser.execute_script(pause)
     before = viewer_pixels(browser, "#viewer4d")
+    browser.execute_script(pause)
+    still = viewer_pixels(browser, "#viewer4d")  # the same time again: how much the picture moves by itself
     browser.execute_script("const s = document.querySelector('#viewer4d .dx-time-slider'); s.value = s.max;"
                            "s.dispatchEvent(new Event('input'))")
     wait_for(browser, "document.querySelector('#viewer4d .dx-splat').dataset.time == '1.00'", 10, "the slider at time 1")
-    browser.execute_script("return new Promise(r => setTimeout(r, 1500))")  # a few frames: the new time's depth sort
+    browser.execute_script(pause)
     after = viewer_pixels(browser, "#viewer4d")
     assert before.std(axis=(0, 1)).mean() > 8, "the 4D viewer's canvas is a near-uniform image"
-    assert np.abs(after - before).mean() > 1.0, "moving the time slider left the picture as it was"
+    drift, change = np.abs(still - before).mean(), np.abs(after - still).mean()
+    assert change > 1.0 and change > 5 * drift, f"moving the time slider left the picture as it was ({change:.2f} vs {drift:.2f})"
     assert "time 1.00" in browser.find_element(By.CSS_SELECTOR, "#viewer4d .dx-time").text
     shot(browser, "6-scene4d")

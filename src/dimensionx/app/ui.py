@@ -25,7 +25,7 @@ from starlette.middleware import Middleware
 from ..errors import DimensionXError
 from .access import SessionFiles, session_of
 from .callbacks import NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm, VideoResult
-from .jobs import Jobs
+from .jobs import CANCELLED, Jobs
 from .previews import write_previews
 from .uploads import check_image_upload
 from .viewer import STATIC, scene_view, viewer_html
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 FORM_FIELDS = [f.name for f in dataclasses.fields(VideoForm)]
 ACCELERATOR = "accelerator"  # the one concurrency group of every job button
-POLL_SECONDS = 3.0  # how often an open page asks for results of jobs it did not start (e.g. before a reload)
+POLL_SECONDS = 3.0
+STOP_SECONDS = 30.0  # at Ctrl-C or SIGTERM, how long the running job may take to reach its next step and stop  # how often an open page asks for results of jobs it did not start (e.g. before a reload)
 EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples.json"  # made by assets/make_example.py
 PREVIEWS = "previews"  # the director previews' folder in the share folder: served to every session
 FLAG_LABELS = {"--frames": "Frames", "--steps": "Steps", "--seed": "Seed", "--guidance": "Guidance", "--motion": "Director",
@@ -54,6 +55,7 @@ CSS = """
 .dx-empty { color: #9aa3b5; display: flex; align-items: center; justify-content: center; padding: 1em; text-align: center; }
 .dx-time { display: flex; gap: 10px; align-items: center; padding: 6px 10px; color: #dfe3ea; }
 .dx-time input { flex: 1; }
+.dx-time span { color: #dfe3ea; font-size: 13px; }
 #notice:not(:empty) { font-weight: 600; }
 """
 
@@ -79,11 +81,11 @@ class CheckedProgress(gr.Progress):
 
 
 def describe(iterables) -> str:
-    """"denoising: 12/50, about 30 s left" from Gradio's tracked progress bars (the innermost one)."""
+    """"step 12/50, about 30 s left" from Gradio's tracked progress bars (the innermost one)."""
     if not iterables:
-        return "running"
+        return ""
     bar = iterables[-1]
-    text = f"{bar.desc or 'working'}: {bar.index}/{bar.length or '?'}"
+    text = f"{bar.desc or 'step'} {bar.index}/{bar.length or '?'}"
     rate = bar._tqdm.format_dict.get("rate") if bar._tqdm is not None else None
     if rate and bar.length:
         text += f", about {(bar.length - bar.index) / rate:.0f} s left"
@@ -332,7 +334,7 @@ def build_ui(app: App) -> gr.Blocks:
 
         def running_line(session: str) -> str:
             status = app.jobs.status(session)
-            return f"⏳ {status}. Its result appears here when it is done." if status else ""
+            return f"{status}. Its result appears here when it is done." if status else ""  # e.g. before a reload
 
         def on_pick(evt: gr.SelectData):
             return names[evt.index]
@@ -343,10 +345,10 @@ def build_ui(app: App) -> gr.Blocks:
 
         def on_cancel(request: gr.Request):
             session = session_of(request)
-            if app.jobs.status(session):
-                app.jobs.cancel(session)
-                return "Cancelling: the job stops at its next step and writes nothing; finished results stay."
-            return "Nothing of this page is running."
+            if not app.jobs.status(session):
+                return "Nothing of this page is running."
+            app.jobs.cancel(session, timeout=STOP_SECONDS)  # the job's own answer may come first: both say the same
+            return f"⚠ {CANCELLED}" if not app.jobs.status(session) else "Cancelling: the job stops at its next step."
 
         video_outputs = {video, video_files, summary, last_video, upload, history, shown, notice}
         scene_outputs = {viewer, scene_files, metrics, orbit, history, shown, notice}
@@ -356,14 +358,15 @@ def build_ui(app: App) -> gr.Blocks:
         generate.click(on_generate, {image, *form_inputs}, video_outputs, **job)
         build.click(on_build, [last_video, upload, iterations], scene_outputs, **job)
         build4d.click(on_build4d, {image, *form_inputs}, scene4d_outputs, **job)
-        cancel.click(on_cancel, None, notice, queue=False)
+        cancel.click(on_cancel, None, notice, queue=False, show_progress="hidden")
         gallery.select(on_pick, None, form["motion"], queue=False)
         form["motion"].change(on_motion, form["motion"], director, queue=False)
         settings.upload(on_settings, settings, {*form_inputs, notice}, queue=False)
         image.upload(on_photo, image, {notice}, queue=False).then(on_bad_photo, notice, image, queue=False)
-        history.select(on_history, history, everything - {image, *form_inputs}, queue=False)
-        demo.load(on_open, None, everything, queue=False)
-        timer.tick(on_poll, shown, everything - {image, *form_inputs}, queue=False)
+        quiet = {"queue": False, "show_progress": "hidden"}  # leaves a running job's progress bars alone
+        history.select(on_history, history, everything - {image, *form_inputs}, **quiet)
+        demo.load(on_open, None, everything, **quiet)
+        timer.tick(on_poll, shown, everything - {image, *form_inputs}, **quiet)
     return demo
 
 
@@ -379,12 +382,13 @@ def launch(app: App, block: bool = True) -> gr.Blocks:
                 allowed_paths=[str(app.sessions.root), str(STATIC)], show_error=True, prevent_thread_lock=True,
                 quiet=not block, head=head, css=CSS, app_kwargs={"middleware": [guard]})
     if block:
-        wait_until_interrupted(demo)
+        wait_until_interrupted(app, demo)
     return demo
 
 
-def wait_until_interrupted(demo: gr.Blocks) -> None:
-    """Serves until Ctrl-C or SIGTERM (``interrupts.Interrupted``), then closes the server and lets the CLI exit 130 or 143."""
+def wait_until_interrupted(app: App, demo: gr.Blocks) -> None:
+    """Serves until Ctrl-C or SIGTERM (``interrupts.Interrupted``), then stops the running job at its next step (its
+    folder is removed), closes the server and lets the CLI exit 130 or 143."""
     import time
 
     from ..interrupts import reinstall_signals
@@ -394,4 +398,5 @@ def wait_until_interrupted(demo: gr.Blocks) -> None:
             reinstall_signals()  # after the imports of Gradio, torch and (in a job) pycolmap, whose glog takes SIGTERM
             time.sleep(0.5)
     finally:
+        app.jobs.cancel_all(timeout=STOP_SECONDS)
         demo.close()

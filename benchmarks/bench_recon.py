@@ -81,6 +81,11 @@ VARIANTS = {
     "fast_sh1": {"preset": "fast", "sh_degree": 1},  # fewer SH coefficients to render and step
     "fast_init": {"preset": "fast", "init_opacity": 0.5, "init_scale": 0.5},  # opaque, smaller starting splats
     "fast_no_graph": {"preset": "fast", "loss_cuda_graph": False},  # what the loss's CUDA graph buys
+    "fast_appearance": {"preset": "fast", "appearance": True},  # a colour change per training frame (issue 29)
+    "fast_cameras": {"preset": "fast", "refine_cameras": True},  # pose refinement on
+    "fast_appearance_cameras": {"preset": "fast", "appearance": True, "refine_cameras": True},
+    "fast_5k": {"preset": "fast", "iterations": 5000, "refine_start_iter": 400, "refine_stop_iter": 4000,
+                "sh_degree_interval": 800},  # between the default and quality schedules
     "mcmc": {"preset": "mcmc"},  # MCMCStrategy, at most 300k Gaussians, 3000 iterations
     "mcmc_150k": {"preset": "mcmc", "mcmc_cap": 150_000},
     "mcmc_2k": {"preset": "mcmc", "iterations": 2000, "refine_start_iter": 200, "refine_stop_iter": 1600,
@@ -116,6 +121,7 @@ def main() -> None:
                         "the untrained scene (1 iteration): wall and CPU seconds, PSNR margin, load average")
     parser.add_argument("--hard", action="store_true", help="the hard cases of issue 29: cuts of montages whose "
                         "clips open on one view, registration of the plate montage's shot (see above)")
+    parser.add_argument("--montage", type=Path, default=SHARED_MONTAGE, help="--hard: the plate montage")
     parser.add_argument("--config", type=Path, help="ReconConfig YAML for every run (e.g. loss_cuda_graph: false)")
     parser.add_argument("--out", "--results", dest="results", type=Path, default=REPO / "benchmarks" / "results",
                         help="folder of the JSON results")
@@ -399,15 +405,15 @@ def hard_part(args, work: Path) -> dict:
                                      ("same_start_16f", 16, 0.3)):
         video, truth = same_start_montage(clip_frames, scale, width=48, height=36)
         cuts[name] = cut_report(find_cuts(video, ReconConfig()), truth)
-    montage, _ = read_frames(SHARED_MONTAGE)
+    montage, _ = read_frames(args.montage)
     cuts["plate_montage"] = cut_report(find_cuts(montage, ReconConfig()), MONTAGE_SHOT_STARTS)
     print(json.dumps(cuts, indent=2), flush=True)
     try:
-        shot = run(SHARED_MONTAGE, work / "plate", settings(args.config, orbit_frames=0))
+        shot = run(args.montage, work / "plate", settings(args.config, orbit_frames=0))
     except DimensionXError as exc:  # the registration rule refused the shot: that is the result
         shot = {"refused": str(exc)}
     print(json.dumps(shot, indent=2), flush=True)
-    return {"cuts": cuts, "plate_montage_default_shot": {"input": SHARED_MONTAGE.name, **shot},
+    return {"cuts": cuts, "plate_montage_default_shot": {"input": args.montage.name, **shot},
             "goals": "every cut found; the shot: >= 24 of 25 frames registered (>= 90% to be written), SfM <= 10 s "
                      "on the CUDA defaults"}
 

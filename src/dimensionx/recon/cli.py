@@ -40,6 +40,8 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=int, help="hold out every K-th frame for evaluation (default 8; 0: none)")
     parser.add_argument("--refine-cameras", dest="refine_cameras", action="store_true", default=None,
                         help="optimise the training cameras' poses with the splats")
+    parser.add_argument("--appearance", action="store_true", default=None,
+                        help="learn an affine colour change per training frame (exposure / colour drift)")
     parser.add_argument("--strategy", help="densification: default (clone / split / prune) or mcmc (CUDA only, capped "
                         "at mcmc_cap Gaussians); default: the preset's")
     parser.add_argument("--densify", action=argparse.BooleanOptionalAction, default=None,

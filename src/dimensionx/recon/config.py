@@ -130,6 +130,11 @@ class ReconConfig:
     pose_lr: float = 1e-5
     pose_reg: float = 1e-6  # weight decay of the pose corrections
 
+    # ---- appearance
+    appearance: bool = False  # learn an affine colour change per training frame (exposure / colour drift)
+    appearance_lr: float = 1e-3
+    appearance_reg: float = 1e-4  # weight decay of the colour changes (towards none)
+
     # ---- renders
     orbit_frames: int | None = None  # frames of renders/orbit.mp4 (0: none); None: 120 on CUDA, 24 on CPU
     orbit_fps: float = 30.0

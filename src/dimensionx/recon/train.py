@@ -102,6 +102,12 @@ class Runner:
         # A pose correction (rotation vector, translation) per training camera, applied camera-to-world.
         self.pose_deltas = torch.nn.Parameter(torch.zeros(len(scene.train_ids), 6, device=device))
         self.pose_optimizer = torch.optim.Adam([self.pose_deltas], lr=config.pose_lr, weight_decay=config.pose_reg)
+        # Per training frame, an affine colour change [3, 4] (added to the identity; exposure, white balance)
+        # applied to its render: generated frames drift in exposure and colour, which the splats then need not bake
+        # in. Held-out frames and renders use none (gsplat's trainer evaluates its appearance module likewise).
+        self.colour_deltas = torch.nn.Parameter(torch.zeros(len(scene.train_ids), 3, 4, device=device))
+        self.colour_optimizer = torch.optim.Adam([self.colour_deltas], lr=config.appearance_lr,
+                                                 weight_decay=config.appearance_reg)
         self.losses: list[float] = []
 
     def _make_strategy(self):
@@ -158,6 +164,8 @@ class Runner:
             sh_degree = min(step // c.sh_degree_interval, c.sh_degree)
             colors, _, info = self.render(self.train_viewmat(slot), self.scene.Ks[self.scene.train_ids[slot]][None],
                                           sh_degree)
+            if c.appearance:
+                colors = self.with_appearance(colors, slot)
             mcmc = isinstance(self.strategy, MCMCStrategy)
             if self.strategy is not None and not mcmc:
                 self.strategy.step_pre_backward(self.splats, self.optimizers, self.strategy_state, step, info)
@@ -172,6 +180,9 @@ class Runner:
             if c.refine_cameras:
                 self.pose_optimizer.step()
                 self.pose_optimizer.zero_grad(set_to_none=True)
+            if c.appearance:
+                self.colour_optimizer.step()
+                self.colour_optimizer.zero_grad(set_to_none=True)
             if mcmc:
                 self.strategy.step_post_backward(self.splats, self.optimizers, self.strategy_state, step, info,
                                                  lr=means_lr)
@@ -184,6 +195,11 @@ class Runner:
                 bar.set_postfix(loss=f"{self.losses[-1]:.4f}", splats=len(self.splats["means"]))
                 self.loss.reset_totals()
 
+    def with_appearance(self, colors: torch.Tensor, slot: int) -> torch.Tensor:
+        """[1, H, W, 3] render of training camera ``slot`` -> the same with that frame's colour change."""
+        change = self.colour_deltas[slot]  # [3, 4]
+        return colors @ (torch.eye(3, device=self.device) + change[:, :3]).T + change[:, 3]
+
     @torch.no_grad()
     def _add_mcmc_regularisers(self) -> None:
         """Adds the gradients of ``opacity_reg * mean(opacity) + scale_reg * mean(scale)`` (gsplat's MCMC
@@ -195,7 +211,7 @@ class Runner:
 
     def _drop_non_finite(self, info: dict) -> None:
         """Replaces NaN / infinite gradient entries by 0 (no GPU sync): a NaN loss then moves nothing."""
-        grads = [p.grad for p in self.splats.values()] + [self.pose_deltas.grad]
+        grads = [p.grad for p in self.splats.values()] + [self.pose_deltas.grad, self.colour_deltas.grad]
         if self.strategy is not None:  # it reads the image-plane gradients
             grads.append(info["means2d"].grad)
         for grad in grads:

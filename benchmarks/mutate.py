@@ -224,10 +224,14 @@ class Restorer:
             cached.unlink()
 
     def __exit__(self, *exc):
-        self.path.write_bytes(self.original)
-        for cached in (self.path.parent / "__pycache__").glob(f"{self.path.stem}.*.pyc"):
-            cached.unlink()
-        self.backup.unlink(missing_ok=True)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # a second Ctrl-C waits
+        try:
+            self.path.write_bytes(self.original)
+            for cached in (self.path.parent / "__pycache__").glob(f"{self.path.stem}.*.pyc"):
+                cached.unlink()
+            self.backup.unlink()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return False
 
 

@@ -290,7 +290,22 @@ def run_module(module: str, per_module: int, seed: int, only: list[int] | None, 
     return {"tests": selection, "seed": seed, "only": only, "sites": len(every), "sampled": len(chosen),
             "killed": len(outcome["killed"]), "survived": len(outcome["survived"]),
             "timeouts": len(outcome["timeout"]), "kill_rate": round(killed / max(1, len(chosen)), 3),
-            "baseline_s": round(baseline, 1), "survivors": outcome["survived"], "timed_out": outcome["timeout"]}
+            "baseline_s": round(baseline, 1), "survivors": outcome["survived"], "timed_out": outcome["timeout"],
+            "killed_mutants": outcome["killed"]}
+
+
+def merged(earlier: dict, later: dict) -> dict:
+    """Two ``--only`` runs of one module as one: each mutant's latest verdict."""
+    verdicts = {}
+    for report in (earlier, later):
+        for key, mutants in (("killed", report.get("killed_mutants", [])), ("survived", report["survivors"]),
+                             ("timeout", report["timed_out"])):
+            verdicts.update({m["id"]: (key, m) for m in mutants})
+    by_key = {key: [m for k, m in verdicts.values() if k == key] for key in ("killed", "survived", "timeout")}
+    return {**later, "only": sorted(verdicts), "sampled": len(verdicts), "killed": len(by_key["killed"]),
+            "survived": len(by_key["survived"]), "timeouts": len(by_key["timeout"]),
+            "kill_rate": round(1 - len(by_key["survived"]) / max(1, len(verdicts)), 3),
+            "survivors": by_key["survived"], "timed_out": by_key["timeout"], "killed_mutants": by_key["killed"]}
 
 
 def table(results: dict) -> str:
@@ -339,6 +354,9 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for module in args.modules:
         report = run_module(module, args.per_module, args.seed, only, existing(SUBSETS[module], args.tests_at))
+        earlier = results.get(module, {}).get(args.label)
+        if only is not None and earlier is not None and earlier.get("only"):
+            report = merged(earlier, report)
         results.setdefault(module, {})[args.label] = report
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")

@@ -43,7 +43,7 @@ SUBSETS: dict[str, list[str]] = {
     "video/parallel.py": ["tests/test_cfg_parallel.py::test_each_process_runs_one_branch_and_gathers_both",
                           "tests/test_parallel_mutants.py"],
     "fourd/denoise.py": ["tests/test_fourd_denoise.py", "tests/test_fourd_denoise_mutants.py"],
-    "fourd/deform.py": ["tests/test_fourd_deform.py"],
+    "fourd/deform.py": ["tests/test_fourd_deform.py", "tests/test_fourd_deform_mutants.py"],
     "fourd/fit.py": ["tests/test_fourd_fit.py", "tests/test_fourd_fit_mutants.py"],
     "splats/render.py": ["tests/test_recon_render.py", "tests/test_render_reference.py"],
     "splats/densify.py": ["tests/test_recon_train.py::test_sync_free_strategy_gathers_gsplats_statistics",

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fcntl
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,16 +353,23 @@ def main() -> None:
                 print(module, json.dumps(site.describe(source.splitlines())))
         return
     only = [int(i) for i in args.only.split(",")] if args.only else None
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for module in args.modules:
         report = run_module(module, args.per_module, args.seed, only, existing(SUBSETS[module], args.tests_at))
-        earlier = results.get(module, {}).get(args.label)
-        if only is not None and earlier is not None and earlier.get("only"):
-            report = merged(earlier, report)
-        results.setdefault(module, {})[args.label] = report
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        store(module, args.label, report)
         print(f"{module}: {report['kill_rate']:.0%} killed of {report['sampled']} ({report['survived']} survived)")
+
+
+def store(module: str, label: str, report: dict) -> None:
+    """Merges ``report`` into the results file, read afresh under a lock: harnesses of other modules may write too."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(Path(tempfile.gettempdir()) / "dimensionx-mutation.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        earlier = results.get(module, {}).get(label)
+        if report.get("only") is not None and earlier is not None and earlier.get("only"):
+            report = merged(earlier, report)
+        results.setdefault(module, {})[label] = report
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

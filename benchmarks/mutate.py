@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fcntl
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,7 @@ SUBSETS: dict[str, list[str]] = {
     "video/parallel.py": ["tests/test_cfg_parallel.py::test_each_process_runs_one_branch_and_gathers_both",
                           "tests/test_parallel_mutants.py"],
     "fourd/denoise.py": ["tests/test_fourd_denoise.py", "tests/test_fourd_denoise_mutants.py"],
-    "fourd/deform.py": ["tests/test_fourd_deform.py"],
+    "fourd/deform.py": ["tests/test_fourd_deform.py", "tests/test_fourd_deform_mutants.py"],
     "fourd/fit.py": ["tests/test_fourd_fit.py", "tests/test_fourd_fit_mutants.py"],
     "splats/render.py": ["tests/test_recon_render.py", "tests/test_render_reference.py"],
     "splats/densify.py": ["tests/test_recon_train.py::test_sync_free_strategy_gathers_gsplats_statistics",
@@ -58,7 +60,7 @@ SUBSETS: dict[str, list[str]] = {
     "train/trainer.py": ["tests/test_train.py::test_resume_from_a_checkpoint_ends_with_the_same_lora",
                          "tests/test_train.py::test_existing_run_folder_needs_resume_or_overwrite",
                          "tests/test_train.py::test_nan_loss_stops_and_keeps_the_last_good_checkpoint",
-                         "tests/test_train_resume.py"],
+                         "tests/test_train_resume.py", "tests/test_train_checks.py"],
     "media.py": ["tests/test_overwrite.py", "tests/test_media.py", "tests/test_reliability_images.py",
                  "tests/test_overwrite_rules.py", "tests/test_media_edges.py"],
     "app/uploads.py": ["tests/test_app.py::test_uploads_are_checked_before_any_model_runs", "tests/test_app_checks.py"],
@@ -224,10 +226,14 @@ class Restorer:
             cached.unlink()
 
     def __exit__(self, *exc):
-        self.path.write_bytes(self.original)
-        for cached in (self.path.parent / "__pycache__").glob(f"{self.path.stem}.*.pyc"):
-            cached.unlink()
-        self.backup.unlink(missing_ok=True)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # a second Ctrl-C waits
+        try:
+            self.path.write_bytes(self.original)
+            for cached in (self.path.parent / "__pycache__").glob(f"{self.path.stem}.*.pyc"):
+                cached.unlink()
+            self.backup.unlink()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return False
 
 
@@ -286,7 +292,22 @@ def run_module(module: str, per_module: int, seed: int, only: list[int] | None, 
     return {"tests": selection, "seed": seed, "only": only, "sites": len(every), "sampled": len(chosen),
             "killed": len(outcome["killed"]), "survived": len(outcome["survived"]),
             "timeouts": len(outcome["timeout"]), "kill_rate": round(killed / max(1, len(chosen)), 3),
-            "baseline_s": round(baseline, 1), "survivors": outcome["survived"], "timed_out": outcome["timeout"]}
+            "baseline_s": round(baseline, 1), "survivors": outcome["survived"], "timed_out": outcome["timeout"],
+            "killed_mutants": outcome["killed"]}
+
+
+def merged(earlier: dict, later: dict) -> dict:
+    """Two ``--only`` runs of one module as one: each mutant's latest verdict."""
+    verdicts = {}
+    for report in (earlier, later):
+        for key, mutants in (("killed", report.get("killed_mutants", [])), ("survived", report["survivors"]),
+                             ("timeout", report["timed_out"])):
+            verdicts.update({m["id"]: (key, m) for m in mutants})
+    by_key = {key: [m for k, m in verdicts.values() if k == key] for key in ("killed", "survived", "timeout")}
+    return {**later, "only": sorted(verdicts), "sampled": len(verdicts), "killed": len(by_key["killed"]),
+            "survived": len(by_key["survived"]), "timeouts": len(by_key["timeout"]),
+            "kill_rate": round(1 - len(by_key["survived"]) / max(1, len(verdicts)), 3),
+            "survivors": by_key["survived"], "timed_out": by_key["timeout"], "killed_mutants": by_key["killed"]}
 
 
 def table(results: dict) -> str:
@@ -332,13 +353,23 @@ def main() -> None:
                 print(module, json.dumps(site.describe(source.splitlines())))
         return
     only = [int(i) for i in args.only.split(",")] if args.only else None
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for module in args.modules:
         report = run_module(module, args.per_module, args.seed, only, existing(SUBSETS[module], args.tests_at))
-        results.setdefault(module, {})[args.label] = report
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        store(module, args.label, report)
         print(f"{module}: {report['kill_rate']:.0%} killed of {report['sampled']} ({report['survived']} survived)")
+
+
+def store(module: str, label: str, report: dict) -> None:
+    """Merges ``report`` into the results file, read afresh under a lock: harnesses of other modules may write too."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(Path(tempfile.gettempdir()) / "dimensionx-mutation.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        earlier = results.get(module, {}).get(label)
+        if report.get("only") is not None and earlier is not None and earlier.get("only"):
+            report = merged(earlier, report)
+        results.setdefault(module, {})[label] = report
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

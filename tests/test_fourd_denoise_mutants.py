@@ -3,6 +3,7 @@ against the method written out here from its definition with a stock diffusers c
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from dimensionx.fourd.config import FourDConfig
@@ -74,3 +75,28 @@ def test_identity_preserving_at_the_4d_defaults_starts_late_and_blends_early_ste
     from_zero = expected_row(generator.pipe, image, config, reference, noise, 0.0, defaults.ip_strength,
                              defaults.ip_until)
     assert (got - from_zero).abs().max() > 1e-3  # the start offset is visible in the result
+
+
+def test_encode_is_the_vae_posterior_mean_of_frames_in_minus_one_one_scaled(generator):  # noqa: F811
+    from dimensionx.fourd.denoise import encode
+
+    vae = generator.pipe.vae
+    frames = (np.random.default_rng(1).random((FRAMES, 64, 96, 3)) * 255).astype(np.uint8)  # [T, H, W, 3]
+    video = torch.from_numpy(frames).float().permute(3, 0, 1, 2)[None] * (2 / 255) - 1  # [1, 3, T, H, W] in [-1, 1]
+    with torch.no_grad():
+        want = vae.encode(video).latent_dist.mean * vae.config.scaling_factor  # [1, C, F, h, w]
+    torch.testing.assert_close(encode(generator, frames), want.permute(0, 2, 1, 3, 4), rtol=1e-4, atol=1e-4)
+
+
+def test_decode_maps_the_vae_output_from_minus_one_one_to_rounded_bytes(generator):  # noqa: F811
+    from dimensionx.fourd.denoise import decode, initial_noise
+
+    vae = generator.pipe.vae
+    latents = initial_noise(generator, FRAMES, 8)  # [1, F, C, h, w]
+    with torch.no_grad():
+        video = vae.decode(latents.permute(0, 2, 1, 3, 4) / vae.config.scaling_factor).sample  # [1, 3, T, H, W]
+    want = np.round((video[0].permute(1, 2, 3, 0).clamp(-1, 1).numpy() + 1) * 127.5).astype(np.uint8)
+    got = decode(generator, latents)
+    assert got.dtype == np.uint8 and got.shape == want.shape
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # float rounding at .5 only
+    assert (got != want).mean() < 0.01

@@ -33,3 +33,8 @@ def test_atomic_dir_without_overwrite_never_replaces(tmp_path):
         with media.atomic_dir(tmp_path / "scene"):
             raise AssertionError("the block must not run")
     assert (tmp_path / "scene" / "v1.txt").read_text() == "first"
+
+
+def test_32bit_integer_pixels_above_16_bits_saturate_at_white():
+    pixels = np.array([[0, 255, 256, 65535, 65536, 1 << 20, -5]], dtype=np.int32)
+    assert media.to_uint8(pixels).tolist() == [[0, 0, 1, 255, 255, 255, 0]]

@@ -115,7 +115,7 @@ def run_tiny(args) -> None:
     """The CLI on the tiny model (``tiny-orbit`` for the orbit), one process then two gloo processes; frames compared."""
     import platform
 
-    from dimensionx.media import read_frames
+    from dimensionx.videofiles import read_frames
 
     work = Path(tempfile.mkdtemp(prefix="cfg_parallel_tiny_"))  # left for a look at the videos
     image = work / "photo.png"

@@ -156,7 +156,7 @@ def static_grid(frames: np.ndarray, config: FourDConfig):
 def run_static_fit(args, work: Path) -> list[dict]:
     """Part 2: the shared orbit as a static 4D scene, fitted with the budget of each of ``--modes``."""
     from dimensionx.fourd.scene import fit_scene
-    from dimensionx.media import read_frames
+    from dimensionx.videofiles import read_frames
 
     frames, _ = read_frames(args.orbit)
     rows = []

@@ -63,7 +63,7 @@ from PIL import Image
 
 from dimensionx.config import load_config
 from dimensionx.errors import DimensionXError
-from dimensionx.media import read_frames, video_encoder, write_video
+from dimensionx.videofiles import read_frames, video_encoder, write_video
 from dimensionx.recon.config import ReconConfig, for_device
 from dimensionx.recon.pipeline import fit_splats, reconstruct
 

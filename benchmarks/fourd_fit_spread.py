@@ -38,7 +38,7 @@ import dimensionx.recon.sfm as sfm_module  # noqa: E402
 from dimensionx.config import load_config  # noqa: E402
 from dimensionx.fourd.config import FourDConfig  # noqa: E402
 from dimensionx.fourd.scene import fit_scene  # noqa: E402
-from dimensionx.media import read_frames  # noqa: E402
+from dimensionx.videofiles import read_frames
 
 from bench_fourd import static_grid  # noqa: E402  (benchmarks/, the script's own folder)
 

@@ -14,8 +14,8 @@ list line, kind and the mutated source line, so a reader can judge whether they 
 
 It edits files in place: run it in a worktree of your own, with the tree first on the path::
 
-    PYTHONPATH=$PWD/src python benchmarks/mutate.py media.py fourd/denoise.py
-    PYTHONPATH=$PWD/src python benchmarks/mutate.py media.py --only 12,40   # re-run chosen mutants
+    PYTHONPATH=$PWD/src python benchmarks/mutate.py outputs.py fourd/denoise.py
+    PYTHONPATH=$PWD/src python benchmarks/mutate.py outputs.py --only 12,40   # re-run chosen mutants
 """
 
 from __future__ import annotations
@@ -61,8 +61,11 @@ SUBSETS: dict[str, list[str]] = {
                          "tests/test_train.py::test_existing_run_folder_needs_resume_or_overwrite",
                          "tests/test_train.py::test_nan_loss_stops_and_keeps_the_last_good_checkpoint",
                          "tests/test_train_resume.py", "tests/test_train_checks.py"],
-    "media.py": ["tests/test_overwrite.py", "tests/test_media.py", "tests/test_reliability_images.py",
-                 "tests/test_overwrite_rules.py", "tests/test_media_edges.py"],
+    "outputs.py": ["tests/test_overwrite.py", "tests/test_overwrite_rules.py", "tests/test_nothing_lost.py",
+                   "tests/test_media_edges.py"],
+    "atomic.py": ["tests/test_nothing_lost.py", "tests/test_media_edges.py"],
+    "videofiles.py": ["tests/test_media.py", "tests/test_media_edges.py"],
+    "imagefiles.py": ["tests/test_reliability_images.py", "tests/test_media_edges.py"],
     "app/uploads.py": ["tests/test_app.py::test_uploads_are_checked_before_any_model_runs", "tests/test_app_checks.py"],
     "app/sessions.py": ["tests/test_app.py::test_session_folders_expire_and_stay_closed", "tests/test_app_checks.py"],
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from dimensionx.media import read_frames
+from dimensionx.videofiles import read_frames
 
 PANEL = (150, 100)  # px (width, height) of each picture
 LABEL = 28  # px of caption above the pictures

@@ -25,7 +25,7 @@ from dimensionx.app.jobs import JobCancelled, Jobs
 from dimensionx.app.sessions import ROOT_MARKER, SESSION_MARKER, Sessions
 from dimensionx.cli import build_parser, main
 from dimensionx.errors import DimensionXError
-from dimensionx.media import read_frames
+from dimensionx.videofiles import read_frames
 from app_server import TINY_RECON, TINY_VIDEO
 from recon_synthetic import arc_cameras, intrinsics, transforms_json, write_orbit_video
 

@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from dimensionx.cli import main
-from dimensionx.media import read_frames
+from dimensionx.videofiles import read_frames
 
 FAST = ["--model", "tiny", "--steps", "3", "--frames", "9", "--prompt", "a barn", "--motion", "orbit_left", "--device", "cpu"]
 

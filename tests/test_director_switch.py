@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from dimensionx.cli import main
-from dimensionx.media import read_frames
+from dimensionx.videofiles import read_frames
 from dimensionx.video.config import VideoConfig
 from dimensionx.video.generator import load_generator, resolve_directors
 from dimensionx.video.image import fit_image

@@ -14,7 +14,7 @@ import torch
 
 from dimensionx.fourd.config import FourDConfig
 from dimensionx.fourd.grid import Grid, generate_rows, motion_scores, pick_times, refine
-from dimensionx.media import read_frames
+from dimensionx.videofiles import read_frames
 from recon_synthetic import arc_cameras, intrinsics, transforms_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,6 +22,7 @@ STAGE_CONFIGS = {"recon.yaml": "recon.config.ReconConfig", "video.yaml": "video.
                  "tiny.yaml": "video.config.VideoConfig", "orbit.yaml": "orbit.config.OrbitConfig",
                  "app.yaml": "app.config.AppConfig", "train/s_director.yaml": "train.config.TrainConfig",
                  "train/t_director.yaml": "train.config.TrainConfig", "train/tiny.yaml": "train.config.TrainConfig",
+                 "train/dataset_tiny.yaml": "train.config.DatasetConfig",
                  "fourd.yaml": "fourd.config.FourDConfig", "fourd_tiny.yaml": "fourd.config.FourDConfig"}
 
 

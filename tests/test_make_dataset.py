@@ -11,7 +11,7 @@ import torch
 
 from dimensionx.cli import main
 from dimensionx.directors.camera_paths import MOTIONS
-from dimensionx.media import read_frames
+from dimensionx.videofiles import read_frames
 from dimensionx.splats.export import read_ply, write_ply
 from dimensionx.train.data import find_clips
 

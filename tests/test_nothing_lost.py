@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dimensionx.errors import DimensionXError
-from dimensionx.media import OUTPUT_MARKER, finish_output_dir, set_aside_of, start_output_dir
+from dimensionx.outputs import finish_output_dir, OUTPUT_MARKER, set_aside_of, start_output_dir
 
 from recon_synthetic import arc_cameras, intrinsics, transforms_json
 from train_synthetic import write_clips

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dimensionx.cli import main
-from dimensionx.media import read_frames
+from dimensionx.videofiles import read_frames
 from dimensionx.video.loop import close_loop
 from test_sat_convert import save_deepspeed, sat_names
 

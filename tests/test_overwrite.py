@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dimensionx.errors import DimensionXError
-from dimensionx.media import OUTPUT_MARKER, atomic_dir
+from dimensionx.outputs import atomic_dir, OUTPUT_MARKER
 
 
 def run_cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dimensionx.errors import DimensionXError
-from dimensionx.media import OUTPUT_MARKER, atomic_dir, check_output_dir
+from dimensionx.outputs import atomic_dir, check_output_dir, OUTPUT_MARKER
 
 PROTECTED = "it is the root, home or working folder or a parent of it"  # the guard's rule
 FOREIGN = f"it holds files dimensionx did not write (no {OUTPUT_MARKER})"  # the marker's rule

@@ -10,7 +10,7 @@ import pytest
 from plyfile import PlyData
 
 from dimensionx.cli import main
-from dimensionx.media import read_frames, write_video
+from dimensionx.videofiles import read_frames, write_video
 from recon_synthetic import transforms_json, write_orbit_video
 
 REPO = Path(__file__).resolve().parents[1]

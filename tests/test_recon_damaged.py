@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from dimensionx.errors import DimensionXError
-from dimensionx.media import write_video
+from dimensionx.videofiles import write_video
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.pipeline import reconstruct
 from recon_synthetic import arc_cameras, intrinsics, render_views, splat_scene, write_orbit_video

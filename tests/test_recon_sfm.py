@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from conftest import shared_file
 from dimensionx.errors import DimensionXError
-from dimensionx.media import read_frames
+from dimensionx.videofiles import read_frames
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.frames import Footage, downscale, sample_ids
 from dimensionx.recon.pipeline import save_images

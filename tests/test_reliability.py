@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from dimensionx.media import MAX_IMAGE_PIXELS, write_video
+from dimensionx.imagefiles import MAX_IMAGE_PIXELS
+from dimensionx.videofiles import write_video
 
 FAST_VIDEO = ["--model", "tiny", "--steps", "1", "--frames", "9"]
 FAST_RECON = ["--max-size", "160", "--iterations", "30", "--orbit-frames", "6", "--no-progress"]

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from dimensionx.errors import DimensionXError
-from dimensionx.media import open_image, read_frames
+from dimensionx.imagefiles import open_image
+from dimensionx.videofiles import read_frames
 from dimensionx.video.image import load_image
 from test_reliability import png
 

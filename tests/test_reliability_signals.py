@@ -46,7 +46,7 @@ def assert_interrupted(result: subprocess.CompletedProcess, command: str, signal
     ("SIGTERM", "diffusers.models.model_loading_utils:load_state_dict"),  # while the model loads
     ("SIGINT", "diffusers.schedulers.scheduling_dpm_cogvideox:CogVideoXDPMScheduler.step"),  # denoising
     ("SIGTERM", "diffusers.schedulers.scheduling_dpm_cogvideox:CogVideoXDPMScheduler.step"),
-    ("SIGTERM", "dimensionx.media:write_video"),  # while the mp4 is encoded
+    ("SIGTERM", "dimensionx.videofiles:write_video"),  # while the mp4 is encoded
 ])
 def test_video_interrupted_anywhere_leaves_nothing(photo, tmp_path, signal_name, at):
     before = {photo.name}

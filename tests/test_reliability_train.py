@@ -351,7 +351,7 @@ def test_recon_refuses_a_sidecar_of_another_run_beside_its_video(tmp_path):
     """recon reads the camera motion from the video's sidecar: one beside another run's mp4 would be the wrong prior."""
     import numpy as np
 
-    from dimensionx.media import write_video
+    from dimensionx.videofiles import write_video
 
     frames = np.random.default_rng(0).integers(0, 255, (4, 64, 96, 3), dtype=np.uint8)
     write_video(frames, tmp_path / "clip.mp4", 8)

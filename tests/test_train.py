@@ -93,7 +93,7 @@ def test_twenty_steps_lower_the_loss_of_the_fused_export(run, data, tiny_model_d
 
 
 def test_export_loads_in_video_and_changes_the_frames(run, data, tmp_path):
-    from dimensionx.media import read_frames
+    from dimensionx.videofiles import read_frames
 
     first = tmp_path / "first.png"
     from PIL import Image

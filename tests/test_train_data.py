@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dimensionx.cli import main
-from dimensionx.media import write_video
+from dimensionx.videofiles import write_video
 from dimensionx.train.data import find_clips, frame_indices, load_clip
 
 from train_synthetic import write_clips, write_cut_short
@@ -98,7 +98,7 @@ def test_training_on_a_messy_dataset_uses_the_good_rows_and_writes_samples(messy
     assert "cut short" in report["bad_rows"][-1]["reason"]
     assert "5 of 7 rows skipped; training on 2 clips" in caplog.text
     assert (out / "pytorch_lora_weights.safetensors").is_file()
-    from dimensionx.media import read_frames
+    from dimensionx.videofiles import read_frames
 
     sample, _ = read_frames(out / "samples" / "step_000002.mp4")  # a video from the first good clip's first frame
     assert sample.shape == (9, 64, 96, 3)

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from dimensionx.cli import main
-from dimensionx.media import write_video
+from dimensionx.videofiles import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config", str(ROOT / "configs" / "train" / "tiny.yaml"), "--pre-encode", "--micro-batch", "1"]

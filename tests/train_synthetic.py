@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dimensionx.media import write_video
+from dimensionx.videofiles import write_video
 
 CAPTIONS = ("a red disc moving right on a blue gradient", "a red disc moving left on a green gradient")
 

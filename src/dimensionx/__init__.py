@@ -14,8 +14,10 @@ the floors below it, or another stage's public entry function):
 - ``directors``: the S-/T-Director LoRAs (registry, files, fuse or switch) and their camera paths;
 - ``models``: base weights (hub, local, tiny random models) and SAT -> diffusers conversion (``convert-sat``);
 - ``splats``: the Gaussian-splat mechanism shared by 3D and 4D;
-- ``config``, ``media``, ``errors``, ``device``, ``interrupts``: stage configs from YAML and
-  sidecars; mp4, frames, JSON and atomic writes; the error type; ``--device``; Ctrl-C and SIGTERM.
+- ``config``, ``errors``, ``device``, ``interrupts``: stage configs from YAML and sidecars; the error
+  type; ``--device``; Ctrl-C and SIGTERM;
+- ``outputs``, ``atomic``, ``videofiles``, ``imagefiles``: where a command may write (the ``--overwrite``
+  rules, output markers); atomic files and their leftovers; mp4 writing and frame reading; photo decoding.
 """
 
 __version__ = "0.1.0"

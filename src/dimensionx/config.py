@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 from .errors import DimensionXError
-from .media import check_sidecar
+from .videofiles import check_sidecar
 
 T = TypeVar("T")
 

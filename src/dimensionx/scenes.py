@@ -19,7 +19,9 @@ from pathlib import Path
 
 from .config import config_to_dict, load_config
 from .errors import DimensionXError
-from .media import check_output_dir, check_video_encoder, move_no_clobber, write_json
+from .atomic import move_no_clobber, write_json
+from .outputs import check_output_dir
+from .videofiles import check_video_encoder
 from .recon.cli import add_recon_flags, recon_config
 from .recon.config import ReconConfig
 from .video.cameras import cameras_path

@@ -21,7 +21,7 @@ from ..config import load_config
 from ..directors.registry import DIRECTORS
 from ..directors.weights import find_director_file
 from ..errors import DimensionXError
-from ..media import write_json
+from ..atomic import write_json
 from ..recon.config import ReconConfig
 from ..video.config import VideoConfig
 from .config import AppConfig

@@ -8,7 +8,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DimensionXError
-from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..imagefiles import IMAGE_SUFFIXES
+from ..videofiles import VIDEO_SUFFIXES
 
 MB = 1_000_000
 

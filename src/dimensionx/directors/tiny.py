@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..media import atomic_dir
+from ..outputs import atomic_dir
 from ..models.tiny import TINY_LORA_RANK, ensure_tiny_model, tiny_cache_dir
 from .lora import LORA_TARGETS, save_lora
 from .registry import DIRECTORS

@@ -105,7 +105,7 @@ def kept_for_resume(args: argparse.Namespace) -> str | None:
 
     if not (Path(folder) / SIDECAR).is_file():
         return None
-    from ..media import set_aside_of
+    from ..outputs import set_aside_of
 
     aside = set_aside_of(folder)
     again = "run it again without --overwrite to resume" if args.overwrite else "run the same command to resume"
@@ -119,7 +119,8 @@ def run_render4d(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import DimensionXError
-    from ..media import check_video_encoder, check_writable, write_video
+    from ..outputs import check_writable
+    from ..videofiles import check_video_encoder, write_video
     from .render4d import SceneRenderer
 
     folder = Path(args.scene)

@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from ..errors import DimensionXError
-from ..media import atomic_dir, check_output_dir, write_json
+from ..atomic import write_json
+from ..outputs import atomic_dir, check_output_dir
 from ..splats.export import write_ply
 from ..splats.gaussians import sh_to_rgb
 from .store import cameras_of, load_scene, transforms_4d

@@ -38,8 +38,9 @@ from PIL import Image
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..media import (atomic_dir, atomic_file, check_output_dir, check_video_encoder, finish_output_dir, read_frames,
-                     remove_leftover_temps, start_output_dir, write_json, write_video)
+from ..atomic import atomic_file, remove_leftover_temps, write_json
+from ..outputs import atomic_dir, check_output_dir, finish_output_dir, start_output_dir
+from ..videofiles import check_video_encoder, read_frames, write_video
 from .config import OFFSET_REFERENCES, FourDConfig
 from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine, time_values
 from .shard import NO_SHARD, Shard

@@ -9,7 +9,7 @@ import torch
 from scipy.spatial.transform import Rotation, Slerp
 
 from ..errors import DimensionXError
-from ..media import write_video
+from ..videofiles import write_video
 from .fit import render_at
 from .store import cameras_of, load_scene
 

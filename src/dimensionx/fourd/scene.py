@@ -11,7 +11,7 @@ import torch
 
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..media import write_json
+from ..atomic import write_json
 from ..recon import cameras_from_transforms, downscale, frame_names, scale_intrinsics, sfm_cameras
 from ..splats.gaussians import init_splats, random_points
 from ..splats.render import scene_scale

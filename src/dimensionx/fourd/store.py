@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import DimensionXError
-from ..media import write_json
+from ..atomic import write_json
 from ..splats.export import read_ply, write_ply
 from .deform import HexPlaneField
 

@@ -39,7 +39,8 @@ import torch
 
 from ..config import read_mapping
 from ..errors import DimensionXError
-from ..media import atomic_dir, atomic_file, check_output_dir, check_writable
+from ..atomic import atomic_file
+from ..outputs import atomic_dir, check_output_dir, check_writable
 from .hub import BASE_KEY, DEFAULT_MODEL
 
 SAT_PREFIX = "model.diffusion_model."

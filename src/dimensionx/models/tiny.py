@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..media import atomic_dir
+from ..outputs import atomic_dir
 
 TINY_SEED = 0
 # Latent grid 8 x 12 at VAE stride 8 -> 64 x 96 pixel frames; 49 frames -> 13 latent frames.

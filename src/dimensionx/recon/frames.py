@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import DimensionXError
-from ..media import IMAGE_SUFFIXES, check_image, open_image
+from ..imagefiles import check_image, IMAGE_SUFFIXES, open_image
 from .config import ReconConfig
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class FrameReader:
 
 def _resized(file: Path, size: tuple[int, int]) -> np.ndarray:
     """[h, w, 3] uint8 of an image file at ``size`` (width, height) px; any bit depth scaled to 8 bits,
-    an unreadable file named in the error (media.open_image)."""
+    an unreadable file named in the error (imagefiles.open_image)."""
     rgb = open_image(file, "frame").convert("RGB")
     if rgb.size != size:
         rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)

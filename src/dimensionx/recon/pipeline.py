@@ -15,7 +15,9 @@ import torch
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..media import atomic_dir, check_output_dir, check_video_encoder, remove_leftover_temps, write_json, write_video
+from ..atomic import remove_leftover_temps, write_json
+from ..outputs import atomic_dir, check_output_dir
+from ..videofiles import check_video_encoder, write_video
 from .cameras import (
     Cameras,
     cameras_from_transforms,

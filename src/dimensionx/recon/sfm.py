@@ -57,7 +57,7 @@ def camera_prior(config: ReconConfig) -> CameraPrior:
     motion, degrees = config.camera_motion, config.orbit_degrees
     sidecar = Path(config.video).with_suffix(".json") if config.video else None
     if (motion is None or degrees is None) and sidecar is not None and Path(config.video).is_file() and sidecar.is_file():
-        from ..media import check_sidecar
+        from ..videofiles import check_sidecar
 
         try:
             data = json.loads(sidecar.read_text())

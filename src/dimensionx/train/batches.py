@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..media import atomic_file
+from ..atomic import atomic_file
 from .data import Clip, load_clip
 
 log = logging.getLogger(__name__)

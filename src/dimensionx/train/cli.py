@@ -70,7 +70,7 @@ def _config(cls, args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..media import set_aside_of
+    from ..outputs import set_aside_of
     from .trainer import remove_unstarted_run, train
 
     config = _config(TrainConfig, args)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DimensionXError
-from ..media import VIDEO_SUFFIXES, count_frames
+from ..videofiles import count_frames, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def load_clip(clip: Clip, frames: int, skip: int, height: int, width: int):
     import torch
     import torch.nn.functional as F
 
-    from ..media import read_frames
+    from ..videofiles import read_frames
 
     video, _ = read_frames(clip.video)  # [T, H, W, 3] uint8
     picked = video[frame_indices(len(video), frames, skip)]

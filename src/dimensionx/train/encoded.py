@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from ..errors import DimensionXError
-from ..media import write_json
+from ..atomic import write_json
 from .data import BadRow, Clip, ClipList
 
 MANIFEST = "encoded.json"

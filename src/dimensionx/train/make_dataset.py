@@ -24,8 +24,9 @@ import numpy as np
 from ..config import config_to_dict
 from ..directors.camera_paths import MOTIONS, camera_path, look_at, rotation
 from ..errors import DimensionXError
-from ..media import (MAX_FPS, atomic_dir, check_output_dir, check_video_encoder, finish_output_dir, is_output_dir,
-                     remove_leftover_temps, start_output_dir, write_json, write_video)
+from ..atomic import remove_leftover_temps, write_json
+from ..outputs import atomic_dir, check_output_dir, finish_output_dir, is_output_dir, start_output_dir
+from ..videofiles import check_video_encoder, MAX_FPS, write_video
 from .config import DatasetConfig
 
 log = logging.getLogger(__name__)

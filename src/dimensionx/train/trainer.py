@@ -34,8 +34,9 @@ from tqdm import tqdm
 from ..config import config_to_dict
 from ..directors.lora import save_lora
 from ..errors import DimensionXError
-from ..media import (OUTPUT_MARKER, atomic_file, check_writable, file_sha256, finish_output_dir, is_output_dir,
-                     mark_output_dir, start_output_dir, write_json, write_video)
+from ..atomic import atomic_file, file_sha256, write_json
+from ..outputs import check_writable, finish_output_dir, is_output_dir, mark_output_dir, OUTPUT_MARKER, start_output_dir
+from ..videofiles import write_video
 from ..models import resolve_model
 from ..models.hub import MAX_FRAMES
 from .batches import CachedClips, EpochShuffle, VideoClips, pre_encode

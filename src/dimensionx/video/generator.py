@@ -29,7 +29,9 @@ import torch
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..media import atomic_files, check_writable, file_sha256, write_json, write_video
+from ..atomic import atomic_files, file_sha256, write_json
+from ..outputs import check_writable
+from ..videofiles import write_video
 from ..models import ResolvedModel, resolve_model
 from .cameras import cameras_path, known_cameras
 from .config import ModeConfig, VideoConfig
@@ -334,7 +336,7 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
         sidecar["cameras"] = paths[-1].name
     with atomic_files(paths) as temps:
         write_video(frames, temps[0], config.fps)
-        sidecar["video"]["sha256"] = file_sha256(temps[0])  # readers check it names the mp4 beside it (media.check_sidecar)
+        sidecar["video"]["sha256"] = file_sha256(temps[0])  # readers check it names the mp4 beside it (videofiles.check_sidecar)
         write_json(sidecar, temps[1])
         if cameras is not None:
             write_json(cameras, temps[2])

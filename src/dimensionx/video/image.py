@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from ..errors import DimensionXError
-from ..media import open_image
+from ..imagefiles import open_image
 
 MIN_SIDE_PX = 64
 FITS = ("crop", "pad")

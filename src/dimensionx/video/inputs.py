@@ -8,7 +8,9 @@ from pathlib import Path
 from ..directors.registry import get_director
 from ..errors import DimensionXError
 from ..models.hub import MAX_FRAMES
-from ..media import MAX_FPS, check_image, check_video_encoder, check_writable
+from ..imagefiles import check_image
+from ..outputs import check_writable
+from ..videofiles import check_video_encoder, MAX_FPS
 from .config import VideoConfig
 from .image import FITS, check_size
 from .loop import check_loop

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import write_json
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..atomic import write_json
 from ..recon import cameras_from_transforms, downscale, frame_names, scale_intrinsics, sfm_cameras
 from ..splats.gaussians import init_splats, random_points
 from ..splats.render import scene_scale
+from ..video.cameras import known_cameras
+from ..video.config import VideoConfig
 from .config import FourDConfig
 from .fit import Fitter, GridViews, split_views
 from .grid import Grid, time_values
@@ -70,12 +72,17 @@ def reference_cameras(reference: np.ndarray, folder: Path, config: FourDConfig):
     """
     K, H, W = reference.shape[:3]
     names = frame_names(np.arange(K))  # the names recon's SfM gives frames: frame_00000.png ...
-    if config.cameras:
-        cameras = scale_intrinsics(cameras_from_transforms(config.cameras, names), W, H)
+    given, source = config.cameras, "transforms.json"
+    if not given and config.model == "tiny":  # noise, which SfM cannot register; the director's path is known
+        given, source = folder / "known_cameras.json", f"known cameras of {config.space_director} (tiny model)"
+        write_json(known_cameras(VideoConfig(motion=config.space_director), K, W, H), given)
+        log.info("the tiny model's views: the %s path's known cameras (%s), not SfM", config.space_director, given.name)
+    if given:
+        cameras = scale_intrinsics(cameras_from_transforms(given, names), W, H)
         centers = cameras.centers()
         middle, half = centers.mean(axis=0), max(float(np.ptp(centers, axis=0).max()), 1.0)
         points, colors = random_points(middle - half, middle + half, config.init_points, config.seed)
-        return cameras.viewmats, cameras.Ks, np.arange(K), points, colors, "transforms.json"
+        return cameras.viewmats, cameras.Ks, np.arange(K), points, colors, source
     try:
         sfm = sfm_cameras(reference, folder / "sfm_images", config.seed)
     except DimensionXError as error:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 from PIL import Image
 
-from dimensionx.app.sessions import Sessions
+from dimensionx.app.sessions import SESSION_MARKER, Sessions
 from dimensionx.app.uploads import check_image_upload, check_sidecar_upload, check_video_upload
 from dimensionx.errors import DimensionXError
 
 
 def sized(path, size: int):
-    path.write_bytes(b"\0" * size)
+    """A file of exactly ``size`` bytes: for a .json, a sidecar as the app reads it, padded with spaces."""
+    if path.suffix.lower() == ".json":
+        text = json.dumps({"config": {}, "directors": []})
+        path.write_text(text + " " * (size - len(text)))
+    else:
+        path.write_bytes(b"\0" * size)
     return path
 
 
@@ -88,7 +94,7 @@ def test_jobs_are_numbered_per_kind_from_one(tmp_path):
 def test_a_session_untouched_for_exactly_the_time_to_live_is_kept(tmp_path):
     sessions = Sessions(tmp_path / "share", ttl_seconds=600)
     folder = sessions.folder("session-1")
-    os.utime(folder, (1_000_000, 1_000_000))
+    os.utime(folder / SESSION_MARKER, (1_000_000, 1_000_000))  # its clock: the marker's time
     assert sessions.sweep(now=1_000_600) == [] and folder.is_dir()
     assert sessions.sweep(now=1_000_600.5) == [folder] and not folder.exists()
 

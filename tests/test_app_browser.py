@@ -183,7 +183,7 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     set_steps(browser, 2)
     browser.find_element(By.ID, "generate").click()
     place = wait_for(browser, "(t => /queue: *1\\/1/.test(t) && /[0-9.]+\\/[0-9.]+s/.test(t) && t)"
-                              "(document.querySelector('#video .progress-text')?.innerText || '')", 30,
+                              "(document.querySelector('#video .progress-text')?.innerText || '')", 90,
                      "this page's place in the queue with an ETA")
     browser.execute_script("document.querySelector('#video').scrollIntoView()")
     shot(browser, "2-queued")
@@ -216,7 +216,9 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo again")
     set_steps(browser, LONG_STEPS)
     browser.find_element(By.ID, "generate").click()
-    wait_for(browser, "/[0-9]+\\/200/.test(document.querySelector('#video .progress-text')?.innerText || '')", 60,
+    # a step counter "12/200" (not a queue ETA such as "1.2/200.5s"), and the app's own word that the job runs
+    wait_for(browser, "/(^|[^0-9.])[0-9]+\\/200([^0-9.s]|$)/.test(document.querySelector('#video .progress-text')?.innerText || '')"
+                      " && document.querySelector('#running').innerText.includes('Generate is running')", 60,
              "the denoising steps running")
     browser.find_element(By.ID, "cancel").click()
     wait_for(browser, "document.querySelector('#notice').innerText.includes('the job was cancelled; nothing was written')", 60,

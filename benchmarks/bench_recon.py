@@ -63,9 +63,9 @@ from PIL import Image
 
 from dimensionx.config import load_config
 from dimensionx.errors import DimensionXError
-from dimensionx.videofiles import read_frames, video_encoder, write_video
 from dimensionx.recon.config import ReconConfig, for_device
 from dimensionx.recon.pipeline import fit_splats, reconstruct
+from dimensionx.videofiles import read_frames, video_encoder, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ORBIT = REPO / ".." / "shared" / "data" / "videos" / "orbit360_landscape_145f_480x320.mp4"

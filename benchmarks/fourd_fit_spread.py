@@ -33,11 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 SHARED_ORBIT = REPO / ".." / "shared" / "data" / "videos" / "orbit360_landscape_145f_480x320.mp4"
 
-import dimensionx.fourd.fit as fit_module  # noqa: E402
-import dimensionx.recon.sfm as sfm_module  # noqa: E402
 from dimensionx.config import load_config  # noqa: E402
 from dimensionx.fourd.config import FourDConfig  # noqa: E402
+import dimensionx.fourd.fit as fit_module  # noqa: E402
 from dimensionx.fourd.scene import fit_scene  # noqa: E402
+import dimensionx.recon.sfm as sfm_module  # noqa: E402
 from dimensionx.videofiles import read_frames
 
 from bench_fourd import static_grid  # noqa: E402  (benchmarks/, the script's own folder)

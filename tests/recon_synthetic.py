@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from dimensionx.videofiles import write_video
 from dimensionx.recon.cameras import OPENGL_FROM_OPENCV
 from dimensionx.splats.gaussians import rgb_to_sh
 from dimensionx.splats.render import reference_rasterization
+from dimensionx.videofiles import write_video
 
 # Where the shared montage of camera motions (camera_montage_plate_1280x854.mp4) jumps back from its input
 # view to the far end of the next motion: frame t-1 is (nearly) the input photo, frame t a view far from it.

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from dimensionx.cli import main
-from dimensionx.videofiles import read_frames
 from dimensionx.video.config import VideoConfig
 from dimensionx.video.generator import load_generator, resolve_directors
 from dimensionx.video.image import fit_image
+from dimensionx.videofiles import read_frames
 
 CONFIG = VideoConfig(model="tiny", device="cpu", steps=4, frames=9, prompt="a red barn", seed=3)
 SWITCH = 2  # of 4 steps

@@ -11,9 +11,9 @@ import torch
 
 from dimensionx.cli import main
 from dimensionx.directors.camera_paths import MOTIONS
-from dimensionx.videofiles import read_frames
 from dimensionx.splats.export import read_ply, write_ply
 from dimensionx.train.data import find_clips
+from dimensionx.videofiles import read_frames
 
 FOCAL, WIDTH, HEIGHT, DISTANCE = 60.0, 64, 48, 4.0
 MARKERS = {  # position -> colour; the median of the centres is the origin, where the red marker sits

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from dimensionx.cli import main
-from dimensionx.videofiles import read_frames
 from dimensionx.video.loop import close_loop
+from dimensionx.videofiles import read_frames
 from test_sat_convert import save_deepspeed, sat_names
 
 TINY_FRAMES = 33  # tiny-orbit's sample_frames (the real orbit model: 145)

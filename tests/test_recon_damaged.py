@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 
 from dimensionx.errors import DimensionXError
-from dimensionx.videofiles import write_video
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.pipeline import reconstruct
+from dimensionx.videofiles import write_video
 from recon_synthetic import arc_cameras, intrinsics, render_views, splat_scene, write_orbit_video
 
 FAST = ["--max-size", "160", "--iterations", "5", "--orbit-frames", "0", "--no-progress", "--device", "cpu"]

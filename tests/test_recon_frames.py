@@ -7,9 +7,9 @@ import pytest
 
 from conftest import shared_file
 from dimensionx.errors import DimensionXError
-from dimensionx.videofiles import read_frames
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.frames import choose_shot, downscale, find_cuts, sample_ids, split_shots
+from dimensionx.videofiles import read_frames
 from recon_synthetic import MONTAGE_SHOT_STARTS, intrinsics, look_at, point_views, same_start_montage, splat_scene
 
 

@@ -8,11 +8,11 @@ from scipy.spatial.transform import Rotation
 
 from conftest import shared_file
 from dimensionx.errors import DimensionXError
-from dimensionx.videofiles import read_frames
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.frames import Footage, downscale, sample_ids
 from dimensionx.recon.pipeline import save_images
 from dimensionx.recon.sfm import CameraPrior, loop_pairs, recover_cameras, run_sfm, sequential_pairs
+from dimensionx.videofiles import read_frames
 from recon_synthetic import (
     arc_cameras,
     intrinsics,

@@ -147,7 +147,7 @@ def test_bad_photos_are_refused(work, make, message):
     (["--motion", "orbit_left:inf,z_zoom_in"], "weight inf of orbit_left must be a finite number >= 0"),
     (["--motion", "orbit_left:-0.5"], "weight -0.5 of orbit_left must be a finite number >= 0"),
     (["--motion", "none", "--frames", "50"], "--frames 50: CogVideoX makes 4k+1 frames"),
-    (["--motion", "none", "--steps", "0"], "--steps 0: use at least 1"),
+    (["--motion", "none", "--steps", "0"], "--steps 0: use 1 to 1000"),
     (["--motion", "none", "--guidance", "-5"], "--guidance -5.0: the guidance scale must be >= 0"),
     (["--motion", "none", "--out", "myvideo"], "name the file *.mp4"),
     ([], "no director chosen"),

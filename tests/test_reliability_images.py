@@ -8,8 +8,8 @@ from PIL import Image
 
 from dimensionx.errors import DimensionXError
 from dimensionx.imagefiles import open_image
-from dimensionx.videofiles import read_frames
 from dimensionx.video.image import load_image
+from dimensionx.videofiles import read_frames
 from test_reliability import png
 
 

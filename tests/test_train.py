@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from dimensionx import DimensionXError
 from dimensionx.cli import main
 from dimensionx.directors.lora import LORA_TARGETS, fuse_directors, read_lora
+from dimensionx.outputs import OUTPUT_MARKER
 from dimensionx.train.model import diffusion_loss
 
 from train_synthetic import fixed_loss, write_clips
@@ -112,7 +113,7 @@ def test_resume_from_a_checkpoint_ends_with_the_same_lora(run, data, tmp_path):
     out = tmp_path / "resumed"
     (out / "checkpoints").mkdir(parents=True)
     shutil.copytree(run / "checkpoints" / "step_000010", out / "checkpoints" / "step_000010")
-    shutil.copy(run / ".dimensionx-output.json", out)  # a run folder: --resume continues only a folder train made
+    shutil.copy(run / OUTPUT_MARKER, out)  # a run folder: --resume continues only a folder train made
     assert main(["train", *TINY, "--data", str(data), "--output-dir", str(out), "--max-steps", str(STEPS), "--resume"]) == 0
     expected, got = load_file(run / "pytorch_lora_weights.safetensors"), load_file(out / "pytorch_lora_weights.safetensors")
     assert expected.keys() == got.keys()

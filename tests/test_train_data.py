@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dimensionx.cli import main
-from dimensionx.videofiles import write_video
 from dimensionx.train.data import find_clips, frame_indices, load_clip
+from dimensionx.videofiles import write_video
 
 from train_synthetic import write_clips, write_cut_short
 

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from dimensionx.cli import main
+from dimensionx.outputs import OUTPUT_MARKER
 from dimensionx.videofiles import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,7 @@ def resumed_from(run: Path, step: int, data: Path, out: Path, *flags: str) -> No
     """A fresh run folder holding only ``run``'s checkpoint of ``step``, trained on to the end."""
     checkpoint = f"step_{step:06d}"
     shutil.copytree(run / "checkpoints" / checkpoint, out / "checkpoints" / checkpoint)
+    shutil.copy(run / OUTPUT_MARKER, out)  # a run folder: --resume continues only a folder train made
     train(data, out, *flags, "--resume")
 
 

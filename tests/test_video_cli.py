@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from dimensionx.atomic import file_sha256
 from dimensionx.cli import main
 from dimensionx.directors.lora import LORA_TARGETS, save_lora
-from dimensionx.atomic import file_sha256
 from dimensionx.videofiles import read_frames
 
 FAST = ["--model", "tiny", "--steps", "2", "--frames", "9", "--prompt", "a red barn in a field"]

@@ -17,16 +17,16 @@ import os
 import tempfile
 from pathlib import Path
 
+from .atomic import move_no_clobber, write_json
 from .config import config_to_dict, load_config
 from .errors import DimensionXError
-from .atomic import move_no_clobber, write_json
 from .outputs import check_output_dir
-from .videofiles import check_video_encoder
 from .recon.cli import add_recon_flags, recon_config
 from .recon.config import ReconConfig
 from .video.cameras import cameras_path
 from .video.cli import add_video_flags, video_overrides
 from .video.config import VideoConfig
+from .videofiles import check_video_encoder
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json
 from ..config import load_config
 from ..directors.registry import DIRECTORS
 from ..directors.weights import find_director_file
 from ..errors import DimensionXError
-from ..atomic import write_json
 from ..recon.config import ReconConfig
 from ..video.config import VideoConfig
 from .config import AppConfig

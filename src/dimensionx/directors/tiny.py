@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ..outputs import atomic_dir
 from ..models.tiny import TINY_LORA_RANK, ensure_tiny_model, tiny_cache_dir
+from ..outputs import atomic_dir
 from .lora import LORA_TARGETS, save_lora
 from .registry import DIRECTORS
 

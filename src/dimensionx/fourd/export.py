@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DimensionXError
 from ..atomic import write_json
+from ..errors import DimensionXError
 from ..outputs import atomic_dir, check_output_dir
 from ..splats.export import write_ply
 from ..splats.gaussians import sh_to_rgb

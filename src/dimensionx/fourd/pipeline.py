@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..atomic import atomic_file, remove_leftover_temps, write_json
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..atomic import atomic_file, remove_leftover_temps, write_json
 from ..outputs import atomic_dir, check_output_dir, finish_output_dir, start_output_dir
 from ..videofiles import check_video_encoder, read_frames, write_video
 from .config import OFFSET_REFERENCES, FourDConfig

@@ -23,8 +23,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from ..errors import DimensionXError
 from ..atomic import write_json
+from ..errors import DimensionXError
 from ..splats.export import read_ply, write_ply
 from .deform import HexPlaneField
 

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_file
 from ..config import read_mapping
 from ..errors import DimensionXError
-from ..atomic import atomic_file
 from ..outputs import atomic_dir, check_output_dir, check_writable
 from .hub import BASE_KEY, DEFAULT_MODEL
 

@@ -12,10 +12,10 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..atomic import remove_leftover_temps, write_json
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
-from ..atomic import remove_leftover_temps, write_json
 from ..outputs import atomic_dir, check_output_dir
 from ..videofiles import check_video_encoder, write_video
 from .cameras import (

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import DimensionXError
 from ..atomic import write_json
+from ..errors import DimensionXError
 from .data import BadRow, Clip, ClipList
 
 MANIFEST = "encoded.json"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import remove_leftover_temps, write_json
 from ..config import config_to_dict
 from ..directors.camera_paths import MOTIONS, camera_path, look_at, rotation
 from ..errors import DimensionXError
-from ..atomic import remove_leftover_temps, write_json
 from ..outputs import atomic_dir, check_output_dir, finish_output_dir, is_output_dir, start_output_dir
 from ..videofiles import check_video_encoder, MAX_FPS, write_video
 from .config import DatasetConfig

@@ -31,14 +31,14 @@ import torch
 from diffusers.optimization import SchedulerType
 from tqdm import tqdm
 
+from ..atomic import atomic_file, file_sha256, write_json
 from ..config import config_to_dict
 from ..directors.lora import save_lora
 from ..errors import DimensionXError
-from ..atomic import atomic_file, file_sha256, write_json
-from ..outputs import check_writable, finish_output_dir, is_output_dir, mark_output_dir, OUTPUT_MARKER, start_output_dir
-from ..videofiles import write_video
 from ..models import resolve_model
 from ..models.hub import MAX_FRAMES
+from ..outputs import check_writable, finish_output_dir, is_output_dir, mark_output_dir, OUTPUT_MARKER, start_output_dir
+from ..videofiles import write_video
 from .batches import CachedClips, EpochShuffle, VideoClips, pre_encode
 from .config import TrainConfig
 from .data import ClipList, find_clips, load_clip

@@ -26,13 +26,17 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ..atomic import atomic_files, file_sha256, write_json
 from ..config import config_to_dict
 from ..device import resolve_device
+from ..directors.lora import LoraFile, director_multipliers, fuse_directors, read_lora, restore_weights, snapshot_weights
+from ..directors.registry import get_director
+from ..directors.switch import DirectorSwitch, Phase
+from ..directors.weights import find_director_file
 from ..errors import DimensionXError
-from ..atomic import atomic_files, file_sha256, write_json
+from ..models import ResolvedModel, resolve_model
 from ..outputs import check_writable
 from ..videofiles import write_video
-from ..models import ResolvedModel, resolve_model
 from .cameras import cameras_path, known_cameras
 from .config import ModeConfig, VideoConfig
 from .image import fit_image, load_image
@@ -40,10 +44,6 @@ from .inputs import DTYPE_NAMES, check_inputs, output_path, parse_motion
 from .loop import close_loop
 from .modes import apply_mode, check_mode, weights_editable
 from .parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
-from ..directors.lora import LoraFile, director_multipliers, fuse_directors, read_lora, restore_weights, snapshot_weights
-from ..directors.switch import DirectorSwitch, Phase
-from ..directors.registry import get_director
-from ..directors.weights import find_director_file
 
 logger = logging.getLogger(__name__)
 

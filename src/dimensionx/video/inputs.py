@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ..directors.registry import get_director
 from ..errors import DimensionXError
-from ..models.hub import MAX_FRAMES
 from ..imagefiles import check_image
+from ..models.hub import MAX_FRAMES
 from ..outputs import check_writable
 from ..videofiles import check_video_encoder, MAX_FPS
 from .config import VideoConfig

@@ -149,6 +149,12 @@ def test_bad_photos_are_refused(work, make, message):
     (["--motion", "none", "--frames", "50"], "--frames 50: CogVideoX makes 4k+1 frames"),
     (["--motion", "none", "--steps", "0"], "--steps 0: use 1 to 1000"),
     (["--motion", "none", "--guidance", "-5"], "--guidance -5.0: the guidance scale must be >= 0"),
+    (["--motion", "none", "--guidance", "51"], "--guidance 51.0: at most 50"),
+    (["--motion", "none", "--seed", "-1"], "--seed -1: use 0 to 9223372036854775807"),
+    (["--motion", "none", "--seed", str(2**63)], f"--seed {2**63}: use 0 to"),
+    (["--motion", "orbit_left", "--lora-scale", "nan"], "--lora-scale nan: a multiplier of B@A from 0 to 10"),
+    (["--motion", "orbit_left", "--lora-scale", "11"], "--lora-scale 11.0: a multiplier of B@A from 0 to 10"),
+    (["--motion", "none", "--gpus", "0"], "--gpus 0: CFG-parallel splits the two guidance branches"),
     (["--motion", "none", "--out", "myvideo"], "name the file *.mp4"),
     ([], "no director chosen"),
 ])

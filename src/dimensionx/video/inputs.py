@@ -10,13 +10,16 @@ from ..errors import DimensionXError
 from ..imagefiles import check_image
 from ..models.hub import MAX_FRAMES
 from ..outputs import check_writable
-from ..videofiles import check_video_encoder, MAX_FPS
+from ..videofiles import MAX_FPS, check_video_encoder
 from .config import VideoConfig
 from .image import FITS, check_size
 from .loop import check_loop
 
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
 MAX_STEPS = 1000  # denoising steps: the scheduler's training timesteps
+MAX_GUIDANCE = 50.0  # classifier-free guidance scale
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
+MAX_LORA_SCALE = 10.0  # multiplier of a director's B @ A
 UNCONDS = ("empty", "zero")  # unguided branch: embedding of the empty prompt (diffusers) or zeros (SAT, the orbit model)
 
 
@@ -57,6 +60,15 @@ def check_inputs(config: VideoConfig) -> None:
     if not math.isfinite(config.guidance) or config.guidance < 0:
         raise DimensionXError(f"--guidance {config.guidance}: the guidance scale must be >= 0 (6 is the original setting; "
                               "1 or less turns guidance off)")
+    if config.guidance > MAX_GUIDANCE:
+        raise DimensionXError(f"--guidance {config.guidance}: at most {MAX_GUIDANCE:g}; far above the original 6 the frames "
+                              "saturate into noise")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise DimensionXError(f"--seed {config.seed}: use 0 to {MAX_SEED} (a torch generator's seed is 64-bit)")
+    if config.lora_scale is not None and not (math.isfinite(config.lora_scale) and 0 <= config.lora_scale <= MAX_LORA_SCALE):
+        raise DimensionXError(f"--lora-scale {config.lora_scale}: a multiplier of B@A from 0 to {MAX_LORA_SCALE:g} (the default "
+                              "1/rank is 1/256 for official files; larger values overwhelm the base model)")
+    check_gpus(config.gpus)
     if config.fit not in FITS:
         raise DimensionXError(f"--fit {config.fit!r} is unknown: use one of {', '.join(FITS)}")
     if config.dtype != "auto" and config.dtype not in DTYPE_NAMES:
@@ -70,6 +82,12 @@ def check_inputs(config: VideoConfig) -> None:
     if out.suffix.lower() != ".mp4":
         raise DimensionXError(f"--out {out}: the video is written as an mp4, so name the file *.mp4 (e.g. {out.with_suffix('.mp4')})")
     check_video_encoder(f"--out {out}")
+
+
+def check_gpus(processes: int) -> None:
+    """``--gpus``: 1, or 2 for CFG-parallel (one guidance branch per GPU)."""
+    if processes not in (1, 2):
+        raise DimensionXError(f"--gpus {processes}: CFG-parallel splits the two guidance branches, so use --gpus 2 (or 1)")
 
 
 def output_path(config: VideoConfig) -> Path:

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from diffusers.hooks import HookRegistry, ModelHook
 
 from ..errors import DimensionXError
+from .inputs import check_gpus
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +97,7 @@ def is_main_process() -> bool:
 
 def launch(argv: list[str], processes: int) -> int:
     """Re-runs ``dimensionx`` with ``argv`` under torchrun, one process per GPU."""
-    if processes not in (1, 2):
-        raise DimensionXError(f"--gpus {processes}: CFG-parallel splits the two guidance branches, so use --gpus 2 (or 1)")
+    check_gpus(processes)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                "-m", "dimensionx.cli", *argv]
     logger.info("launching %d processes: %s", processes, " ".join(command))

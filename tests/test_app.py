@@ -174,7 +174,18 @@ def crash():
     raise ZeroDivisionError("boom")
 
 
-def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app, generated):
+def test_build_3d_of_a_tiny_video_uses_the_known_cameras_beside_it(app, generated):
+    _, result = generated
+    scene = app.build_scene(SESSION, result.video, 20)  # noise, which SfM cannot register: its motion's cameras
+    metrics = json.loads((scene.folder / "metrics.json").read_text())
+    assert metrics["config"]["cameras"] == str(result.video.with_suffix(".transforms.json"))
+    assert metrics["models_found"] is None and metrics["frames_registered"] == 9
+    assert scene.viewer.is_file() and (scene.folder / "point_cloud.ply").is_file()
+
+
+def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app, generated, tmp_path):
+    import shutil
+
     import gradio as gr
 
     from dimensionx.app.ui import shown_in
@@ -183,7 +194,8 @@ def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app
     notice = gr.Markdown(render=False)
     build = shown_in(notice)(lambda *args: {"scene": app.build_scene(*args)})
     scenes = sorted((app.sessions.root / SESSION).glob("scene-*"))
-    assert "structure from motion registered only" in build(SESSION, result.video)[notice]  # the tiny model draws noise
+    noise = shutil.copy(result.video, tmp_path / "noise.mp4")  # an upload of noise: no sidecar, so no known cameras
+    assert "structure from motion registered only" in build(SESSION, noise)[notice]
     assert sorted((app.sessions.root / SESSION).glob("scene-*")) == scenes  # the failed job left no folder
     assert build(SESSION, None) == {notice: "⚠ no video to reconstruct: press Generate first, or upload a video"}
     assert shown_in(notice)(crash)() == {

@@ -89,13 +89,14 @@ def run_scene3d(args: argparse.Namespace) -> int:
 
 def with_known_cameras(config: ReconConfig, video: Path) -> ReconConfig:
     """``config`` with the video's known cameras (the tiny model's: its noise has nothing SfM can match)
-    when its sidecar names them and no --cameras was given."""
-    name = json.loads(video.with_suffix(".json").read_text()).get("cameras")
+    when its sidecar names them and no --cameras was given (a video without a sidecar, e.g. an upload: as given)."""
+    sidecar = Path(video).with_suffix(".json")
+    name = json.loads(sidecar.read_text()).get("cameras") if sidecar.is_file() else None
     if config.cameras or name is None:
         return config
     log.info("the tiny model's video is noise that SfM cannot register: reconstructing it from the known cameras "
              "of its motion (%s) instead", name)
-    return dataclasses.replace(config, cameras=str(video.with_name(name)))
+    return dataclasses.replace(config, cameras=str(Path(video).with_name(name)))
 
 
 def make_video(config: VideoConfig, command: str = "video") -> Path:

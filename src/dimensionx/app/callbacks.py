@@ -247,14 +247,15 @@ class App:
     def build_scene(self, session_id: str, video: str | Path | None, iterations: int | None = None) -> SceneResult:
         """Reconstructs ``video`` (the generated one, or an upload) into a fresh scene folder of the session."""
         from ..recon.pipeline import reconstruct
+        from ..scenes import with_known_cameras
 
         self.sessions.sweep()
         if not video:
             raise DimensionXError("no video to reconstruct: press Generate first, or upload a video")
         video = check_video_upload(video, self.config.max_upload_mb)
         with self._job(session_id, "scene") as out:
-            config = load_config(ReconConfig, self.config.recon_config, {
-                "video": str(video), "out": str(out), "device": self.config.device, "iterations": iterations})
+            config = with_known_cameras(load_config(ReconConfig, self.config.recon_config, {  # the tiny model's noise: its path
+                "video": str(video), "out": str(out), "device": self.config.device, "iterations": iterations}), video)
             with self.jobs.run(session_id, "Build 3D scene"):
                 folder = reconstruct(config)
             metrics = json.loads((folder / "metrics.json").read_text())

@@ -33,6 +33,7 @@ CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", 
 CHROMEDRIVER = shutil.which("chromedriver")
 SLOWDOWN = float(os.environ.get("DIMENSIONX_TEST_SLOWDOWN", "1"))  # multiplies every wait's limit
 LONG_STEPS = 200  # denoising steps of a Generate that is still running when the test reloads or queues behind it
+CANCELLED_STEPS = 1000  # the most steps the app takes: a Generate cancelled mid-run cannot end first, however fast the machine
 
 pytestmark = [
     pytest.mark.slow,
@@ -161,7 +162,9 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     # reload mid-Generate: the job goes on, the reloaded page says so and shows the result when it is done
     set_steps(browser, LONG_STEPS)
     browser.find_element(By.ID, "generate").click()
-    wait_for(browser, "document.querySelector('#video .progress-text') !== null", 30, "the second Generate's progress")
+    # the job has started (a job still waiting in Gradio's queue is dropped with its page)
+    wait_for(browser, "document.querySelector('#running').innerText.includes('Generate is running')", 60,
+             "the second Generate running")
     browser.refresh()
     wait_for(browser, "document.querySelector('#running').innerText.includes('Generate is running')", 30,
              "the reloaded page saying that Generate runs")
@@ -174,7 +177,7 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     from gradio_client import Client, handle_file
 
     other = Client(url, verbose=False)
-    form = ["a lighthouse", "orbit_left", "none", 1.0, "none", 0, 42, 400, 6.0, 9, "exact"]  # VideoForm's fields
+    form = ["a lighthouse", "orbit_left", "none", 1.0, "none", 0, 42, CANCELLED_STEPS, 6.0, 9, "exact"]  # VideoForm's fields
     job = other.submit(handle_file(str(REPO / "assets" / "lighthouse.png")), *form, api_name="/on_generate")
     deadline = time.monotonic() + 120 * SLOWDOWN
     while not (job.status().progress_data and job.status().progress_data[0].index >= 1):  # its steps have begun
@@ -214,10 +217,10 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
              "Cancel while idle answered")
     upload(browser, "#photo", REPO / "assets" / "barn.png")
     wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo again")
-    set_steps(browser, LONG_STEPS)
+    set_steps(browser, CANCELLED_STEPS)
     browser.find_element(By.ID, "generate").click()
-    # a step counter "12/200" (not a queue ETA such as "1.2/200.5s"), and the app's own word that the job runs
-    wait_for(browser, "/(^|[^0-9.])[0-9]+\\/200([^0-9.s]|$)/.test(document.querySelector('#video .progress-text')?.innerText || '')"
+    # a step counter "12/1000" (not a queue ETA such as "1.2/200.5s"), and the app's own word that the job runs
+    wait_for(browser, f"/(^|[^0-9.])[0-9]+\\/{CANCELLED_STEPS}([^0-9.s]|$)/.test(document.querySelector('#video .progress-text')?.innerText || '')"
                       " && document.querySelector('#running').innerText.includes('Generate is running')", 60,
              "the denoising steps running")
     browser.find_element(By.ID, "cancel").click()

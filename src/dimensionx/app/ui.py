@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 FORM_FIELDS = [f.name for f in dataclasses.fields(VideoForm)]
 ACCELERATOR = "accelerator"  # the one concurrency group of every job button
-POLL_SECONDS = 3.0
-STOP_SECONDS = 30.0  # at Ctrl-C or SIGTERM, how long the running job may take to reach its next step and stop  # how often an open page asks for results of jobs it did not start (e.g. before a reload)
+POLL_SECONDS = 3.0  # how often an open page asks for results of jobs it did not start (e.g. before a reload)
+STOP_SECONDS = 30.0  # at Ctrl-C or SIGTERM, how long the running job may take to reach its next step and stop
 EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples.json"  # made by assets/make_example.py
 PREVIEWS = "previews"  # the director previews' folder in the share folder: served to every session
 FLAG_LABELS = {"--frames": "Frames", "--steps": "Steps", "--seed": "Seed", "--guidance": "Guidance", "--motion": "Director",

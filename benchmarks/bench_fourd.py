@@ -195,6 +195,9 @@ def start_splats(scene, config: FourDConfig, seed: int) -> torch.nn.ParameterDic
     return init_splats(points, colors, config.sh_degree, config.init_opacity, 1.0)
 
 
+PRUNE_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}  # --motion-prune -> prune_large values
+
+
 def run_motion(args) -> list[dict]:
     """Part 3: the synthetic moving scene and the same scene held still, fitted as scene4d fits a grid."""
     from fourd_synthetic import MovingScene, grid_views, held_out_time_psnr, motion_error
@@ -209,7 +212,7 @@ def run_motion(args) -> list[dict]:
         for motion in (1.0, 0.0):
             scene = MovingScene(motion=motion, n=200 if args.tiny else args.motion_gaussians, seed=seed)
             views = grid_views(scene, size[2], size[3], size[0], size[1], holdout=4 if args.tiny else 8, device=device)
-            for prune_large in (False, True):
+            for prune_large in PRUNE_CHOICES[args.motion_prune]:
                 config = load_config(FourDConfig, REPO / "configs" / "fourd.yaml",
                                      {"mode": "fast", "prune_large": prune_large, **(MOTION_TINY if args.tiny else {})})
                 torch.manual_seed(seed)
@@ -233,6 +236,8 @@ def motion_summary(rows: list[dict]) -> dict:
     for prune_large in (False, True):
         pick = lambda m: [r for r in rows if r["motion"] == m and r["prune_large"] == prune_large]  # noqa: E731
         moving, still = pick(1.0), pick(0.0)
+        if not moving or not still:  # a run of one --motion-prune choice
+            continue
         out[f"prune_large={prune_large}"] = {
             "psnr_holdout_moving": float(np.mean([r["psnr_holdout_views"] for r in moving])),
             "psnr_holdout_still": float(np.mean([r["psnr_holdout_views"] for r in still])),
@@ -260,6 +265,8 @@ def main() -> None:
                              "stages and refinement passes done are kept, and seconds_total counts each stage's kept work")
     parser.add_argument("--prune-large", action="store_true", help="part 2: fit with prune_large (FourDConfig)")
     parser.add_argument("--seeds", default="1,2,3", help="part 3: comma-separated seeds of the synthetic scene and fit")
+    parser.add_argument("--motion-prune", choices=sorted(PRUNE_CHOICES), default="both",
+                        help="part 3: fit with prune_large off, on or both (a short GPU call: one)")
     parser.add_argument("--motion-gaussians", type=int, default=4000, help="part 3: Gaussians of the synthetic scene")
     parser.add_argument("--work", type=Path, help="folder for the model and scenes (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")

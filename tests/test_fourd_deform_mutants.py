@@ -21,4 +21,4 @@ def test_total_variation_is_the_mean_squared_neighbour_difference_over_planes_an
         down = sum(float(grid[:, i + 1, j].sub(grid[:, i, j]).pow(2).sum()) for i in range(rows - 1) for j in range(columns))
         right = sum(float(grid[:, i, j + 1].sub(grid[:, i, j]).pow(2).sum()) for i in range(rows) for j in range(columns - 1))
         per_plane.append(down / (f * (rows - 1) * columns) + right / (f * rows * (columns - 1)))
-    assert float(field.total_variation()) == pytest.approx(sum(per_plane) / len(per_plane), rel=1e-6)
+    assert field.total_variation().item() == pytest.approx(sum(per_plane) / len(per_plane), rel=1e-6)

@@ -384,6 +384,7 @@ def test_waiting_jobs_show_their_place_and_an_eta_from_measured_step_times():
     assert jobs.active("b").line() == "running: step 5/20, about 18 s left"
     assert jobs.status(second).line() == "waiting: place 1 of 2, about 33 s"  # 18 + 2 + 10 + 3
     assert jobs.status(third).line() == "waiting: place 2 of 2, about 68 s"  # 33 + 2 + 30 + 3
+    assert jobs.status(third).fraction == 0.0  # queued just now: none of its wait has gone by
     hold[5][1].set()
     assert hold[-1][0].wait(10)  # 1 s into decoding and writing, measured at 3 s
     status = jobs.status(running)
@@ -492,15 +493,17 @@ def test_cancel_in_the_page_stops_a_running_video_at_its_next_step(server, gener
     app, url = server
     client = Client(url.geturl(), verbose=False)
     form = dataclasses.replace(FORM, steps=400)  # minutes on a CPU if not stopped
-    job = client.submit(handle_file(str(generated[0])), *dataclasses.astuple(form), api_name="/on_generate")
+    client.predict(handle_file(str(generated[0])), *dataclasses.astuple(form), api_name="/on_generate")  # queued
+    job = client.submit(api_name="/wait_generate")  # what the page does next: wait for it, with its progress
     deadline = time.monotonic() + 120
-    while not (job.status().progress_data and job.status().progress_data[0].index >= 2):  # steps shown as they run
+    while not (job.status().progress_data and (job.status().progress_data[0].index or 0) >= 2):  # steps shown as they run
         assert time.monotonic() < deadline and not job.done(), "the job never reported its steps"
         time.sleep(0.2)
+    assert "running: step" in job.status().progress_data[0].desc
     client.predict(api_name="/on_cancel")
     outputs = job.result(timeout=60)  # the page's fields; the notice says what happened, the results stay as they were
     assert any("the job was cancelled; nothing was written" in str(value) for value in outputs), outputs
-    assert not app.jobs._lock.locked()  # the next job may start
+    assert app.jobs.active(folder_name("connection:" + client.session_hash)) is None  # the next job may start
     assert not list(app.sessions.root.glob(f"{folder_name('connection:' + client.session_hash)}/video-*"))  # no partial files
 
 

@@ -65,7 +65,7 @@ class Job:
     error: DimensionXError | None = None
     pieces: list[Piece] = dataclasses.field(default_factory=list)  # measured so far; the last one is under way
     bar: Bar | None = None
-    since: float = 0.0  # the queue's clock when the last piece began
+    since: float = 0.0  # the queue's clock when it was queued, then when the last piece began
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     finished: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -81,7 +81,7 @@ class Status:
     stage: str = ""  # running: "step 12/50" or a stretch's name
     index: int | None = None  # running, in a bar: steps done of ``length``
     length: int | None = None
-    fraction: float | None = None  # running, between bars: the stretch's measured share done
+    fraction: float | None = None  # waiting: the share of the wait gone by; running, between bars: of the stretch
     seconds: float | None = None  # waiting: until its result; running: left; None: not measured yet
 
     def line(self) -> str:
@@ -120,7 +120,7 @@ class Jobs:
             if len(self._waiting) >= self.max_waiting:
                 raise DimensionXError(f"the queue is full ({len(self._waiting)} jobs wait for the accelerator): "
                                       "try again in a few minutes")
-            job = Job(f"job-{next(self._ids)}", session, what, run, steps, stages)
+            job = Job(f"job-{next(self._ids)}", session, what, run, steps, stages, since=self._clock())
             self._last[session] = job
             self._waiting.append(job)
             if self._worker is None:
@@ -214,8 +214,9 @@ class Jobs:
                 place = self._waiting.index(job) + 1
                 ahead = [self._left(self._running, now)] if self._running else []
                 ahead += [self._estimate(j) for j in itertools.islice(self._waiting, place)]
-                seconds = None if None in ahead else sum(ahead)
-                return Status(job.what, WAITING, place, len(self._waiting), seconds=seconds)
+                seconds, waited = None if None in ahead else sum(ahead), now - job.since
+                fraction = waited / (waited + seconds) if seconds else None
+                return Status(job.what, WAITING, place, len(self._waiting), fraction=fraction, seconds=seconds)
             if job.state != RUNNING:
                 return Status(job.what, job.state)
             bar, elapsed = job.bar, now - job.since

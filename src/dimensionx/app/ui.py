@@ -90,11 +90,12 @@ def tracking(jobs: Jobs) -> Iterator[None]:
 
 
 def show_progress(progress: gr.Progress, status: Status) -> None:
-    """A job's status as the waiting page's progress bar: steps (12/50) in a bar, a measured share between bars."""
+    """A job's status as the waiting page's progress bar: steps (12/50) in a bar, else the measured share gone by
+    (0 where nothing was measured yet: Gradio shows no words without a bar)."""
     if status.index is not None:
         progress((status.index, status.length), desc=status.line(), unit="steps")
     else:
-        progress(status.fraction, desc=status.line())
+        progress(status.fraction or 0.0, desc=status.line())
 
 
 def for_the_page(message: str) -> str:

@@ -21,7 +21,7 @@ from PIL import Image
 from dimensionx.app.access import COOKIE, folder_name
 from dimensionx.app.callbacks import App, VideoForm, form_from_config
 from dimensionx.app.config import AppConfig
-from dimensionx.app.jobs import JobCancelled, Jobs
+from dimensionx.app.jobs import CANCELLED, Bar, JobCancelled, Jobs
 from dimensionx.app.sessions import ROOT_MARKER, SESSION_MARKER, Sessions
 from dimensionx.cli import build_parser, main
 from dimensionx.errors import DimensionXError
@@ -305,26 +305,145 @@ def test_the_sweep_removes_only_the_apps_expired_sessions(tmp_path):
     assert restarted.sessions.root == share.resolve()
 
 
-def test_cancel_stops_the_running_job_at_its_next_step():
-    jobs, steps = Jobs(), []
+class Clock:
+    """The queue's clock, moved by the fake jobs: measured times are exact."""
 
-    def job():
-        with jobs.run(SESSION):
-            for step in range(1000):
-                jobs.check()
-                steps.append(step)
-                time.sleep(0.005)
+    def __init__(self):
+        self.now = 0.0
 
-    errors = []
-    thread = threading.Thread(target=lambda: errors.append(pytest.raises(JobCancelled, job)))
-    thread.start()
-    while len(steps) < 5:
-        time.sleep(0.005)
-    jobs.cancel(SESSION)
-    thread.join(5)
-    assert errors and 5 <= len(steps) < 1000
-    with jobs.run(SESSION):  # the next job of the session starts afresh
-        jobs.check()
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_generate(jobs: Jobs, clock: Clock, steps: int, ran: list, name: str, hold: dict | None = None):
+    """A Generate as the worker sees it: 2 s preparing, ``steps`` denoising steps of 1 s, 3 s decoding and writing;
+    ``hold``: {step: event} pauses there until the test sets the event (a step of -1: in decoding)."""
+    hold = hold or {}
+
+    def pause(at):
+        if at in hold:
+            hold[at][0].set()
+            assert hold[at][1].wait(10)
+
+    def run():
+        ran.append(name)
+        clock.now += 2
+        jobs.progress(Bar(1, 0, steps))
+        for step in range(1, steps + 1):
+            clock.now += 1
+            jobs.check()
+            jobs.progress(Bar(1, step, steps))
+            pause(step)
+        jobs.progress(None)
+        clock.now += 1
+        pause(-1)
+        clock.now += 2
+        return name
+
+    return run
+
+
+def held(*steps) -> dict:
+    return {step: (threading.Event(), threading.Event()) for step in steps}
+
+
+def test_queued_jobs_run_first_in_first_out_one_at_a_time():
+    clock, ran = Clock(), []
+    jobs = Jobs(clock=clock)
+    hold = held(1)
+    first = jobs.submit("a", "Generate", fake_generate(jobs, clock, 4, ran, "a", hold), 4)
+    assert hold[1][0].wait(10)  # a runs; the others queue behind it
+    queued = [jobs.submit(s, "Generate", fake_generate(jobs, clock, 4, ran, s), 4) for s in ("b", "c", "d")]
+    assert [j.state for j in queued] == ["waiting"] * 3 and ran == ["a"]
+    hold[1][1].set()
+    for job in (first, *queued):
+        assert job.finished.wait(10) and job.state == "done"
+    assert ran == ["a", "b", "c", "d"] and [j.result for j in queued] == ["b", "c", "d"]
+    with pytest.raises(DimensionXError, match="Generate of this browser is still waiting: wait for its result, or press Cancel"):
+        blocked = held(1)
+        jobs.submit("e", "Generate", fake_generate(jobs, clock, 2, ran, "e", blocked), 2)
+        assert blocked[1][0].wait(10)
+        jobs.submit("f", "Generate", fake_generate(jobs, clock, 2, ran, "f"), 2)
+        jobs.submit("f", "Generate", fake_generate(jobs, clock, 2, ran, "f"), 2)  # a second job of one session
+    blocked[1][1].set()
+
+
+def test_waiting_jobs_show_their_place_and_an_eta_from_measured_step_times():
+    clock, ran = Clock(), []
+    jobs = Jobs(clock=clock)
+    measured = jobs.submit("a", "Generate", fake_generate(jobs, clock, 10, ran, "a"), 10)  # 2 + 10 x 1 + 3 = 15 s
+    assert measured.finished.wait(10)
+    hold = held(5, -1)
+    running = jobs.submit("b", "Generate", fake_generate(jobs, clock, 20, ran, "b", hold), 20,
+                          ("preparing", "decoding and writing the video"))
+    assert hold[5][0].wait(10)
+    second = jobs.submit("c", "Generate", fake_generate(jobs, clock, 10, ran, "c"), 10)
+    third = jobs.submit("d", "Generate", fake_generate(jobs, clock, 30, ran, "d"), 30)
+    # b: 15 steps left at its own 1 s a step, then 3 s decoding and writing as measured = 18 s
+    assert jobs.status(running).line() == "running: step 5/20, about 18 s left"
+    assert jobs.active("b").line() == "running: step 5/20, about 18 s left"
+    assert jobs.status(second).line() == "waiting: place 1 of 2, about 33 s"  # 18 + 2 + 10 + 3
+    assert jobs.status(third).line() == "waiting: place 2 of 2, about 68 s"  # 33 + 2 + 30 + 3
+    assert jobs.status(third).fraction == 0.0  # queued just now: none of its wait has gone by
+    hold[5][1].set()
+    assert hold[-1][0].wait(10)  # 1 s into decoding and writing, measured at 3 s
+    status = jobs.status(running)
+    assert status.line() == "running: decoding and writing the video, about 2 s left" and status.fraction == pytest.approx(1 / 3)
+    hold[-1][1].set()
+    assert third.finished.wait(10) and ran == ["a", "b", "c", "d"]
+
+
+def test_a_job_of_a_kind_never_measured_says_its_time_is_unknown():
+    clock, ran = Clock(), []
+    jobs = Jobs(clock=clock)
+    hold = held(1)
+    jobs.submit("a", "Generate", fake_generate(jobs, clock, 4, ran, "a", hold), 4)
+    assert hold[1][0].wait(10)
+    waiting = jobs.submit("b", "Build 3D scene", fake_generate(jobs, clock, 4, ran, "b"))
+    assert jobs.status(waiting).line() == "waiting: place 1 of 1, time unknown until a first Build 3D scene has run"
+    hold[1][1].set()
+    assert waiting.finished.wait(10)
+
+
+def test_cancel_removes_the_sessions_waiting_job_and_stops_its_running_one():
+    clock, ran = Clock(), []
+    jobs = Jobs(clock=clock)
+    assert jobs.cancel("a") is False  # nothing to cancel
+    hold = held(2)
+    running = jobs.submit("a", "Generate", fake_generate(jobs, clock, 1000, ran, "a", hold), 1000)
+    assert hold[2][0].wait(10)
+    removed = jobs.submit("b", "Generate", fake_generate(jobs, clock, 4, ran, "b"), 4)
+    kept = jobs.submit("c", "Generate", fake_generate(jobs, clock, 4, ran, "c"), 4)
+    assert jobs.cancel("b") is True
+    assert removed.finished.is_set() and removed.state == "cancelled" and str(removed.error) == CANCELLED
+    assert jobs.active("b") is None and jobs.status(kept).line().startswith("waiting: place 1 of 1")
+    hold[2][1].set()
+    assert jobs.cancel("a", timeout=10) is True  # stops at its next step
+    assert running.state == "cancelled" and isinstance(running.error, JobCancelled)
+    assert kept.finished.wait(10) and kept.state == "done"
+    assert ran == ["a", "c"]  # b never ran
+    again = jobs.submit("b", "Generate", fake_generate(jobs, clock, 2, ran, "b"), 2)  # the session may start afresh
+    assert again.finished.wait(10) and again.state == "done"
+
+
+def test_a_job_that_finishes_with_no_page_open_is_in_the_sessions_history(app, generated):
+    photo, _ = generated
+    session = "session-nopage"
+    job = app.submit_generate(session, photo, FORM)  # no page waits for it
+    assert job.finished.wait(300) and job.state == "done", job.error
+    assert [name for _, name in app.history(session)] == ["video-001"]
+    assert app.result(session, "video-001").video == job.result.video and job.result.video.is_file()
+
+
+def test_a_cancelled_waiting_job_leaves_no_files(app, generated):
+    photo, _ = generated
+    hold = threading.Event()
+    blocker = app.jobs.submit("session-busy", "Generate", lambda: hold.wait(30))
+    waiting = app.submit_generate("session-waits", photo, FORM)
+    assert app.jobs.cancel("session-waits") and waiting.state == "cancelled"
+    hold.set()
+    assert blocker.finished.wait(30)
+    assert not (app.sessions.root / "session-waits").exists() or not list((app.sessions.root / "session-waits").glob("video-*"))
 
 
 @pytest.fixture(scope="module")
@@ -374,15 +493,17 @@ def test_cancel_in_the_page_stops_a_running_video_at_its_next_step(server, gener
     app, url = server
     client = Client(url.geturl(), verbose=False)
     form = dataclasses.replace(FORM, steps=400)  # minutes on a CPU if not stopped
-    job = client.submit(handle_file(str(generated[0])), *dataclasses.astuple(form), api_name="/on_generate")
+    client.predict(handle_file(str(generated[0])), *dataclasses.astuple(form), api_name="/on_generate")  # queued
+    job = client.submit(api_name="/wait_generate")  # what the page does next: wait for it, with its progress
     deadline = time.monotonic() + 120
-    while not (job.status().progress_data and job.status().progress_data[0].index >= 2):  # steps shown as they run
+    while not (job.status().progress_data and (job.status().progress_data[0].index or 0) >= 2):  # steps shown as they run
         assert time.monotonic() < deadline and not job.done(), "the job never reported its steps"
         time.sleep(0.2)
+    assert "running: step" in job.status().progress_data[0].desc
     client.predict(api_name="/on_cancel")
     outputs = job.result(timeout=60)  # the page's fields; the notice says what happened, the results stay as they were
     assert any("the job was cancelled; nothing was written" in str(value) for value in outputs), outputs
-    assert not app.jobs._lock.locked()  # the next job may start
+    assert app.jobs.active(folder_name("connection:" + client.session_hash)) is None  # the next job may start
     assert not list(app.sessions.root.glob(f"{folder_name('connection:' + client.session_hash)}/video-*"))  # no partial files
 
 

@@ -1,7 +1,8 @@
 """End to end in a real browser: headless Chromium drives ``dimensionx app --model tiny``.
 
 Each thing a user relies on is a browser check: a reload mid-Generate still shows the result; a
-second session sees its place in the queue and an ETA; a fake PNG, a bad settings file and a
+page whose Generate waits behind another session's job sees its place and an ETA, and after a
+reload the waiting job still runs and its video arrives; Cancel removes a waiting job; a fake PNG, a bad settings file and a
 cancel each end in one sentence and leave the finished video in place; the 3D viewer draws the
 scene (a screenshot of its canvas is not near-uniform); the 4D viewer's time slider changes the
 picture; another session's file URL is refused. Screenshots go to $DIMENSIONX_ARTIFACTS (default
@@ -32,7 +33,7 @@ ARTIFACTS = Path(os.environ.get("DIMENSIONX_ARTIFACTS") or REPO / "test-artifact
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 SLOWDOWN = float(os.environ.get("DIMENSIONX_TEST_SLOWDOWN", "1"))  # multiplies every wait's limit
-LONG_STEPS = 200  # denoising steps of a Generate that is still running when the test reloads or queues behind it
+LONG_STEPS = 200  # denoising steps of a Generate that is still running when the test reloads
 CANCELLED_STEPS = 1000  # the most steps the app takes: a Generate cancelled mid-run cannot end first, however fast the machine
 
 pytestmark = [
@@ -162,12 +163,11 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     # reload mid-Generate: the job goes on, the reloaded page says so and shows the result when it is done
     set_steps(browser, LONG_STEPS)
     browser.find_element(By.ID, "generate").click()
-    # the job has started (a job still waiting in Gradio's queue is dropped with its page)
-    wait_for(browser, "document.querySelector('#running').innerText.includes('Generate is running')", 60,
-             "the second Generate running")
+    wait_for(browser, f"/running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#video')?.innerText || '')",
+             60, "the second Generate's steps and time left in the video box")
     browser.refresh()
-    wait_for(browser, "document.querySelector('#running').innerText.includes('Generate is running')", 30,
-             "the reloaded page saying that Generate runs")
+    wait_for(browser, f"/Generate is running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#running').innerText)",
+             30, "the reloaded page saying how far Generate is")
     shot(browser, "1-reloaded-mid-generate")
     wait_for(browser, f"{VIDEO_READY} && {VIDEO}.src != {json.dumps(first)}", 180, "the second video after the reload")
     second = browser.execute_script(f"return {VIDEO}.src")
@@ -178,22 +178,50 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
 
     other = Client(url, verbose=False)
     form = ["a lighthouse", "orbit_left", "none", 1.0, "none", 0, 42, CANCELLED_STEPS, 6.0, 9, "exact"]  # VideoForm's fields
-    job = other.submit(handle_file(str(REPO / "assets" / "lighthouse.png")), *form, api_name="/on_generate")
-    deadline = time.monotonic() + 120 * SLOWDOWN
-    while not (job.status().progress_data and job.status().progress_data[0].index >= 1):  # its steps have begun
-        assert not job.done() and time.monotonic() < deadline, "the other session's Generate did not start"
-        time.sleep(0.5)
+
+    def other_session_runs():
+        """A Generate of the other session that runs (its steps have begun) until the test cancels it."""
+        other.predict(handle_file(str(REPO / "assets" / "lighthouse.png")), *form, api_name="/on_generate")
+        job = other.submit(api_name="/wait_generate")
+        deadline = time.monotonic() + 120 * SLOWDOWN
+        while not (job.status().progress_data and (job.status().progress_data[0].index or 0) >= 1):
+            assert not job.done() and time.monotonic() < deadline, "the other session's Generate did not start"
+            time.sleep(0.5)
+        return job
+
+    blocker = other_session_runs()
     set_steps(browser, 2)
     browser.find_element(By.ID, "generate").click()
-    place = wait_for(browser, "(t => /queue: *1\\/1/.test(t) && /[0-9.]+\\/[0-9.]+s/.test(t) && t)"
-                              "(document.querySelector('#video .progress-text')?.innerText || '')", 90,
-                     "this page's place in the queue with an ETA")
+    waiting = "/waiting: place 1 of 1, about [0-9]+ s/"  # the ETA from the measured times of the Generates before
+    wait_for(browser, f"{waiting}.test(document.querySelector('#video')?.innerText || '')", 90,
+             "this page's place in the queue with an ETA")
     browser.execute_script("document.querySelector('#video').scrollIntoView()")
     shot(browser, "2-queued")
-    assert "queue" in place
+
+    # reload while WAITING: the page's wait goes, the job stays in the queue, runs, and its video arrives in the new page
+    browser.refresh()
+    wait_for(browser, f"{waiting}.test(document.querySelector('#running').innerText)", 30,
+             "the reloaded page showing the waiting job's place and ETA")
+    shot(browser, "2-reloaded-while-waiting")
     other.predict(api_name="/on_cancel")  # the other session's job stops at its next step; this one runs
-    wait_for(browser, f"{VIDEO_READY} && {VIDEO}.src != {json.dumps(second)}", 240, "this page's video after the queue")
+    assert "cancelled" in str(blocker.result(timeout=60 * SLOWDOWN))
+    wait_for(browser, f"{VIDEO_READY} && {VIDEO}.src != {json.dumps(second)}", 240, "the waiting job's video in the reloaded page")
     finished = browser.execute_script(f"return {VIDEO}.src")
+
+    # Cancel removes a waiting job: it never runs, and the other session's running job goes on
+    blocker = other_session_runs()
+    browser.find_element(By.ID, "generate").click()
+    wait_for(browser, f"{waiting}.test(document.querySelector('#video')?.innerText || '')", 60,
+             "this page's job waiting again")
+    browser.find_element(By.ID, "cancel").click()
+    wait_for(browser, "document.querySelector('#notice').innerText.includes('the job was cancelled; nothing was written')", 30,
+             "the waiting job cancelled")
+    wait_for(browser, "document.querySelector('#running').innerText === ''", 10, "the page no longer naming a job")
+    assert not blocker.done(), "Cancel stopped the other session's job"
+    assert browser.execute_script(f"return {VIDEO}.src") == finished
+    shot(browser, "2-cancelled-while-waiting")
+    other.predict(api_name="/on_cancel")
+    blocker.result(timeout=60 * SLOWDOWN)
 
     # errors in words: a text file named .png, a settings file of something else
     fake = share.parent / "fake.png"
@@ -219,8 +247,8 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo again")
     set_steps(browser, CANCELLED_STEPS)
     browser.find_element(By.ID, "generate").click()
-    # a step counter "12/1000" (not a queue ETA such as "1.2/200.5s"), and the app's own word that the job runs
-    wait_for(browser, f"/(^|[^0-9.])[0-9]+\\/{CANCELLED_STEPS}([^0-9.s]|$)/.test(document.querySelector('#video .progress-text')?.innerText || '')"
+    # a step counter "12/1000" with the time left, and the app's own word that the job runs
+    wait_for(browser, f"/running: step [0-9]+\\/{CANCELLED_STEPS}, about/.test(document.querySelector('#video')?.innerText || '')"
                       " && document.querySelector('#running').innerText.includes('Generate is running')", 60,
              "the denoising steps running")
     browser.find_element(By.ID, "cancel").click()

@@ -25,7 +25,7 @@ from ..errors import DimensionXError
 from ..recon.config import ReconConfig
 from ..video.config import VideoConfig
 from .config import AppConfig
-from .jobs import Jobs
+from .jobs import Job, Jobs
 from .sessions import PRIVATE, Sessions
 from .uploads import check_image_upload, check_sidecar_upload, check_video_upload
 
@@ -181,6 +181,13 @@ def without_server_paths(value):
     return Path(value).name if isinstance(value, str) and value.startswith("/") else value
 
 
+def check_scene_video(video: str | Path | None, max_mb: float) -> Path:
+    """The video "Build 3D scene" reconstructs (the generated one, or an upload), checked."""
+    if not video:
+        raise DimensionXError("no video to reconstruct: press Generate first, or upload a video")
+    return check_video_upload(video, max_mb)
+
+
 class App:
     """The app's state: its settings, session folders, job queue and the loaded video model."""
 
@@ -188,7 +195,7 @@ class App:
         self.config = config
         root = Path(config.share_dir) if config.share_dir else Path(tempfile.gettempdir()) / "dimensionx-app"
         self.sessions = Sessions(root, config.session_ttl_minutes * 60)
-        self.jobs = Jobs()
+        self.jobs = Jobs(config.max_queue)
         self._generator = None  # DirectorVideoGenerator, loaded on the first job, kept for the next
         self.defaults = form_from_config(load_config(VideoConfig, config.video_config))
 
@@ -212,6 +219,24 @@ class App:
             shutil.rmtree(out, ignore_errors=True)
             raise
 
+    def submit_generate(self, session_id: str, image: str | Path | None, form: VideoForm) -> Job:
+        """Checks the upload, then queues ``generate`` (the page waits for the job, or finds its result later)."""
+        check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
+        return self.jobs.submit(session_id, "Generate", lambda: self.generate(session_id, image, form), int(form.steps),
+                                ("preparing the model and directors", "decoding and writing the video"))
+
+    def submit_scene(self, session_id: str, video: str | Path | None, iterations: int | None = None) -> Job:
+        """Checks the video, then queues ``build_scene``."""
+        check_scene_video(video, self.config.max_upload_mb)
+        return self.jobs.submit(session_id, "Build 3D scene", lambda: self.build_scene(session_id, video, iterations),
+                                stages=("reading the video", "writing the scene"))
+
+    def submit_scene4d(self, session_id: str, image: str | Path | None, form: VideoForm) -> Job:
+        """Checks the upload, then queues ``build_scene4d``."""
+        check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
+        return self.jobs.submit(session_id, "Build 4D scene", lambda: self.build_scene4d(session_id, image, form),
+                                stages=("preparing the model", "writing the scene"))
+
     def generate(self, session_id: str, image: str | Path | None, form: VideoForm) -> VideoResult:
         """Checks the upload, then renders one video into a fresh folder of the session."""
         from ..video.generator import check_inputs, generate_video
@@ -226,8 +251,7 @@ class App:
                 **form.video_overrides(), "image": str(kept), "model": self.config.model, "lora_dir": self.config.lora_dir,
                 "device": self.config.device, "out": str(out / "video.mp4")})
             check_inputs(config)  # before the model loads
-            with self.jobs.run(session_id, "Generate"):
-                video = generate_video(config, self._video_generator(config))
+            video = generate_video(config, self._video_generator(config))
             sidecar = video.with_suffix(".json")
             write_json(without_server_paths(json.loads(sidecar.read_text())), sidecar)
             result = VideoResult(video, sidecar, kept, form,
@@ -250,14 +274,11 @@ class App:
         from ..scenes import with_known_cameras
 
         self.sessions.sweep()
-        if not video:
-            raise DimensionXError("no video to reconstruct: press Generate first, or upload a video")
-        video = check_video_upload(video, self.config.max_upload_mb)
+        video = check_scene_video(video, self.config.max_upload_mb)
         with self._job(session_id, "scene") as out:
             config = with_known_cameras(load_config(ReconConfig, self.config.recon_config, {  # the tiny model's noise: its path
                 "video": str(video), "out": str(out), "device": self.config.device, "iterations": iterations}), video)
-            with self.jobs.run(session_id, "Build 3D scene"):
-                folder = reconstruct(config)
+            folder = reconstruct(config)
             metrics = json.loads((folder / "metrics.json").read_text())
             orbit = folder / "renders" / "orbit.mp4"
             shown = {k: metrics[k] for k in METRICS_SHOWN if k in metrics}
@@ -281,9 +302,8 @@ class App:
                 "lora_dir": self.config.lora_dir, "device": self.config.device, "out": str(out)})
             check_inputs(config)
             video = VideoConfig(model=config.model, lora_dir=config.lora_dir, device=config.device, dtype=config.dtype, mode=config.mode)
-            with self.jobs.run(session_id, "Build 4D scene"):
-                folder = make_scene4d(config, self._video_generator(video))
-                viewer, times = viewer_frames(folder / "scene4d", folder / "viewer", self.config.viewer_times)
+            folder = make_scene4d(config, self._video_generator(video))
+            viewer, times = viewer_frames(folder / "scene4d", folder / "viewer", self.config.viewer_times)
             metrics = json.loads((folder / "metrics.json").read_text())
             scene, renders = folder / "scene4d", folder / "renders"
             shown = {"psnr": metrics["fit"].get("psnr"), "psnr_per_time": metrics["fit"].get("psnr_per_time"),

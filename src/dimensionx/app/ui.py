@@ -1,7 +1,8 @@
 """The page: Gradio Blocks wired to ``callbacks.App``. Layout and glue only.
 
-Every job button joins one queue (``ACCELERATOR``, one job at a time: the model is on one
-accelerator), so a waiting user sees their place and an ETA from Gradio's measured job times. A
+Every job button submits its job to the app's own queue (``jobs.Jobs``: one worker thread owns
+the accelerator) and then waits for it with a Gradio event that streams the job's place, ETA and
+progress into the page. A page that goes away drops only its wait; the job runs on. A
 browser keeps its session through reloads (``access.py``'s cookie): the page restores the
 session's newest results on load, polls for a job that finishes while it was away, and lists
 earlier results under *History*. Every error and every cancel ends in one sentence in the page
@@ -10,13 +11,14 @@ earlier results under *History*. Every error and every cancel ends in one senten
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import gradio as gr
 from gradio.context import LocalContext
@@ -25,7 +27,7 @@ from starlette.middleware import Middleware
 from ..errors import DimensionXError
 from .access import SessionFiles, session_of
 from .callbacks import NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm, VideoResult
-from .jobs import CANCELLED, Jobs
+from .jobs import CANCELLED, FAILED, Bar, Jobs, Status
 from .previews import write_previews
 from .uploads import check_image_upload
 from .viewer import STATIC, scene_view, viewer_html
@@ -34,7 +36,7 @@ from ..video.modes import MODES
 log = logging.getLogger(__name__)
 
 FORM_FIELDS = [f.name for f in dataclasses.fields(VideoForm)]
-ACCELERATOR = "accelerator"  # the one concurrency group of every job button
+PROGRESS_SECONDS = 0.5  # how often a waiting page's progress bar is updated from its job
 POLL_SECONDS = 3.0  # how often an open page asks for results of jobs it did not start (e.g. before a reload)
 STOP_SECONDS = 30.0  # at Ctrl-C or SIGTERM, how long the running job may take to reach its next step and stop
 EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples.json"  # made by assets/make_example.py
@@ -60,36 +62,40 @@ CSS = """
 """
 
 
-class CheckedProgress(gr.Progress):
-    """Gradio's tqdm-tracking progress bar that also stops a job the user cancelled, at its next step,
-    and tells ``Jobs`` the stage, step and ETA (a page reloaded mid-job shows them)."""
+class JobProgress(gr.Progress):
+    """Gradio's tqdm hook, in the job worker: every progress step of a job (a bar opened, advanced or closed)
+    checks for Cancel and tells ``Jobs`` which bar runs and how far it is."""
 
     def __init__(self, jobs: Jobs):
         super().__init__(track_tqdm=True)
         self.jobs = jobs
 
-    def __next__(self):
+    def _progress_callback(self):  # Gradio's own reports to a page: not from the worker, which serves no event
+        return self._report
+
+    def _report(self, iterables) -> None:
         self.jobs.check()
-        value = super().__next__()
-        self.jobs.report(describe(self.iterables))
-        return value
-
-    def update(self, n: int | float = 1):
-        self.jobs.check()
-        super().update(n)
-        self.jobs.report(describe(self.iterables))
+        bar = iterables[-1] if iterables else None  # the innermost bar
+        self.jobs.progress(Bar(id(bar), int(bar.index or 0), bar.length, bar.desc) if bar else None)
 
 
-def describe(iterables) -> str:
-    """"step 12/50, about 30 s left" from Gradio's tracked progress bars (the innermost one)."""
-    if not iterables:
-        return ""
-    bar = iterables[-1]
-    text = f"{bar.desc or 'step'} {bar.index}/{bar.length or '?'}"
-    rate = bar._tqdm.format_dict.get("rate") if bar._tqdm is not None else None
-    if rate and bar.length:
-        text += f", about {(bar.length - bar.index) / rate:.0f} s left"
-    return text
+@contextlib.contextmanager
+def tracking(jobs: Jobs) -> Iterator[None]:
+    """Around a job in the worker thread: tqdm bars opened by the job report to ``jobs`` (the worker's context only)."""
+    token = LocalContext.progress.set(JobProgress(jobs))
+    try:
+        yield
+    finally:
+        LocalContext.progress.reset(token)
+
+
+def show_progress(progress: gr.Progress, status: Status) -> None:
+    """A job's status as the waiting page's progress bar: steps (12/50) in a bar, else the measured share gone by
+    (0 where nothing was measured yet: Gradio shows no words without a bar)."""
+    if status.index is not None:
+        progress((status.index, status.length), desc=status.line(), unit="steps")
+    else:
+        progress(status.fraction or 0.0, desc=status.line())
 
 
 def for_the_page(message: str) -> str:
@@ -99,9 +105,10 @@ def for_the_page(message: str) -> str:
                   else f"the {m.group(0)[2:].replace('-', ' ')} setting", message)
 
 
-def shown_in(notice: gr.Markdown) -> Callable[[Callable], Callable]:
+def shown_in(notice: gr.Markdown, cleared: dict | None = None) -> Callable[[Callable], Callable]:
     """A decorator for handlers that return ``{component: value}``: errors and cancels become one sentence in
-    ``notice`` (and a toast) and the results shown stay as they were; success clears ``notice``."""
+    ``notice`` (and a toast) and the results shown stay as they were (``cleared``: values set on an error);
+    success clears ``notice``."""
 
     def in_page(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -112,11 +119,11 @@ def shown_in(notice: gr.Markdown) -> Callable[[Callable], Callable]:
                 message = for_the_page(str(exc))
             except Exception as exc:  # a bug or an environment problem: logged in full, shown in one line
                 log.exception("job failed")
-                message = f"the job failed ({type(exc).__name__}); the app keeps serving, and its log has the details"
+                message = FAILED.format(type(exc).__name__)
             else:
                 return {notice: "", **updates}
             gr.Warning(message)
-            return {notice: f"⚠ {message}"}
+            return {notice: f"⚠ {message}", **(cleared or {})}
 
         return wrapper
 
@@ -160,6 +167,7 @@ def file_url(path: Path) -> str:
 
 
 def build_ui(app: App) -> gr.Blocks:
+    app.jobs.track = functools.partial(tracking, app.jobs)  # the worker's tqdm bars report to the queue
     cards = app.directors()
     names = [c.name for c in cards]
     previews = write_previews(app.sessions.root / PREVIEWS)
@@ -170,6 +178,7 @@ def build_ui(app: App) -> gr.Blocks:
     with gr.Blocks(title="DimensionX", delete_cache=(max(60, int(min(ttl, 3600))), int(ttl)),
                    analytics_enabled=app.config.gradio_analytics) as demo:
         last_video = gr.State(None)
+        job = gr.State(None)  # the id of the job this page submitted last, which it waits for
         gr.Markdown("# DimensionX\nOne photo, a camera motion, a video; then a 3D scene you can turn, or a 4D scene that moves.")
         form: dict[str, gr.components.Component] = {}
         with gr.Row():
@@ -265,26 +274,35 @@ def build_ui(app: App) -> gr.Blocks:
             entries = app.history(session)
             return {history: gr.Dropdown(choices=entries, value=None), shown: [name for _, name in entries]}
 
-        @in_page
-        def on_generate(data: dict, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-            LocalContext.progress.set(CheckedProgress(app.jobs))
-            session = session_of(request)
-            result = app.generate(session, data[image], VideoForm(**{name: data[form[name]] for name in FORM_FIELDS}))
-            return {**video_shown(result), **history_shown(session)}
+        submitted = shown_in(notice, {job: None})  # a refused job: the page waits for nothing
+
+        @submitted
+        def on_generate(data: dict, request: gr.Request):
+            form_values = VideoForm(**{name: data[form[name]] for name in FORM_FIELDS})
+            return {job: app.submit_generate(session_of(request), data[image], form_values).id}
+
+        @submitted
+        def on_build(generated, uploaded, steps, request: gr.Request):
+            return {job: app.submit_scene(session_of(request), uploaded or generated, int(steps) if steps else None).id}
+
+        @submitted
+        def on_build4d(data: dict, request: gr.Request):
+            form_values = VideoForm(**{name: data[form[name]] for name in FORM_FIELDS})
+            return {job: app.submit_scene4d(session_of(request), data[image], form_values).id}
 
         @in_page
-        def on_build(generated, uploaded, steps, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-            LocalContext.progress.set(CheckedProgress(app.jobs))
+        def on_wait(job_id: str | None, request: gr.Request, progress=gr.Progress()):
+            """The page's wait for its job: its place and ETA while it waits, its progress while it runs, then its
+            result. A page that goes away drops only this wait; the job runs on."""
             session = session_of(request)
-            result = app.build_scene(session, uploaded or generated, int(steps) if steps else None)
-            return {**scene_shown(result), **history_shown(session)}
-
-        @in_page
-        def on_build4d(data: dict, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-            LocalContext.progress.set(CheckedProgress(app.jobs))
-            session = session_of(request)
-            result = app.build_scene4d(session, data[image], VideoForm(**{name: data[form[name]] for name in FORM_FIELDS}))
-            return {**scene4d_shown(result), **history_shown(session)}
+            waited = app.jobs.find(session, job_id)
+            if waited is None:
+                return {}
+            while not waited.finished.wait(PROGRESS_SECONDS):
+                show_progress(progress, app.jobs.status(waited))
+            if waited.error is not None:
+                raise waited.error
+            return {**shows[type(waited.result)](waited.result), **history_shown(session)}
 
         @in_page
         def on_settings(sidecar):
@@ -333,8 +351,8 @@ def build_ui(app: App) -> gr.Blocks:
             return updates
 
         def running_line(session: str) -> str:
-            status = app.jobs.status(session)
-            return f"{status}. Its result appears here when it is done." if status else ""  # e.g. before a reload
+            status = app.jobs.active(session)  # e.g. of a page before a reload
+            return f"{status.what} is {status.line()}. Its result appears here when it is done." if status else ""
 
         def on_pick(evt: gr.SelectData):
             return names[evt.index]
@@ -345,19 +363,21 @@ def build_ui(app: App) -> gr.Blocks:
 
         def on_cancel(request: gr.Request):
             session = session_of(request)
-            if not app.jobs.status(session):
+            if not app.jobs.cancel(session, timeout=STOP_SECONDS):  # the waiting page's answer may come first: both say the same
                 return "Nothing of this page is running."
-            app.jobs.cancel(session, timeout=STOP_SECONDS)  # the job's own answer may come first: both say the same
-            return f"⚠ {CANCELLED}" if not app.jobs.status(session) else "Cancelling: the job stops at its next step."
+            return f"⚠ {CANCELLED}" if app.jobs.active(session) is None else "Cancelling: the job stops at its next step."
 
         video_outputs = {video, video_files, summary, last_video, upload, history, shown, notice}
         scene_outputs = {viewer, scene_files, metrics, orbit, history, shown, notice}
         scene4d_outputs = {viewer4d, orbit4d, timelapse4d, scene4d_files, metrics4d, history, shown, notice}
         everything = video_outputs | scene_outputs | scene4d_outputs | {image, running, *form_inputs}
-        job = {"concurrency_id": ACCELERATOR, "concurrency_limit": 1}
-        generate.click(on_generate, {image, *form_inputs}, video_outputs, **job)
-        build.click(on_build, [last_video, upload, iterations], scene_outputs, **job)
-        build4d.click(on_build4d, {image, *form_inputs}, scene4d_outputs, **job)
+        waits = {"concurrency_limit": None, "show_progress": "full"}  # every page waits at once; the jobs queue in app.jobs
+        for button, inputs, outputs, submit, name in (
+                (generate, {image, *form_inputs}, video_outputs, on_generate, "generate"),
+                (build, [last_video, upload, iterations], scene_outputs, on_build, "build"),
+                (build4d, {image, *form_inputs}, scene4d_outputs, on_build4d, "build4d")):
+            button.click(submit, inputs, {job, notice}, queue=False, api_name=f"on_{name}").then(
+                on_wait, job, outputs, api_name=f"wait_{name}", **waits)
         cancel.click(on_cancel, None, notice, queue=False, show_progress="hidden")
         gallery.select(on_pick, None, form["motion"], queue=False)
         form["motion"].change(on_motion, form["motion"], director, queue=False)

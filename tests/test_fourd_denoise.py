@@ -135,5 +135,5 @@ def plain_generation_from(generator, image, config, latents, start_step):
     """The stock diffusers call with the prompt as text, from step ``start_step`` of the schedule."""
     from dimensionx.fourd.denoise import schedule_from
 
-    with schedule_from(generator.pipe.scheduler, start_step):
+    with schedule_from(generator.pipe, start_step):
         return plain_generation(generator, image, config, latents.clone(), 7)

@@ -5,6 +5,7 @@ they are read or refused before they are decoded.
 from __future__ import annotations
 
 import contextlib
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -75,13 +76,27 @@ def _opened(path: Path, what: str):
 
 
 def _open_unchecked(path: Path):
-    from PIL import Image
+    """The image's header read by the first of Pillow's openers that accepts the file, in Pillow's own
+    order, as ``Image.open`` does, minus Pillow's pixel limit (``MAX_IMAGE_PIXELS`` here replaces it).
 
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # MAX_IMAGE_PIXELS above replaces Pillow's check
-    try:
-        return Image.open(path)
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    ``PIL.Image.MAX_IMAGE_PIXELS`` is process-wide: lowering or lifting it around a call would race
+    with the app's worker threads, so it is never touched.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    Image.init()  # registers every format's opener
+    with path.open("rb") as file:
+        prefix = file.read(16)
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        accepted = accept is None or accept(prefix)
+        if not accepted or isinstance(accepted, str):  # a str is Pillow's "looks like X but unsupported"
+            continue
+        try:
+            return factory(str(path))  # reads the header only; the file stays open until load() or close()
+        except (SyntaxError, IndexError, TypeError, struct.error):  # not this format after all (as Image.open)
+            continue
+    raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}")
 
 
 def _reduce_factor(pixels: int) -> int:

@@ -9,8 +9,8 @@ Two ways of generating a video close to another one, both on a loaded ``Director
 - SDEdit: frames are encoded, noised to the timestep ``strength`` of the way up the schedule and
   denoised over the remaining steps only.
 
-The schedule is shortened by :func:`schedule_from`, which cuts the first steps off the
-scheduler's timesteps while keeping ``num_inference_steps`` (the DPM step size) of the full
+The schedule is shortened by :func:`schedule_from`, which gives the pipeline a scheduler of its
+own scheduler's class (a subclass, :class:`FromStep`) that cuts the first steps off its timesteps while keeping ``num_inference_steps`` (the DPM step size) of the full
 schedule. The pipeline then runs DPM-Solver++(2M) from its first-order start on the remaining
 steps: its multistep history (``old_pred_original_sample``) holds only model predictions of this
 run. Reference blending happens in ``callback_on_step_end``, after each step, so the history is
@@ -20,6 +20,7 @@ untouched and the next step starts from the blended latent.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,19 +30,33 @@ from ..video.config import VideoConfig
 
 
 @contextlib.contextmanager
-def schedule_from(scheduler, start_step: int):
-    """Within the block, ``scheduler.set_timesteps(n)`` keeps timesteps ``start_step ..`` of its ``n`` steps."""
-    set_timesteps = scheduler.set_timesteps
-
-    def set_shortened(num_inference_steps, *args, **kwargs):
-        set_timesteps(num_inference_steps, *args, **kwargs)
-        scheduler.timesteps = scheduler.timesteps[start_step:]
-
-    scheduler.set_timesteps = set_shortened
+def schedule_from(pipe, start_step: int):
+    """Within the block, ``pipe`` runs a scheduler of its scheduler's class and config whose
+    ``set_timesteps(n)`` keeps timesteps ``start_step ..`` of its ``n`` steps; the scheduler is
+    given back on exit."""
+    stock = pipe.scheduler
+    pipe.scheduler = _from_step_class(type(stock)).from_config(stock.config)
+    pipe.scheduler.first_step = start_step
     try:
         yield
     finally:
-        scheduler.set_timesteps = set_timesteps
+        pipe.scheduler = stock
+
+
+class FromStep:
+    """Mixin before a diffusers scheduler class: ``set_timesteps(n)`` keeps its timesteps from index
+    ``first_step`` on; ``num_inference_steps`` (the DPM step size) stays that of the full schedule."""
+
+    first_step = 0
+
+    def set_timesteps(self, num_inference_steps, *args, **kwargs):
+        super().set_timesteps(num_inference_steps, *args, **kwargs)
+        self.timesteps = self.timesteps[self.first_step:]
+
+
+@functools.cache
+def _from_step_class(scheduler_class: type) -> type:
+    return type(scheduler_class.__name__ + "FromStep", (FromStep, scheduler_class), {"__module__": __name__})
 
 
 def full_timesteps(scheduler, steps: int) -> torch.Tensor:
@@ -112,7 +127,7 @@ def denoise(
     text = prompt if isinstance(prompt, dict) else text_inputs(generator, prompt)
     text = {name: embeds.expand(len(images), -1, -1) for name, embeds in text.items()}
     rngs = [torch.Generator(rng.device).set_state(rng.get_state()) for _ in images]
-    with schedule_from(pipe.scheduler, start_step):
+    with schedule_from(pipe, start_step):
         return pipe(
             image=images if len(images) > 1 else images[0], height=height, width=width, num_frames=config.frames,
             num_inference_steps=config.steps, guidance_scale=config.guidance, use_dynamic_cfg=config.dynamic_cfg,

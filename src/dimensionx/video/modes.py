@@ -60,7 +60,7 @@ def apply_mode(pipe, mode: str, device: torch.device, config: ModeConfig | None 
         pipe.to(device)
         return [f"{mode} -> eager on {device.type}"]
     attention = use_fastest_attention(pipe.transformer, config.attention if mode == "fast" else "sdpa")
-    prefetch_step_noise(pipe.scheduler)
+    pipe.scheduler = prefetch_step_noise(pipe.scheduler)
     notes = [attention, "scheduler noise: drawn ahead on a CPU thread (same numbers)"]
     notes += _stream_text_encoder(pipe.text_encoder, device)
     if mode == "lowmem":

@@ -6,9 +6,11 @@ seed gives the same video on every device) each draw is a single-threaded bf16 `
 1.1 M numbers, about 37 ms; a step with its transformer forecast by the step cache (``fast``)
 then waits for the CPU far longer than for the GPU.
 
-:func:`prefetch_step_noise` leaves the scheduler's code alone. Its ``step`` runs inside a
-torch function mode that answers ``torch.randn(..., generator=g)`` from a queue that a thread
-fills by calling that very ``torch.randn`` on ``g``, in order, ahead of time. Only the thread
+:func:`prefetch_step_noise` gives the pipeline a subclass of its own scheduler class, built from
+the same config (:class:`PrefetchedNoise`); no method of a library object is replaced. Its ``step``
+runs the scheduler's own ``step`` inside a torch function mode that answers
+``torch.randn(..., generator=g)`` from a queue that a thread fills by calling that very
+``torch.randn`` on ``g``, in order, ahead of time. Only the thread
 touches ``g`` once it has started, so the draws and their order are those of stock diffusers:
 the video is bit-identical. ``set_timesteps``, which a pipeline calls before it draws its
 initial latents, stops the thread and rewinds ``g`` to its first unused draw.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import functools
 import queue
 import threading
+import weakref
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -103,26 +106,52 @@ class _Prefetcher:
             self.stream = None
 
 
-def prefetch_step_noise(scheduler, depth: int = DEPTH):
-    """Makes ``scheduler.step`` take its CPU-generator noise from a thread that draws it ahead (see module doc)."""
-    if getattr(scheduler, "_dimensionx_prefetcher", None) is not None:
-        return scheduler
-    prefetcher = _Prefetcher(depth)
-    step, set_timesteps = scheduler.step, scheduler.set_timesteps
+class PrefetchedNoise:
+    """Mixin before a diffusers scheduler class: ``step`` takes its CPU-generator noise from a thread
+    that draws it ahead; ``set_timesteps`` stops the thread and rewinds the generator (see module doc)."""
 
-    @functools.wraps(step)
-    def step_with_prefetched_noise(*args, **kwargs):
+    noise_depth = DEPTH  # draws kept ready
+
+    def step(self, *args, **kwargs):
         generator = kwargs.get("generator")
         if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
-            return step(*args, **kwargs)
-        with _ServeNoise(prefetcher, generator):
-            return step(*args, **kwargs)
+            return super().step(*args, **kwargs)
+        with _ServeNoise(self.noise_prefetcher, generator):
+            return super().step(*args, **kwargs)
 
-    @functools.wraps(set_timesteps)
-    def set_timesteps_and_rewind(*args, **kwargs):
-        prefetcher.stop()
-        return set_timesteps(*args, **kwargs)
+    def set_timesteps(self, *args, **kwargs):
+        self.noise_prefetcher.stop()
+        return super().set_timesteps(*args, **kwargs)
 
-    scheduler.step, scheduler.set_timesteps = step_with_prefetched_noise, set_timesteps_and_rewind
-    scheduler._dimensionx_prefetcher = prefetcher
-    return scheduler
+    @functools.cached_property
+    def noise_prefetcher(self) -> _Prefetcher:
+        """Made on first use (``from_config`` builds the scheduler through its own ``__init__``); its thread
+        is stopped when the scheduler is dropped."""
+        prefetcher = _Prefetcher(self.noise_depth)
+        weakref.finalize(self, prefetcher.stop)
+        return prefetcher
+
+
+@functools.cache
+def _prefetching_class(scheduler_class: type) -> type:
+    """``PrefetchedNoise`` before ``scheduler_class``; ``step`` and ``set_timesteps`` keep the signatures of
+    ``scheduler_class`` (the pipeline reads ``step``'s to know whether to pass ``generator``)."""
+    namespace = {"__module__": __name__, "__doc__": f"{scheduler_class.__name__} with its step noise drawn ahead."}
+    for name in ("step", "set_timesteps"):
+        namespace[name] = functools.wraps(getattr(scheduler_class, name))(_calling(getattr(PrefetchedNoise, name)))
+    return type(scheduler_class.__name__ + "PrefetchedNoise", (PrefetchedNoise, scheduler_class), namespace)
+
+
+def _calling(method):
+    def call(self, *args, **kwargs):
+        return method(self, *args, **kwargs)
+
+    return call
+
+
+def prefetch_step_noise(scheduler):
+    """The same scheduler (class and config) whose ``step`` draws its CPU-generator noise ahead on a thread;
+    ``scheduler`` itself is left as it was. Give it to the pipeline: ``pipe.scheduler = prefetch_step_noise(pipe.scheduler)``."""
+    if isinstance(scheduler, PrefetchedNoise):
+        return scheduler
+    return _prefetching_class(type(scheduler)).from_config(scheduler.config)

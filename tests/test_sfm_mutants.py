@@ -4,6 +4,8 @@ choices that decide what SfM sees and what the user is told."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.frames import Footage, thumbnails
 from dimensionx.recon.sfm import (
     CameraPrior,
+    camera_prior,
     check_registered,
     choose_pairs,
     index_pairs,
@@ -155,3 +158,21 @@ def test_a_repair_matches_every_frame_of_the_window_around_a_break_with_each_oth
     extra = set()
     assert "frames 0-30" in repair(footage(10, ids=ids), [(0, 1)], extra, config, "jump")
     assert "frames 60-90" in repair(footage(10, ids=ids), [(8, 9)], set(), config, "jump")
+
+
+def test_the_motion_prior_comes_from_the_flags_else_from_the_video_sidecar(tmp_path):
+    video = tmp_path / "orbit.mp4"
+    video.write_bytes(b"not decoded here")
+    sidecar = {"orbit_degrees": 360, "config": {"motion": "orbit_left"}}
+    video.with_suffix(".json").write_text(json.dumps(sidecar))
+    assert camera_prior(ReconConfig(video=str(video))) == CameraPrior("orbit_left", 360.0)
+    assert camera_prior(ReconConfig(video=str(video), camera_motion="pan_left")) == CameraPrior("pan_left", 360.0)
+    assert camera_prior(ReconConfig(video=str(video), orbit_degrees=90.0)) == CameraPrior("orbit_left", 90.0)
+    flags = ReconConfig(video=str(video), camera_motion="pan_left", orbit_degrees=45.0)
+    assert camera_prior(flags) == CameraPrior("pan_left", 45.0)
+    # an older sidecar records the sweep among its settings only
+    video.with_suffix(".json").write_text(json.dumps({"config": {"motion": "orbit_up", "orbit_degrees": 180}}))
+    assert camera_prior(ReconConfig(video=str(video))) == CameraPrior("orbit_up", 180.0)
+    video.with_suffix(".json").write_text("{broken")
+    assert camera_prior(ReconConfig(video=str(video))) == CameraPrior()
+    assert camera_prior(ReconConfig(video=str(tmp_path / "frames"))) == CameraPrior()  # no video, no sidecar: none

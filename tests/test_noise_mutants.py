@@ -2,7 +2,7 @@
 
 Only public behaviour is checked: a scheduler passed through ``prefetch_step_noise`` must step to the very
 tensors and leave its generator at the very state that the stock scheduler does, for each form of random
-draw a scheduler's ``step`` may make (a shape as a tuple or as arguments, a dtype, a device, another generator, the global generator, ``rand`` rather than ``randn``), across shape changes, generator changes,
+draw a scheduler's ``step`` may make (a shape as a tuple or as arguments, a dtype, the CPU or another device, another generator, the global generator, ``rand`` rather than ``randn``), across shape changes, generator changes,
 ``set_timesteps`` and a failing draw. The reference is the same scheduler class, unwrapped.
 """
 
@@ -30,6 +30,8 @@ class DrawingScheduler(DDPMScheduler):
             extra = torch.randn(shape, generator=generator, dtype=torch.bfloat16).float()
         elif form == "device":
             extra = torch.randn(shape, generator=generator, device="cpu")
+        elif form == "meta":  # a draw on another device is that device's, and takes nothing from the queue
+            extra = torch.zeros(shape) if torch.randn(shape, generator=generator, device="meta").is_meta else None
         elif form == "global":  # the process's generator, not the pipeline's
             extra = torch.randn(shape)
         elif form == "rand":  # uniform, not Gaussian
@@ -67,7 +69,7 @@ def assert_same(a, b):
         assert torch.equal(x, y)
 
 
-@pytest.mark.parametrize("forms", [["tuple"], ["args"], ["bf16"], ["device"], ["tuple", "bf16", "args"]])
+@pytest.mark.parametrize("forms", [["tuple"], ["args"], ["bf16"], ["device"], ["meta", "tuple"], ["tuple", "bf16", "args"]])
 def test_every_form_of_draw_gives_the_stock_noise(forms):
     stock, prefetched = schedulers()
     expected = run(stock, torch.Generator().manual_seed(3), 6, forms)

@@ -275,12 +275,12 @@ def step_jumps(steps: PathSteps, span_degrees: float, config: ReconConfig) -> li
     if len(steps.radius) < 4:
         return []
     ratios = steps.ratios()
-    jumps = (ratios > config.jump_ratio) & steps.moving()
+    jumps = ratios > config.jump_ratio
     if span_degrees >= ORBIT_MIN_DEGREES:
         radial = np.abs(np.log(np.maximum(steps.radius_ratios(), 1e-12))) > np.log1p(config.jump_radius_change)
         ordinary = steps.change_ratios() <= config.jump_ordinary_change
         jumps |= radial & ordinary & (ratios > config.jump_ratio_radial)
-    return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps)]
+    return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps & steps.moving())]
 
 
 def smooth_path_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: list[str], footage: Footage,

@@ -248,3 +248,15 @@ def same_start_montage(clip_frames: int = 24, scale: float = 1.0, width: int = 6
     clips = [point_views(scene, motion_cameras(kind, scale * amount, clip_frames), K, width, height)
              for kind, amount in MOTIONS]
     return np.concatenate(clips), [clip_frames * k for k in range(1, len(clips))]
+
+
+class RenderReader:
+    """A :class:`~dimensionx.recon.frames.FrameReader` stand-in for a video of ``scene`` seen from ``viewmats``
+    [T, 4, 4]: each frame is rendered when read (a repair decodes only a few of them)."""
+
+    def __init__(self, scene: dict[str, torch.Tensor], viewmats: np.ndarray, K: np.ndarray, width: int, height: int):
+        self.scene, self.viewmats, self.K, self.size = scene, viewmats, K, (width, height)
+
+    def read(self, ids: np.ndarray) -> np.ndarray:
+        """[len(ids), H, W, 3] uint8."""
+        return render_views(self.scene, self.viewmats[ids], self.K, *self.size)

@@ -7,8 +7,10 @@ import numpy as np
 from dimensionx.recon.cameras import Cameras, cameras_from_reconstruction, path_steps
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.pathprior import smooth_centres, window_ids
-from dimensionx.recon.sfm import CameraPrior, find_jumps, smooth_path_jumps
-from recon_synthetic import ring_reconstruction, umeyama
+from dimensionx.recon.frames import Footage
+from dimensionx.recon.sfm import CameraPrior, find_jumps, recover_cameras, smooth_path_jumps
+from dimensionx.splats.render import camera_centers
+from recon_synthetic import RenderReader, arc_cameras, intrinsics, ring_reconstruction, splat_scene, umeyama
 from test_recon_path import panning_footage
 
 
@@ -50,3 +52,28 @@ def test_a_kinked_stretch_of_an_orbit_is_put_back_on_the_ring():
     # those become the outliers, while the rest keeps the 0.3 px noise it was drawn with.
     assert rec.compute_mean_reprojection_error() < 1.0
     assert np.median([p.error for p in repaired_rec.points3D.values()]) < 1.0  # px
+
+
+def test_a_stretch_the_sampling_skipped_is_decoded_densely_and_mapped_again(tmp_path):
+    """A 48 degree arc (1.25 degrees a frame), sampled every 2nd frame but for frames 20-28: SfM bridges the
+    10 degree step (4x the 2.5 degree median). The repair decodes the frames between, maps them in, and the
+    path keeps to the known one."""
+    viewmats, K = arc_cameras(39, 47.5), intrinsics(160, 120)
+    reader = RenderReader(splat_scene(), viewmats, K, 160, 120)
+    ids = np.array([i for i in range(0, 39, 2) if not 20 < i < 28])  # [16] source frames
+    true_steps = np.linalg.norm(np.diff(camera_centers(viewmats[ids]), axis=0), axis=1)
+    assert true_steps.max() > 3.5 * np.median(true_steps)  # the sampling itself leaves the long step
+    footage = Footage(reader.read(ids), ids, 39, [range(39)], 0, reader=reader)
+    config = ReconConfig(video="arc.mp4", smooth_jumps=False)  # the densified path alone
+
+    sfm = recover_cameras(footage, tmp_path / "images", config, CameraPrior())
+
+    frames = footage.source_ids[sfm.cameras.frame_ids]
+    assert set(ids) <= set(frames) and set(range(21, 28)) <= set(frames)  # the skipped frames are in the model
+    assert sfm.path["repairs"][0].startswith("long step around frames 16-32: added")
+    steps = np.linalg.norm(np.diff(sfm.cameras.centers(), axis=0), axis=1)
+    assert steps.max() <= 2.5 * np.median(steps) and sfm.path["long_steps"] == []
+    truth = camera_centers(viewmats[frames])
+    s, R, t = umeyama(sfm.cameras.centers(), truth)
+    errors = np.linalg.norm(s * sfm.cameras.centers() @ R.T + t - truth, axis=1)
+    assert errors.max() < 0.05, errors.round(3)  # world units: 1.25% of the arc's radius of 4

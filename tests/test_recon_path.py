@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
+import pytest
 from scipy.spatial.transform import Rotation
 
-from dimensionx.recon.cameras import Cameras, orbit_span_degrees
+from dimensionx.recon.cameras import Cameras, orbit_span_degrees, still_step
 from dimensionx.recon.config import ReconConfig, for_device
 from dimensionx.recon.frames import Footage
-from dimensionx.recon.sfm import CameraPrior, camera_prior, choose_pairs, find_jumps, unregistered_runs
+from dimensionx.recon.sfm import CameraPrior, camera_prior, choose_pairs, describe_path, find_jumps, unregistered_runs
 from recon_synthetic import arc_cameras, intrinsics, ring_cameras
 
 
@@ -139,3 +141,47 @@ def test_a_split_in_a_sparse_sample_of_a_long_shot_is_sampled_densely_and_matche
     np.testing.assert_array_equal(footage.images, video[footage.source_ids])  # the frames decoded are those named
     assert f"added {len(footage.source_ids) - 32} frame(s)" in action and len(footage.source_ids) > 32 + 12
     assert (int(lo), int(hi)) in extra and len(extra) == len(window) * (len(window) - 1) // 2  # across the break
+
+
+def still_shot(jump_degrees: float, jump_move: float, n: int = 24) -> tuple[Cameras, Footage]:
+    """``n`` cameras of a tripod shot that barely moves (0.01 degree and 1 mm of jitter a frame, 4 units from the
+    scene) but for one step at frames 11-12 turning ``jump_degrees`` and moving ``jump_move`` sideways; frames
+    that only change by sensor noise."""
+    rng = np.random.default_rng(1)
+    start = ring_cameras(36)[0]
+    viewmats, turn, shift = [], 0.0, np.zeros(3)
+    for k in range(n):
+        turn += rng.normal(0, 0.01) + (jump_degrees if k == 12 else 0.0)
+        shift += rng.normal(0, 0.001, 3) + (np.array([jump_move, 0, 0]) if k == 12 else 0.0)
+        c2w = np.linalg.inv(start)
+        c2w[:3, :3] = c2w[:3, :3] @ Rotation.from_euler("y", turn, degrees=True).as_matrix()
+        c2w[:3, 3] += shift
+        viewmats.append(np.linalg.inv(c2w))
+    base = np.random.default_rng(0).integers(0, 256, (48, 64, 3))
+    images = np.clip(base + rng.normal(0, 2, (n, 48, 64, 3)), 0, 255).astype(np.uint8)
+    return cameras_of(np.stack(viewmats)), Footage(images, np.arange(n), n, [range(n)], 0, reader=None)
+
+
+def test_the_still_floor_shifts_the_image_by_one_percent_of_its_width():
+    cameras = cameras_of(ring_cameras(36))  # 64 px wide, 60 degree field of view
+    degrees, distance = still_step(cameras, depth=4.0, shift=0.01)
+    f = cameras.Ks[0, 0, 0]
+    assert abs(f * np.tan(np.radians(degrees)) - 0.64) < 0.01  # the image centre moves 0.64 px
+    assert abs(f * distance / 4.0 - 0.64) < 0.01  # so does a point 4 units away when the camera moves sideways
+
+
+@pytest.mark.parametrize("jump_degrees, jump_move, jumps", [(0.3, 0.02, False), (3.0, 0.3, True), (3.0, 0.0, True),
+                                                             (0.0, 0.3, True)])
+def test_a_near_static_shot_jumps_only_beyond_the_still_floor(caplog, jump_degrees, jump_move, jumps):
+    """Against a median step of ~0.01 degree any step looks like a jump (30x the median and more): below the
+    floor (0.3 degree, 2 cm at 4 units: under 1% of the width) it is none, above it (a 3 degree turn, a 30 cm
+    move, or both) it is one."""
+    cameras, footage = still_shot(jump_degrees, jump_move)
+    points = np.random.default_rng(0).uniform(-1, 1, (200, 3))  # the scene, about 4 units in front
+    config = ReconConfig()
+    assert (11, 12) in find_jumps(cameras, footage, config)  # without points: no floor, the ratio alone
+    assert find_jumps(cameras, footage, config, points) == ([(11, 12)] if jumps else [])
+    with caplog.at_level(logging.WARNING, logger="dimensionx.recon.sfm"):
+        path = describe_path(cameras, footage, points, config, CameraPrior())
+    assert path["jumps"] == ([[11, 12]] if jumps else []) and path["long_steps"] == path["jumps"]
+    assert ("the camera path still jumps between frames [[11, 12]]" in caplog.text) == jumps

@@ -180,12 +180,22 @@ class PathSteps:
     distance: np.ndarray  # [C - 1] distance between neighbouring centres, world units
     image_change: np.ndarray  # [C - 1] mean abs change of 32x32 thumbnails (colours in 0..1)
     radius: np.ndarray  # [C] distance of each centre from the centres' mean, world units
+    still_degrees: float = 0.0  # a step turning less than this ...
+    still_distance: float = 0.0  # ... and moving less than this (world units) shifts the image too little to jump
+
+    def motion_ratios(self) -> np.ndarray:
+        """[C - 1] each step against the median step (rotation or distance, the larger)."""
+        return np.maximum(_relative(self.rotation_degrees), _relative(self.distance))
 
     def ratios(self) -> np.ndarray:
-        """[C - 1] each step against the median step (rotation or distance, the larger), over the image
-        change against the median change: ~1 where the cameras move as much as the footage does."""
-        motion = np.maximum(_relative(self.rotation_degrees), _relative(self.distance))
-        return motion / np.maximum(self.change_ratios(), 1.0)
+        """[C - 1] :meth:`motion_ratios` over the image change against the median change: ~1 where the cameras
+        move as much as the footage does."""
+        return self.motion_ratios() / np.maximum(self.change_ratios(), 1.0)
+
+    def moving(self) -> np.ndarray:
+        """[C - 1] bool: the step turns or moves the camera beyond the still floor (a near-static shot's median
+        step is near 0, against which any step would look like a jump)."""
+        return (self.rotation_degrees > self.still_degrees) | (self.distance > self.still_distance)
 
     def change_ratios(self) -> np.ndarray:
         """[C - 1] each image change against the median change."""
@@ -200,8 +210,9 @@ def _relative(x: np.ndarray) -> np.ndarray:
     return x / max(float(np.median(x)), 1e-12)
 
 
-def path_steps(cameras: Cameras, thumbs: np.ndarray) -> PathSteps:
-    """Steps of ``cameras`` in frame order; ``thumbs`` [C, D] are the thumbnails of their frames."""
+def path_steps(cameras: Cameras, thumbs: np.ndarray, still: tuple[float, float] = (0.0, 0.0)) -> PathSteps:
+    """Steps of ``cameras`` in frame order; ``thumbs`` [C, D] are the thumbnails of their frames; ``still``:
+    the floor (degrees, world units) of :func:`still_step`."""
     rotations = Rotation.from_matrix(cameras.viewmats[:, :3, :3])
     centers = cameras.centers()
     return PathSteps(
@@ -209,7 +220,24 @@ def path_steps(cameras: Cameras, thumbs: np.ndarray) -> PathSteps:
         distance=np.linalg.norm(np.diff(centers, axis=0), axis=1),
         image_change=np.abs(np.diff(thumbs, axis=0)).mean(axis=1),
         radius=np.linalg.norm(centers - centers.mean(axis=0), axis=1),
+        still_degrees=still[0],
+        still_distance=still[1],
     )
+
+
+def scene_depth(cameras: Cameras, points: np.ndarray) -> float:
+    """Median depth (world units) of ``points`` [P, 3] in front of the cameras; 0 when none is."""
+    sample = points[:: max(1, len(points) // 2000)]  # [<= 2000, 3]: a median needs no more
+    depth = np.einsum("cj,pj->cp", cameras.viewmats[:, 2, :3], sample) + cameras.viewmats[:, 2, 3:4]  # [C, P]
+    return float(np.median(depth[depth > 0])) if (depth > 0).any() else 0.0
+
+
+def still_step(cameras: Cameras, depth: float, shift: float) -> tuple[float, float]:
+    """The turn (degrees) and the sideways move (world units, for what lies ``depth`` away) that shift the
+    image by ``shift`` times its width, from the cameras' own focal length: a step below both is too small
+    to be a jump, however small the median step."""
+    turn = shift * cameras.width / float(np.median(cameras.Ks[:, 0, 0]))  # radians: f * turn = shift * width
+    return float(np.degrees(turn)), turn * depth
 
 
 def orbit_span_degrees(cameras: Cameras) -> float:

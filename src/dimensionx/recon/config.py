@@ -72,6 +72,10 @@ class ReconConfig:
     jump_ratio_radial: float = 2.0  # times the median step, with ...
     jump_radius_change: float = 0.15  # ... the radius growing or shrinking by a factor beyond 1 + this, and ...
     jump_ordinary_change: float = 1.5  # ... the image changing at most this times its median change
+    jump_min_shift: float = 0.01  # a step shifting the image by less than this times its width (a turn, or a move
+    # at the points' median depth) is no jump nor long step: a near-static shot's median step is near 0
+    long_step_ratio: float = 2.5  # a step this many times the median step (image change or not) is a long step ...
+    densify_long_steps: bool = True  # ... whose stretch of the shot is decoded densely and mapped again
     repair_jumps: bool = False  # also re-sample around jumps (jumps are always measured and reported)
     smooth_jumps: bool = True  # bundle-adjust with a smooth-path prior around jumps (kept if the jump shrinks)
     jump_window: int = 4  # cameras on each side of a jump whose centres get the smooth-path prior

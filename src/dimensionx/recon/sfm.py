@@ -17,7 +17,16 @@ import numpy as np
 
 from ..errors import DimensionXError
 from .colmap import pycolmap
-from .cameras import Cameras, PathSteps, cameras_from_reconstruction, orbit_span_degrees, path_steps, scale_intrinsics
+from .cameras import (
+    Cameras,
+    PathSteps,
+    cameras_from_reconstruction,
+    orbit_span_degrees,
+    path_steps,
+    scale_intrinsics,
+    scene_depth,
+    still_step,
+)
 from .config import ReconConfig
 from .diskspace import check_free_space, sfm_bytes
 from .frames import Footage, downscale, frame_names, save_pngs, thumbnails
@@ -77,11 +86,13 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     """SfM on the sampled frames (saved into ``image_dir``), repaired where it split.
 
     Each round maps every frame saved so far. When the largest model misses more than
-    ``1 - target_registered_fraction`` of them (a split), or, with ``repair_jumps``, neighbouring
-    cameras step much further than the footage changes (a jump), the frames of the shot between
-    the sampled ones around each break are added and matched with each other, and the model is
-    mapped again (features and matches of earlier rounds are kept). After ``sfm_repairs`` rounds
-    the best round wins (most of the sampled frames registered, then fewest jumps); frames it did
+    ``1 - target_registered_fraction`` of them (a split), or neighbouring cameras step more than
+    ``long_step_ratio`` times the median step (a long step: a stretch the sampling skipped over or a
+    camera registered in the wrong place; with ``repair_jumps``, also a step much further than the
+    footage changes, a jump), the frames of the shot between the sampled ones around each break are
+    added and matched with each other, and the model is mapped again (features and matches of earlier
+    rounds are kept). After ``sfm_repairs`` rounds the best round wins (most of the sampled frames
+    registered, then fewest long steps and jumps); frames it did
     not use are removed again. A model holding fewer than ``min_registered_fraction`` of the sampled
     frames is refused (frames added by repairs help it but do not count). Then each remaining jump is smoothed by bundle adjustment with a smooth-path
     prior (``smooth_jumps``, see ``pathprior``). With ``sfm_max_size`` below the frames' size, SfM
@@ -121,16 +132,16 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
                 break
             cameras = cameras_from_reconstruction(rec, names)
             breaks = unregistered_runs(cameras.frame_ids, len(names))
-            jumps = find_jumps(cameras, footage, config) if config.repair_jumps else []
-            score = (int(np.isin(footage.source_ids[cameras.frame_ids], sampled).sum()), -len(jumps), registered)
+            far = far_steps(cameras, footage, points_of(rec), config)
+            score = (int(np.isin(footage.source_ids[cameras.frame_ids], sampled).sum()), -len(far), registered)
             if best is None or score > best[0]:
                 best = (score, rec, len(models), footage.source_ids.copy())
             split = bool(breaks) and registered < config.target_registered_fraction * len(names)
-            if (not split and not jumps) or attempt == config.sfm_repairs:
+            if (not split and not far) or attempt == config.sfm_repairs:
                 break
-            spans = [(cameras.frame_ids[a], cameras.frame_ids[b]) for a, b in jumps] + (breaks if split else [])
+            spans = [(cameras.frame_ids[a], cameras.frame_ids[b]) for a, b in far] + (breaks if split else [])
             frames_before = len(footage.source_ids)
-            repairs.append(repair(footage, spans, extra, config, "split" if split else "jump"))
+            repairs.append(repair(footage, spans, extra, config, "split" if split else "long step"))
             names = frame_names(footage.source_ids)
             if len(footage.source_ids) == frames_before and {(names[i], names[j]) for i, j in index_pairs(
                     footage.source_ids, extra)} <= matched:
@@ -155,9 +166,9 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
         for camera in rec.cameras.values():
             camera.rescale(width, height)
         cameras = scale_intrinsics(cameras, width, height)
-    points = np.array([p.xyz for p in rec.points3D.values()], dtype=np.float64).reshape(-1, 3)
+    points = points_of(rec)
     colors = np.array([p.color for p in rec.points3D.values()], dtype=np.uint8).reshape(-1, 3)
-    path = describe_path(cameras, footage, config, prior)
+    path = describe_path(cameras, footage, points, config, prior)
     path["repairs"] = repairs
     path["jump_repair"] = jump_repair  # [before, after] figures of the smooth-path adjustment, or None
     return SfmResult(rec, cameras, points, colors, models_found, float(rec.compute_mean_reprojection_error()), path)
@@ -214,16 +225,49 @@ def unregistered_runs(frame_ids: np.ndarray, n: int) -> list[tuple[int, int]]:
     return runs
 
 
-def find_jumps(cameras: Cameras, footage: Footage, config: ReconConfig) -> list[tuple[int, int]]:
+def points_of(rec: pycolmap.Reconstruction) -> np.ndarray:
+    """[P, 3] the model's triangulated points, world units."""
+    return np.array([p.xyz for p in rec.points3D.values()], dtype=np.float64).reshape(-1, 3)
+
+
+def footage_steps(cameras: Cameras, footage: Footage, points: np.ndarray | None, config: ReconConfig) -> PathSteps:
+    """The steps of ``cameras`` (at least 2) against their frames' change, with the still floor of
+    ``jump_min_shift`` at the depth of ``points`` [P, 3] (no floor without points)."""
+    depth = scene_depth(cameras, points) if points is not None and len(points) else 0.0
+    still = still_step(cameras, depth, config.jump_min_shift) if depth > 0 else (0.0, 0.0)
+    return path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy(), still)
+
+
+def long_steps(steps: PathSteps, config: ReconConfig) -> list[tuple[int, int]]:
+    """Neighbouring cameras (indices) stepping ``long_step_ratio`` times further than the median step, beyond
+    the still floor, however much the image changes; none under 4 cameras."""
+    if len(steps.radius) < 4:
+        return []
+    return [(int(k), int(k) + 1) for k in np.flatnonzero((steps.motion_ratios() > config.long_step_ratio)
+                                                         & steps.moving())]
+
+
+def far_steps(cameras: Cameras, footage: Footage, points: np.ndarray, config: ReconConfig) -> list[tuple[int, int]]:
+    """The steps a repair round re-samples: long steps (``densify_long_steps``) and jumps (``repair_jumps``)."""
+    if len(cameras) < 4:
+        return []
+    steps = footage_steps(cameras, footage, points, config)
+    far = set(long_steps(steps, config)) if config.densify_long_steps else set()
+    far |= set(step_jumps(steps, orbit_span_degrees(cameras), config)) if config.repair_jumps else set()
+    return sorted(far)
+
+
+def find_jumps(cameras: Cameras, footage: Footage, config: ReconConfig,
+               points: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Neighbouring cameras (indices into ``cameras``) that step ``jump_ratio`` times further than the
     median step while the image changes no more than usual (see :meth:`PathSteps.ratios`); on an
     orbit, also those stepping ``jump_ratio_radial`` times further while the radius changes by more
     than ``jump_radius_change`` and the image by no more than ``jump_ordinary_change`` times its
-    median (an orbit keeps its radius; a line or an arc of a few degrees has none to keep)."""
+    median (an orbit keeps its radius; a line or an arc of a few degrees has none to keep). With
+    ``points`` [P, 3], steps under the still floor (``jump_min_shift``) are none."""
     if len(cameras) < 4:  # step_jumps finds none: no thumbnails to make
         return []
-    return step_jumps(path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy()),
-                      orbit_span_degrees(cameras), config)
+    return step_jumps(footage_steps(cameras, footage, points, config), orbit_span_degrees(cameras), config)
 
 
 def step_jumps(steps: PathSteps, span_degrees: float, config: ReconConfig) -> list[tuple[int, int]]:
@@ -236,7 +280,7 @@ def step_jumps(steps: PathSteps, span_degrees: float, config: ReconConfig) -> li
         radial = np.abs(np.log(np.maximum(steps.radius_ratios(), 1e-12))) > np.log1p(config.jump_radius_change)
         ordinary = steps.change_ratios() <= config.jump_ordinary_change
         jumps |= radial & ordinary & (ratios > config.jump_ratio_radial)
-    return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps)]
+    return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps & steps.moving())]
 
 
 def smooth_path_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: list[str], footage: Footage,
@@ -245,14 +289,13 @@ def smooth_path_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: lis
     of ``rec``; the copy is kept only if the largest step ratio at the jumps shrinks and the mean reprojection
     error grows by less than ``jump_loss_px``. Returns the model, its
     cameras and the figures before and after (None when there was no jump), for metrics.json."""
-    jumps = find_jumps(cameras, footage, config)
+    jumps = find_jumps(cameras, footage, config, points_of(rec))
     if not jumps:
         return rec, cameras, None
-    thumbs = thumbnails(footage.images[cameras.frame_ids]).numpy()
     closed = prior.closed_loop or orbit_span_degrees(cameras) >= CLOSED_LOOP_DEGREES
     trial = pycolmap.Reconstruction(rec)
     smoothed = smooth_jumps(trial, cameras, names, jumps, closed, config)
-    before, after = path_steps(cameras, thumbs), path_steps(smoothed, thumbs)
+    before, after = footage_steps(cameras, footage, None, config), footage_steps(smoothed, footage, None, config)
     at = [k for k, _ in jumps]
     errors = [rec.compute_mean_reprojection_error(), trial.compute_mean_reprojection_error()]  # px
     kept = bool(after.ratios()[at].max() < before.ratios()[at].max() and errors[1] < errors[0] + config.jump_loss_px)
@@ -303,11 +346,13 @@ def repair(footage: Footage, spans: list[tuple[int, int]], extra: set[tuple[int,
     return action
 
 
-def describe_path(cameras: Cameras, footage: Footage, config: ReconConfig, prior: CameraPrior) -> dict:
-    """The path's largest step (degrees, against the median), its radius there, its sweep and its jumps."""
+def describe_path(cameras: Cameras, footage: Footage, points: np.ndarray, config: ReconConfig,
+                  prior: CameraPrior) -> dict:
+    """The path's largest step (degrees, against the median), its radius there, its sweep, its long steps and
+    its jumps (both above the still floor at the depth of ``points`` [P, 3])."""
     if len(cameras) < 3:
         return {}
-    steps = path_steps(cameras, thumbnails(footage.images[cameras.frame_ids]).numpy())
+    steps = footage_steps(cameras, footage, points, config)
     k = int(np.argmax(steps.rotation_degrees))
     a, b = (int(footage.source_ids[cameras.frame_ids[i]]) for i in (k, k + 1))
     span = orbit_span_degrees(cameras)
@@ -317,6 +362,10 @@ def describe_path(cameras: Cameras, footage: Footage, config: ReconConfig, prior
         "largest_step_frames": [a, b],
         "largest_step_ratio": round(float(steps.ratios().max()), 2),
         "radius_ratio_at_largest_step": round(float(steps.radius_ratios()[k]), 3),
+        "largest_motion_ratio": round(float(steps.motion_ratios().max()), 2),
+        "still_step_degrees": round(steps.still_degrees, 3),
+        "long_steps": [[int(footage.source_ids[cameras.frame_ids[i]]), int(footage.source_ids[cameras.frame_ids[j]])]
+                       for i, j in long_steps(steps, config)],
         "jumps": [[int(footage.source_ids[cameras.frame_ids[i]]), int(footage.source_ids[cameras.frame_ids[j]])]
                   for i, j in step_jumps(steps, span, config)],
         "orbit_span_degrees": round(span, 1),

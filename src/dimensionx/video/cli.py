@@ -21,7 +21,8 @@ def register(commands) -> None:
     add_video_flags(video)
     video.add_argument("--out", help="output mp4 (a folder with --batch)")
     video.add_argument("--overwrite", action="store_true", default=None, help="replace existing outputs")
-    video.add_argument("--batch", help="file of `image@@prompt[@@motion]` lines, one video each")
+    video.add_argument("--batch", help="file of `image@@prompt[@@motion]` lines, one video each; run again, it keeps "
+                       "the videos already made")
     video.add_argument("--config", help="YAML preset (configs/) or a JSON sidecar to reproduce")
     video.set_defaults(run=run_video)
 
@@ -54,7 +55,9 @@ VIDEO_FLAGS = {
     "device": ("--device", dict(help=default_help(VideoConfig, "device", "auto, cuda, cuda:N or cpu"))),
     "dtype": ("--dtype", dict(help=default_help(VideoConfig, "dtype", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32"))),
     "mode": ("--mode", dict(help=default_help(VideoConfig, "mode", "exact, fast (FP8 + step cache) or lowmem (offload); CPU runs eager"))),
-    "gpus": ("--gpus", dict(type=int, help=default_help(VideoConfig, "gpus", "2 = CFG-parallel over two GPUs (torchrun underneath; CPU processes with --device cpu)"))),
+    "gpus": ("--gpus", dict(type=int, help=default_help(VideoConfig, "gpus", "2 = CFG-parallel over two GPUs; with --batch, N GPUs "
+                                                       "share the lines, one whole video each (torchrun underneath; CPU "
+                                                       "processes with --device cpu)"))),
 }
 
 
@@ -80,15 +83,18 @@ def run_video(args: argparse.Namespace) -> int:
     if not config.batch:
         check_inputs(config)  # a typo costs no torch import
 
-    from .batch import generate_batch
+    from .batch import generate_batch, read_batch
     from .generator import generate_video
-    from .parallel import is_distributed, launch
+    from .parallel import check_visible_gpus, is_distributed, is_main_process, launch
 
     if config.gpus > 1 and not is_distributed():
-        return launch(args.argv, config.gpus)
-    if config.batch:
+        if config.batch:
+            read_batch(config)  # a typo costs no processes
+        check_visible_gpus(config.gpus, config.device)
+        return launch(args.argv, config.gpus, batch=bool(config.batch))
+    if config.batch:  # with --gpus N: this rank's share of the lines; rank 0 reports the run
         results = generate_batch(config)
-        return 1 if any(r.error for r in results) else 0
+        return 1 if is_main_process() and any(r.error for r in results) else 0
     generate_video(config)
     return 0
 

@@ -83,6 +83,6 @@ class VideoConfig:
     dtype: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp16", "fp32"
     mode: str = "exact"  # "exact", "fast" (FP8 + step cache) or "lowmem" (offload); see modes.py
     mode_settings: ModeConfig = dataclasses.field(default_factory=ModeConfig)  # knobs of the modes (YAML only)
-    gpus: int = 1  # 2 = CFG-parallel: the two guidance branches run on two GPUs (or CPU processes)
+    gpus: int = 1  # 2 = CFG-parallel: the two guidance branches run on two GPUs (or CPU processes); with batch, N share the lines
     uncond: str = "empty"  # text of the unguided branch: "empty" (embedding of "", diffusers) or "zero" (zero embedding, as SAT)
     loop_frames: int = 0  # > 0: the last N frames cross-fade into the first, so the video loops without a jump (see loop.py)

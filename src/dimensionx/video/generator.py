@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ from .image import fit_image, load_image
 from .inputs import DTYPE_NAMES, check_inputs, output_path, parse_motion
 from .loop import close_loop
 from .modes import apply_mode, check_mode, weights_editable
-from .parallel import enable_cfg_parallel, init_process, is_distributed, is_main_process
+from .parallel import cfg_processes, enable_cfg_parallel, init_process, is_distributed, is_main_process
 
 logger = logging.getLogger(__name__)
 
@@ -322,8 +321,9 @@ def generate_video(config: VideoConfig, generator: DirectorVideoGenerator | None
     # 5. Fit the photo to the model.
     height, width = generator.size
     image = fit_image(photo, width, height, config.fit)
-    # 6-7. Denoise and decode (with --gpus 2, the first process decodes and writes).
-    frames, seconds = generator(image, config.prompt, config, decode=is_main_process())
+    # 6-7. Denoise and decode (CFG-parallel, --gpus 2: the first process decodes and writes).
+    decode = cfg_processes(generator.pipe.transformer) == 1 or is_main_process()
+    frames, seconds = generator(image, config.prompt, config, decode=decode)
     out = output_path(config)
     if frames is None:
         return out
@@ -364,7 +364,7 @@ def _sidecar(config: VideoConfig, generator: DirectorVideoGenerator, frames: np.
         "video": {"frames": int(frames.shape[0]), "height": int(frames.shape[1]), "width": int(frames.shape[2]), "fps": config.fps},
         "device": {"type": generator.device.type, "name": _device_name(generator.device), "dtype": str(generator.dtype).removeprefix("torch.")},
         "mode": {"name": generator.mode, "notes": generator.mode_notes},
-        "processes": int(os.environ.get("WORLD_SIZE", "1")),
+        "processes": cfg_processes(pipe.transformer),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "versions": {"dimensionx": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
                      "transformers": transformers.__version__, "peft": peft.__version__},

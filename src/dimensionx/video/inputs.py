@@ -84,8 +84,13 @@ def check_inputs(config: VideoConfig) -> None:
     check_video_encoder(f"--out {out}")
 
 
-def check_gpus(processes: int) -> None:
-    """``--gpus``: 1, or 2 for CFG-parallel (one guidance branch per GPU)."""
+def check_gpus(processes: int, batch: bool = False) -> None:
+    """``--gpus``: 1, or 2 for CFG-parallel (one guidance branch per GPU); with ``--batch``, N >= 1 processes
+    that share the file's lines (one whole video per process at a time)."""
+    if batch:
+        if processes < 1:
+            raise DimensionXError(f"--gpus {processes}: with --batch, N processes (one GPU each) share the lines: use 1 or more")
+        return
     if processes not in (1, 2):
         raise DimensionXError(f"--gpus {processes}: CFG-parallel splits the two guidance branches, so use --gpus 2 (or 1)")
 

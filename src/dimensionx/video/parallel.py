@@ -1,4 +1,5 @@
-"""CFG-parallel generation over several processes (``dimensionx video --gpus 2``).
+"""CFG-parallel generation over several processes (``dimensionx video --gpus 2``), and the torchrun
+launch that it, ``orbit``, ``scene4d`` and the sharded ``video --batch FILE --gpus N`` share.
 
 With classifier-free guidance the transformer sees a batch of two per step: the
 unconditional and the conditional branch. Here each process runs ONE branch and the two
@@ -61,6 +62,17 @@ def enable_cfg_parallel(transformer: torch.nn.Module) -> None:
     HookRegistry.check_if_exists_or_initialize(transformer).register_hook(CFGParallelHook(), HOOK_NAME)
 
 
+def disable_cfg_parallel(transformer: torch.nn.Module) -> None:
+    """Each process makes whole videos again (``--batch`` over several processes), not one guidance branch of each."""
+    HookRegistry.check_if_exists_or_initialize(transformer).remove_hook(HOOK_NAME)
+
+
+def cfg_processes(transformer: torch.nn.Module) -> int:
+    """Processes that share each video ``transformer`` makes: the world while the CFG hook is on, else 1."""
+    registry = getattr(transformer, "_diffusers_hook", None)
+    return dist.get_world_size() if registry is not None and registry.get_hook(HOOK_NAME) is not None else 1
+
+
 def is_distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
@@ -68,10 +80,7 @@ def is_distributed() -> bool:
 def init_process(device: str) -> torch.device:
     """Joins the process group started by :func:`launch`; returns this process's device."""
     use_cuda = device != "cpu" and torch.cuda.is_available()
-    if use_cuda and torch.cuda.device_count() < int(os.environ["WORLD_SIZE"]):
-        raise DimensionXError(
-            f"--gpus {os.environ['WORLD_SIZE']} but only {torch.cuda.device_count()} CUDA GPU(s) are visible: lower --gpus"
-        )
+    check_visible_gpus(int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])), device)  # this machine's share
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
         atexit.register(leave_process_group)
@@ -80,6 +89,13 @@ def init_process(device: str) -> torch.device:
     local = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     torch.cuda.set_device(local)
     return local
+
+
+def check_visible_gpus(processes: int, device: str) -> None:
+    """One GPU per process of this machine: refuses more processes than CUDA GPUs are visible (CPU processes pass)."""
+    if device != "cpu" and torch.cuda.is_available() and torch.cuda.device_count() < processes:
+        raise DimensionXError(f"--gpus {processes} but only {torch.cuda.device_count()} CUDA GPU(s) are visible: lower --gpus "
+                              "(or pass --device cpu for CPU processes)")
 
 
 def leave_process_group() -> None:
@@ -95,10 +111,23 @@ def is_main_process() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-def launch(argv: list[str], processes: int) -> int:
-    """Re-runs ``dimensionx`` with ``argv`` under torchrun, one process per GPU."""
-    check_gpus(processes)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "dimensionx.cli", *argv]
-    logger.info("launching %d processes: %s", processes, " ".join(command))
+# torchrun (``python -m torch.distributed.run``) whose exit status is the first failed process's, without its
+# traceback and failure table: that process has said what failed in one line already.
+TORCHRUN = """import sys
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import main
+try:
+    main()
+except ChildFailedError as failed:
+    code = failed.get_first_failure()[1].exitcode
+    sys.exit(code if code > 0 else 128 - code)
+"""
+
+
+def launch(argv: list[str], processes: int, batch: bool = False) -> int:
+    """Re-runs ``dimensionx`` with ``argv`` under torchrun, one process per GPU; ``batch``: the processes share
+    a ``--batch`` file's lines instead of each video's guidance branches (the rule is :func:`check_gpus`'s)."""
+    check_gpus(processes, batch)
+    command = [sys.executable, "-c", TORCHRUN, "--standalone", f"--nproc_per_node={processes}", "-m", "dimensionx.cli", *argv]
+    logger.info("launching %d processes: torchrun %s", processes, " ".join(command[3:]))
     return subprocess.run(command, check=False).returncode

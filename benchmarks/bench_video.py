@@ -420,6 +420,7 @@ def main() -> None:
     if args.warm_start_child:
         return warm_start_child(args)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")  # cold: empty cache
+    os.environ["DIMENSIONX_CACHE"] = tempfile.mkdtemp(prefix="dimensionx-cold-")  # and no compile-artifact file (modes.py)
     modes = args.modes.split(",")
     image, lora = test_image(), random_director(args.lora_rank, args.seed, Path(tempfile.mkdtemp()))
     report = {"environment": environment(), "settings": {"frames": args.frames, "height": VAE["sample_height"], "width": VAE["sample_width"], "steps": args.steps,

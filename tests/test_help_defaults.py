@@ -9,8 +9,12 @@ import pytest
 
 from dimensionx.cli import build_parser
 from dimensionx.config import default_help
+from dimensionx.app.config import AppConfig
+from dimensionx.fourd.config import FourDConfig
 from dimensionx.models.config import ConvertConfig
 from dimensionx.orbit.config import OrbitConfig
+from dimensionx.recon.config import ReconConfig
+from dimensionx.train.config import DatasetConfig, TrainConfig
 from dimensionx.video.config import VideoConfig
 
 
@@ -35,12 +39,30 @@ def help_defaults(command: str) -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("command, config", [("video", VideoConfig), ("orbit", OrbitConfig), ("convert-sat", ConvertConfig)])
-def test_every_stated_default_is_the_config_default(command, config):
-    defaults = {f.name: getattr(config(), f.name) for f in dataclasses.fields(config)}
+def field_defaults(config: type, prefix: str = "") -> dict:
+    return {prefix + f.name: getattr(config(), f.name) for f in dataclasses.fields(config)}
+
+
+# subcommand -> ({dest: the config default}, fewest defaults its help states)
+COMMANDS = {
+    "video": (field_defaults(VideoConfig), 9),
+    "orbit": (field_defaults(OrbitConfig), 9),
+    "convert-sat": (field_defaults(ConvertConfig), 1),
+    "recon": (field_defaults(ReconConfig), 7),
+    "scene3d": (field_defaults(ReconConfig) | field_defaults(VideoConfig, "video_"), 19),
+    "scene4d": (field_defaults(FourDConfig), 20),
+    "train": (field_defaults(TrainConfig), 13),
+    "make-dataset": (field_defaults(DatasetConfig), 8),
+    "app": (field_defaults(AppConfig), 7),
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_stated_default_is_the_config_default(command):
+    defaults, fewest = COMMANDS[command]
     # a None default is described in words (e.g. --lora-scale: 1/rank)
     stated = {dest: text for dest, text in help_defaults(command).items() if defaults.get(dest, None) is not None}
-    assert len(stated) >= (1 if command == "convert-sat" else 9), stated
+    assert len(stated) >= fewest, stated
     for dest, text in stated.items():
         value = defaults[dest]
         assert text == (f"{value:g}" if isinstance(value, float) else str(value)), (command, dest, text, value)

@@ -46,11 +46,14 @@ def test_torch_fused_adam_kernel_and_foreach_add():
     torch.testing.assert_close(param, torch.full((3,), 0.9))  # first Adam step moves by lr * sign(grad)
 
 
-def test_torch_inductor_default_cache_dir():
-    """video/modes.py tells torch's own /tmp default apart from a cache folder the user chose."""
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+def test_pillow_format_registry():
+    """imagefiles.py reads image headers through Pillow's registered openers (Image.ID order, Image.OPEN)."""
+    from PIL import Image
 
-    assert isinstance(default_cache_dir(), str)
+    Image.init()
+    factory, accept = Image.OPEN["PNG"]
+    assert "PNG" in Image.ID and accept(b"\x89PNG\r\n\x1a\n") and callable(factory), \
+        "Pillow changed Image.OPEN / Image.ID: imagefiles._open_unchecked reads headers through them"
 
 
 def test_gsplat_default_strategy_update_state():

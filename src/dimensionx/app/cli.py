@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..config import config_from_args
+from ..config import config_from_args, default_help
 from ..errors import DimensionXError
 from .config import AppConfig, is_loopback
 
@@ -16,15 +16,15 @@ def register(commands) -> None:
     app = commands.add_parser(
         "app", help="web page: pick a motion, watch the video, build and turn the 3D scene",
         description="Serve the DimensionX web app (Gradio). Binds to 127.0.0.1 unless --host says otherwise.")
-    app.add_argument("--model", help='video model: hub id, local diffusers folder, or "tiny" (random weights, for demos)')
+    app.add_argument("--model", help=default_help(AppConfig, "model", 'video model: hub id, local diffusers folder, or "tiny" (random weights, for demos)'))
     app.add_argument("--lora-dir", help="folder searched for director files by name")
-    app.add_argument("--device", help="auto (default), cuda, cuda:N or cpu")
-    app.add_argument("--host", help="interface to listen on (default 127.0.0.1); 0.0.0.0 opens the app to the network")
-    app.add_argument("--port", type=int, help="TCP port (default 7860; 0: the first free one from 7860)")
+    app.add_argument("--device", help=default_help(AppConfig, "device", "auto, cuda, cuda:N or cpu"))
+    app.add_argument("--host", help=default_help(AppConfig, "host", "interface to listen on; 0.0.0.0 opens the app to the network"))
+    app.add_argument("--port", type=int, help=default_help(AppConfig, "port", "TCP port; 0: the first free one from the default"))
     app.add_argument("--share-dir", help="root of the per-session output folders (default: <system temp>/dimensionx-app)")
-    app.add_argument("--session-ttl-minutes", type=float, help="a session's files are removed this long after its last job (default 120)")
-    app.add_argument("--max-upload-mb", type=float, help="largest accepted upload, MB (default 50)")
-    app.add_argument("--max-image-megapixels", type=float, help="largest accepted input image, megapixels (default 40)")
+    app.add_argument("--session-ttl-minutes", type=float, help=default_help(AppConfig, "session_ttl_minutes", "a session's files are removed this long after its last job"))
+    app.add_argument("--max-upload-mb", type=float, help=default_help(AppConfig, "max_upload_mb", "largest accepted upload, MB"))
+    app.add_argument("--max-image-megapixels", type=float, help=default_help(AppConfig, "max_image_megapixels", "largest accepted input image, megapixels"))
     app.add_argument("--video-config", help="YAML preset or JSON sidecar for the form's defaults (e.g. configs/tiny.yaml)")
     app.add_argument("--recon-config", help="YAML ReconConfig for 'Build 3D scene' (e.g. configs/recon.yaml)")
     app.add_argument("--fourd-config", help="YAML FourDConfig for 'Build 4D scene' (e.g. configs/fourd.yaml)")

@@ -5,35 +5,37 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..config import load_config
+from ..config import default_help, load_config
 from .config import FourDConfig
 
 FLAGS = {  # flag -> help; every other FourDConfig field is reachable through --config
     "prompt": "caption of the photo",
     "out": "scene folder (an existing one made with the same settings is resumed)",
-    "model": 'video model: hub id, local folder, or "tiny" (random weights, for tests)',
+    "model": default_help(FourDConfig, "model", 'video model: hub id, local folder, or "tiny" (random weights, for tests)'),
     "lora_dir": "folder searched for director files by name",
-    "mode": "exact (default), fast or lowmem",
-    "device": "device of the video model: auto, cuda, cpu",
-    "fit_device": "device of the 4D fit: auto, cuda, cpu",
-    "steps": "denoising steps of a full video (default 50)",
-    "seed": "seed of every video and of the fit",
-    "space_director": "S-Director of the spatial videos (default orbit_left)",
-    "time_frames": "frames of the T-Director video, 8k+1: 9, 17, ..., 49 (default 49)",
-    "times": "M: rows (times) of the grid, 8k+1 (default 9)",
-    "views": "K: columns (views) of the grid, 8k+1 (default 25)",
-    "loops": "multi-loop refinement rounds (default 1)",
-    "refine_strength": "SDEdit strength of each refinement pass, 0-1 (default 0.3)",
-    "batch": "videos of one shape denoised together, rows and refinement (default 8; lowmem runs 1); lower it if memory is short",
-    "gpus": "N: share the grid's videos over N processes, one GPU each (torchrun underneath; CPU processes with --device cpu)",
-    "ip_start": "identity-preserving: fraction of the schedule skipped (default 0.2)",
-    "ip_strength": "identity-preserving: blend weight of the reference, 1 - lambda (default 0.5)",
-    "ip_until": "identity-preserving: fraction of the schedule blended (default 0.5)",
+    "mode": default_help(FourDConfig, "mode", "exact, fast or lowmem"),
+    "device": default_help(FourDConfig, "device", "device of the video model: auto, cuda, cpu"),
+    "fit_device": default_help(FourDConfig, "fit_device", "device of the 4D fit: auto, cuda, cpu"),
+    "steps": default_help(FourDConfig, "steps", "denoising steps of a full video"),
+    "seed": default_help(FourDConfig, "seed", "seed of every video and of the fit"),
+    "space_director": default_help(FourDConfig, "space_director", "S-Director of the spatial videos"),
+    "time_frames": default_help(FourDConfig, "time_frames", "frames of the T-Director video, 8k+1: 9, 17, ..., 49"),
+    "times": default_help(FourDConfig, "times", "M: rows (times) of the grid, 8k+1"),
+    "views": default_help(FourDConfig, "views", "K: columns (views) of the grid, 8k+1"),
+    "loops": default_help(FourDConfig, "loops", "multi-loop refinement rounds"),
+    "refine_strength": default_help(FourDConfig, "refine_strength", "SDEdit strength of each refinement pass, 0-1"),
+    "batch": default_help(FourDConfig, "batch", "videos of one shape denoised together, rows and refinement; lowmem runs 1; "
+                                                "lower it if memory is short"),
+    "gpus": default_help(FourDConfig, "gpus", "N: share the grid's videos over N processes, one GPU each (torchrun underneath; "
+                                              "CPU processes with --device cpu)"),
+    "ip_start": default_help(FourDConfig, "ip_start", "identity-preserving: fraction of the schedule skipped"),
+    "ip_strength": default_help(FourDConfig, "ip_strength", "identity-preserving: blend weight of the reference, 1 - lambda"),
+    "ip_until": default_help(FourDConfig, "ip_until", "identity-preserving: fraction of the schedule blended"),
     "cameras": "transforms.json with one camera per view: skips SfM",
     "iterations": "4D fit iterations (default on CUDA: fit_iterations of the mode, exact 6000, fast 3000; 300 on CPU)",
-    "max_size": "px, longest side of the frames the fit sees (default 480)",
-    "init_points": "Gaussians drawn in the cameras' box when --cameras replaces SfM (default 20000)",
-    "render_frames": "frames of each render video (default 49)",
+    "max_size": default_help(FourDConfig, "max_size", "px, longest side of the frames the fit sees"),
+    "init_points": default_help(FourDConfig, "init_points", "Gaussians drawn in the cameras' box when --cameras replaces SfM"),
+    "render_frames": default_help(FourDConfig, "render_frames", "frames of each render video"),
 }
 
 
@@ -64,8 +66,8 @@ def register(commands) -> None:
     group.add_argument("--time", type=float, help="orbit along the views at this time in [0, 1] (default 0.5)")
     group.add_argument("--view", type=int, help="time-lapse from this view")
     group.add_argument("--spiral", action="store_true", help="time 0 -> 1 while the camera travels the views and back")
-    render4d.add_argument("--frames", type=int, help=f"frames of the video (default {FourDConfig.render_frames}); "
-                                                      "with --export, times exported")
+    render4d.add_argument("--frames", type=int, help=default_help(FourDConfig, "render_frames", "frames of the video; "
+                                                                   "with --export, times exported"))
     render4d.add_argument("--fps", type=int, default=FourDConfig.render_fps, help="frames per second")
     render4d.add_argument("--device", default="auto", help="auto, cuda or cpu")
     render4d.add_argument("--overwrite", action="store_true", help="replace --out or --export")

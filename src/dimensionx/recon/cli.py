@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..config import load_config
+from ..config import default_help, load_config
 from .config import ReconConfig
 
 
@@ -26,7 +26,7 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="named defaults of the settings left unset: default (= fast: 3000 iterations, "
                         "SfM at 480 px), quality (7000 iterations, SfM at full size), mcmc (gsplat's MCMC strategy); "
                         "CPU runs keep their small defaults")
-    parser.add_argument("--frames", type=int, help="frames sampled uniformly from the shot (default 64)")
+    parser.add_argument("--frames", type=int, help=default_help(ReconConfig, "frames", "frames sampled uniformly from the shot"))
     parser.add_argument("--max-size", dest="max_size", type=int, help="px, longest image side (default 720 on CUDA, 240 on CPU; 0 keeps)")
     parser.add_argument("--shot", type=int, help="shot of a montage to reconstruct, 0-based (default: the longest)")
     parser.add_argument("--orbit-degrees", dest="orbit_degrees", type=float,
@@ -36,8 +36,8 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, help="training iterations (default 3000 on CUDA, 300 on CPU)")
     parser.add_argument("--max-gaussians", dest="max_gaussians", type=int,
                         help="SfM points the splats start from, at most (default all on CUDA, 6000 on CPU; 0: all)")
-    parser.add_argument("--sh-degree", dest="sh_degree", type=int, help="spherical harmonics degree, 0-3 (default 3)")
-    parser.add_argument("--holdout", type=int, help="hold out every K-th frame for evaluation (default 8; 0: none)")
+    parser.add_argument("--sh-degree", dest="sh_degree", type=int, help=default_help(ReconConfig, "sh_degree", "spherical harmonics degree, 0-3"))
+    parser.add_argument("--holdout", type=int, help=default_help(ReconConfig, "holdout", "hold out every K-th frame for evaluation; 0: none"))
     parser.add_argument("--refine-cameras", dest="refine_cameras", action="store_true", default=None,
                         help="optimise the training cameras' poses with the splats")
     parser.add_argument("--appearance", action="store_true", default=None,
@@ -45,12 +45,12 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy", help="densification: default (clone / split / prune) or mcmc (CUDA only, capped "
                         "at mcmc_cap Gaussians); default: the preset's")
     parser.add_argument("--densify", action=argparse.BooleanOptionalAction, default=None,
-                        help="gsplat DefaultStrategy densification (default on)")
+                        help=default_help(ReconConfig, "densify", "gsplat DefaultStrategy densification"))
     parser.add_argument("--orbit-frames", dest="orbit_frames", type=int, help="frames of renders/orbit.mp4 (default 120 on CUDA, 24 on CPU; 0: none)")
-    parser.add_argument("--device", help="auto (default), cuda or cpu")
-    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--device", help=default_help(ReconConfig, "device", "auto, cuda or cpu"))
+    parser.add_argument("--seed", type=int, help=default_help(ReconConfig, "seed", "random seed"))
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar while training (default on)")
+                        help=default_help(ReconConfig, "progress", "progress bar while training"))
 
 
 RECON_FIELDS = {f.name for f in dataclasses.fields(ReconConfig)}

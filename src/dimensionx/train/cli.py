@@ -6,8 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ..config import load_config
-from ..models.hub import DEFAULT_MODEL
+from ..config import default_help, load_config
 from .config import DatasetConfig, TrainConfig
 
 
@@ -20,26 +19,26 @@ def register(commands) -> None:
         "or finetune_multi_gpus.sh.",
     )
     train.add_argument("--config", help="YAML preset (configs/train/s_director.yaml) or a run's train_config.json")
-    train.add_argument("--model", help=f"hub id or local diffusers folder (default {DEFAULT_MODEL}); `tiny` for the tiny random model")
+    train.add_argument("--model", help=default_help(TrainConfig, "model", "hub id or local diffusers folder; `tiny` for the tiny random model"))
     train.add_argument("--data", help="CSV file (video,caption), folder with metadata.csv, or folder of videos/ + captions/")
     train.add_argument("--output-dir", help="run folder: train_log.jsonl, checkpoints/, pytorch_lora_weights.safetensors")
-    train.add_argument("--max-steps", type=int, help="optimiser steps (default 3000)")
+    train.add_argument("--max-steps", type=int, help=default_help(TrainConfig, "max_steps", "optimiser steps"))
     train.add_argument("--resume", nargs="?", const="latest", help="continue from a checkpoint folder, or `latest` (the default value)")
     train.add_argument("--overwrite", action="store_true", default=None, help="start afresh in an existing run folder")
-    train.add_argument("--rank", type=int, help="LoRA rank (default 256)")
-    train.add_argument("--learning-rate", type=float, help="AdamW learning rate (default 1e-3)")
-    train.add_argument("--micro-batch", type=int, help="clips per process per micro-step (default 2)")
-    train.add_argument("--grad-accumulation", type=int, help="micro-steps per optimiser step (default 1)")
-    train.add_argument("--frames", type=int, help="frames per clip, 4k+1 (default 49)")
+    train.add_argument("--rank", type=int, help=default_help(TrainConfig, "rank", "LoRA rank"))
+    train.add_argument("--learning-rate", type=float, help=default_help(TrainConfig, "learning_rate", "AdamW learning rate"))
+    train.add_argument("--micro-batch", type=int, help=default_help(TrainConfig, "micro_batch", "clips per process per micro-step"))
+    train.add_argument("--grad-accumulation", type=int, help=default_help(TrainConfig, "grad_accumulation", "micro-steps per optimiser step"))
+    train.add_argument("--frames", type=int, help=default_help(TrainConfig, "frames", "frames per clip, 4k+1"))
     train.add_argument("--pre-encode", action="store_true", default=None, help="cache VAE latents and T5 embeddings on disk first")
     train.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
-                       help="recompute activations in the backward pass (default on)")
-    train.add_argument("--mixed-precision", help="auto, bf16, fp16 or no")
-    train.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 250)")
-    train.add_argument("--sample-every", type=int, help="steps between sample videos (default 0: none)")
-    train.add_argument("--sample-steps", type=int, help="denoising steps of a sample video (default 50)")
-    train.add_argument("--num-workers", type=int, help="data-loader worker processes (default 2)")
-    train.add_argument("--seed", type=int, help="seed of noise, timesteps, dropout and data order (default 42)")
+                       help=default_help(TrainConfig, "gradient_checkpointing", "recompute activations in the backward pass"))
+    train.add_argument("--mixed-precision", help=default_help(TrainConfig, "mixed_precision", "auto, bf16, fp16 or no"))
+    train.add_argument("--checkpoint-every", type=int, help=default_help(TrainConfig, "checkpoint_every", "steps between checkpoints"))
+    train.add_argument("--sample-every", type=int, help=default_help(TrainConfig, "sample_every", "steps between sample videos; 0: none"))
+    train.add_argument("--sample-steps", type=int, help=default_help(TrainConfig, "sample_steps", "denoising steps of a sample video"))
+    train.add_argument("--num-workers", type=int, help=default_help(TrainConfig, "num_workers", "data-loader worker processes"))
+    train.add_argument("--seed", type=int, help=default_help(TrainConfig, "seed", "seed of noise, timesteps, dropout and data order"))
     train.set_defaults(run=run_train, kept_on_interrupt=kept_checkpoints)
 
     make = commands.add_parser(
@@ -50,15 +49,15 @@ def register(commands) -> None:
     )
     make.add_argument("scene", nargs="?", help="scene folder written by `dimensionx recon`")
     make.add_argument("--out", help="dataset folder to write")
-    make.add_argument("--motions", help="`all` (default) or a comma list, e.g. orbit_left,pan_right")
-    make.add_argument("--clips", type=int, help="clips per motion (default 8)")
-    make.add_argument("--frames", type=int, help="frames per clip (default 49)")
-    make.add_argument("--size", help="WIDTHxHEIGHT px (default 720x480)")
-    make.add_argument("--fps", type=int, help="frames per second of the mp4s (default 8)")
+    make.add_argument("--motions", help=default_help(DatasetConfig, "motions", "`all` or a comma list, e.g. orbit_left,pan_right"))
+    make.add_argument("--clips", type=int, help=default_help(DatasetConfig, "clips", "clips per motion"))
+    make.add_argument("--frames", type=int, help=default_help(DatasetConfig, "frames", "frames per clip"))
+    make.add_argument("--size", help=default_help(DatasetConfig, "size", "WIDTHxHEIGHT px"))
+    make.add_argument("--fps", type=int, help=default_help(DatasetConfig, "fps", "frames per second of the mp4s"))
     make.add_argument("--caption", help="caption of every clip (default: a 3D scene of <scene folder name>)")
-    make.add_argument("--device", help="auto, cuda (gsplat) or cpu (reference renderer)")
-    make.add_argument("--jitter", type=float, help="degrees of random swing of each start camera (default 5; 0 = the recon cameras)")
-    make.add_argument("--seed", type=int, help="seed of the start-camera jitter")
+    make.add_argument("--device", help=default_help(DatasetConfig, "device", "auto, cuda (gsplat) or cpu (reference renderer)"))
+    make.add_argument("--jitter", type=float, help=default_help(DatasetConfig, "jitter", "degrees of random swing of each start camera; 0: the recon cameras"))
+    make.add_argument("--seed", type=int, help=default_help(DatasetConfig, "seed", "seed of the start-camera jitter"))
     make.add_argument("--overwrite", action="store_true", default=None, help="replace an existing dataset folder")
     make.add_argument("--config", help="YAML preset")
     make.set_defaults(run=run_make_dataset, kept_on_interrupt=kept_motions)

@@ -17,7 +17,7 @@ class ModeConfig:
     """Knobs of the speed modes (``--mode``, see modes.py); the defaults are the measured ones (docs/speed.md)."""
 
     compile: bool = True  # exact, fast: torch.compile each transformer block (first call: +15 s cold, +5 s warm on an H100)
-    compile_cache: str | None = None  # Inductor cache folder; None: $TORCHINDUCTOR_CACHE_DIR, else $DIMENSIONX_CACHE/inductor
+    compile_cache: str | None = None  # folder of torch's compile-artifact files (modes.compile_regions); None: $DIMENSIONX_CACHE/inductor
     fp8: bool = True  # fast: FP8 row-wise GEMMs in the transformer blocks (torchao, compute capability 8.9+)
     # fast: TaylorSeer (Liu et al., ICCV 2025) runs the transformer fully on the first
     # `cache_warmup_steps` steps and then on every `cache_interval`-th step, and forecasts the

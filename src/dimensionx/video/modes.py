@@ -4,8 +4,8 @@
 piece is a diffusers hook, processor or config, the pipeline's code is untouched.
 
 - ``exact`` (default): no approximation beyond kernel rounding. Each transformer block is
-  compiled with ``torch.compile`` (the compiled artifacts are cached on disk, so a second
-  process starts warm), attention runs on cuDNN's fused kernel (:mod:`.attention`), the two
+  compiled in place with ``nn.Module.compile`` (torch's compile artifacts are kept in a file of
+  the user's cache folder, so a second process starts warm: :func:`compile_regions`), attention runs on cuDNN's fused kernel (:mod:`.attention`), the two
   guidance branches run as one batch (as stock diffusers does), the T5 encoder lives in CPU
   memory and streams to the GPU only while it encodes, and the VAE decodes in its own temporal
   chunks (2 latent frames at a time with a causal conv cache, as the original).
@@ -29,11 +29,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
 from diffusers.hooks import HookRegistry, ModelHook, TaylorSeerCacheConfig, apply_group_offloading
 
+from ..atomic import atomic_file
 from ..errors import DimensionXError
 from .attention import use_fastest_attention
 from .config import ModeConfig
@@ -70,8 +72,7 @@ def apply_mode(pipe, mode: str, device: torch.device, config: ModeConfig | None 
     if mode == "fast":
         notes += _enable_fp8(pipe.transformer, device) if config.fp8 else ["FP8 off (mode_settings.fp8: false): GEMMs stay bf16"]
     if config.compile:
-        notes += _compile_blocks(pipe.transformer, config)
-        notes += _compile_vae_norms(pipe.vae)
+        notes += compile_regions(pipe.transformer, pipe.vae, _compile_cache_file(config, device))
     if mode == "fast":
         notes += _enable_step_cache(pipe.transformer, config)
     return notes
@@ -128,47 +129,99 @@ def _apply_lowmem(pipe, device: torch.device, config: ModeConfig) -> list[str]:
             f"VAE: decoded in overlapping {height}x{width} px tiles"]
 
 
-def _compile_blocks(transformer, config: ModeConfig) -> list[str]:
-    """Regional compilation: each block's forward is compiled (one graph serves all 42 blocks).
+def compile_regions(transformer, vae, cache_file: Path) -> list[str]:
+    """Compiles the transformer blocks and the VAE decoder's GroupNorms in place; torch's compile
+    artifacts are loaded from ``cache_file`` now and saved to it after the first decode.
 
-    Hooks (step cache, offloading) stay outside the compiled code, wrapped around it. Inductor
-    writes its artifacts to ``_compile_cache``, which a second process reads back: it starts warm.
+    The artifacts are torch's portable "mega cache" (``torch.compiler.save_cache_artifacts``):
+    loading them fills torch's own caches, wherever the user's ``TORCHINDUCTOR_CACHE_DIR`` (or
+    torch's default) puts them; no environment variable is set here.
     """
-    cache = _compile_cache(config)
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+    notes = [_load_compile_cache(cache_file)]
+    notes += _compile_blocks(transformer)
+    notes += _compile_vae_norms(vae)
+    _save_compile_cache_after(vae.decoder, cache_file)
+    return notes
+
+
+def _compile_blocks(transformer) -> list[str]:
+    """Regional compilation: each block compiled in place by ``nn.Module.compile`` (one graph serves
+    all 42 blocks), as diffusers' ``compile_repeated_blocks`` does.
+
+    Hooks added to a block (``fast``'s step cache) run inside its compiled call; diffusers marks their
+    bookkeeping ``torch.compiler.disable``, so it runs eagerly between the compiled graphs.
+    """
     for block in transformer.transformer_blocks:
-        block.forward = torch.compile(block.forward)
-    return [f"torch.compile per transformer block (artifacts cached in {cache})"]
+        block.compile()
+    return ["torch.compile per transformer block"]
+
+
+class CompiledGroupNorm(torch.nn.GroupNorm):
+    """A GroupNorm that ``nn.Module.compile`` really compiles.
+
+    ``Module.compile`` compiles ``Module._call_impl``; Dynamo skips frames of torch.nn's own files,
+    and for a stock GroupNorm both that frame and its ``forward`` are such frames, so nothing is
+    captured (torch 2.13; pytorch/pytorch#150915). This ``forward`` is a frame of this file, from
+    which Dynamo inlines torch's own as usual: the same graph.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # [B, C, ...]
+        return super().forward(input)
 
 
 def _compile_vae_norms(vae) -> list[str]:
-    """Compiles the VAE decoder's GroupNorms (one graph, shapes dynamic).
+    """Compiles the VAE decoder's GroupNorms (one graph, shapes dynamic): each is replaced in the
+    decoder by a :class:`CompiledGroupNorm` holding the same parameters, compiled in place.
 
     PyTorch's eager GroupNorm gives each of the 32 groups one thread block: on the decoder's
     [1, 128, 3, 480, 720] activations that is 32 blocks for 132 SMs, 3.3 ms a call and 0.8 s of
     a 2.3 s decode (H100). Inductor splits each group's reduction over many blocks.
     """
-    norms = [m for m in vae.decoder.modules() if isinstance(m, torch.nn.GroupNorm)]
-    for norm in norms:
-        norm.forward = torch.compile(norm.forward, dynamic=True)
+    norms = [(name, m) for name, m in vae.decoder.named_modules() if type(m) is torch.nn.GroupNorm]
+    for name, norm in norms:
+        compiled = CompiledGroupNorm(norm.num_groups, norm.num_channels, norm.eps, norm.affine, device="meta")
+        compiled.load_state_dict(norm.state_dict(keep_vars=True), assign=True)  # the very parameters, not copies
+        compiled.train(norm.training)
+        compiled.compile(dynamic=True)
+        vae.decoder.set_submodule(name, compiled)
     return [f"torch.compile of the VAE decoder's {len(norms)} GroupNorms"]
 
 
-def _compile_cache(config: ModeConfig) -> str:
-    """``config.compile_cache``, else a TORCHINDUCTOR_CACHE_DIR the user set, else ``$DIMENSIONX_CACHE/inductor``.
-
-    torch itself sets TORCHINDUCTOR_CACHE_DIR to its default in /tmp once Inductor is imported;
-    that value is not taken for the user's, /tmp being emptied at reboot.
-    """
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-    if config.compile_cache:
-        return config.compile_cache
-    user = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if user and os.path.abspath(user) != os.path.abspath(default_cache_dir()):
-        return user
+def _compile_cache_file(config: ModeConfig, device: torch.device) -> Path:
+    """The compile-artifact file of this GPU kind and torch version, in ``config.compile_cache``, else
+    ``$DIMENSIONX_CACHE/inductor`` (torch checks both before it uses an artifact; one file each keeps
+    two GPU kinds from overwriting each other's)."""
     root = Path(os.environ.get("DIMENSIONX_CACHE", Path.home() / ".cache" / "dimensionx"))
-    return str(root / "inductor")
+    folder = Path(config.compile_cache) if config.compile_cache else root / "inductor"
+    kind = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return folder / f"{re.sub(r'[^A-Za-z0-9.]+', '-', kind)}-torch-{torch.__version__}.megacache"
+
+
+def _load_compile_cache(path: Path) -> str:
+    if not path.is_file():
+        return f"compile artifacts: none yet, saved to {path} after the first video"
+    info = torch.compiler.load_cache_artifacts(path.read_bytes())
+    if info is None:  # torch logged why (e.g. another torch version wrote it); it is rewritten after this run
+        return f"compile artifacts: {path} unreadable by this torch, rewritten after the first video"
+    return f"compile artifacts: {sum(len(a) for a in info.artifacts.values())} loaded from {path}"
+
+
+def _save_compile_cache_after(module: torch.nn.Module, path: Path) -> None:
+    """After ``module``'s first forward, this process's compile artifacts are written to ``path``
+    (atomically; once). The VAE decoder runs last in a video: by then every region has compiled."""
+
+    def save(module, args, output):
+        handle.remove()
+        artifacts = torch.compiler.save_cache_artifacts()  # (bytes, CacheInfo), None if nothing compiled
+        if artifacts is None:
+            return
+        try:
+            with atomic_file(path) as temp:
+                temp.write_bytes(artifacts[0])
+        except OSError as exc:  # a cache is no reason to lose the video
+            logger.warning("compile artifacts not saved to %s (%s): the next process compiles again", path, exc)
+
+    handle = module.register_forward_hook(save)
 
 
 def _enable_step_cache(transformer, config: ModeConfig) -> list[str]:

@@ -43,3 +43,18 @@ def test_a_dropped_prefetching_scheduler_stops_its_thread():
     assert thread.is_alive()
     del scheduler
     assert not thread.is_alive()
+
+
+def test_the_sidecar_names_the_diffusers_class_of_a_prefetching_scheduler():
+    """A sidecar names a class diffusers can load again (``diffusers.<name>.from_config``), not our subclass."""
+    import diffusers
+
+    from dimensionx.video.generator import scheduler_row
+
+    stock = CogVideoXDPMScheduler.from_config(CogVideoXDPMScheduler().config, timestep_spacing="trailing")
+    prefetching = prefetch_step_noise(stock)
+    assert type(prefetching) is not CogVideoXDPMScheduler  # the subclass this test is about
+    row = scheduler_row(prefetching)
+    loaded = getattr(diffusers, row.pop("class")).from_config(row)
+    public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    assert type(loaded) is CogVideoXDPMScheduler and public(loaded.config) == public(stock.config)

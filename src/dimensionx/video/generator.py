@@ -360,7 +360,7 @@ def _sidecar(config: VideoConfig, generator: DirectorVideoGenerator, frames: np.
         "lora_mode": "adapters" if generator.switch is not None else "fused",
         "then": None if generator.then is None else {
             "switch_step": generator.switch_step, "directors": _director_rows(generator.then, generator.then_multipliers)},
-        "scheduler": {"class": type(pipe.scheduler).__name__, **{k: v for k, v in pipe.scheduler.config.items() if not k.startswith("_")}},
+        "scheduler": scheduler_row(pipe.scheduler),
         "video": {"frames": int(frames.shape[0]), "height": int(frames.shape[1]), "width": int(frames.shape[2]), "fps": config.fps},
         "device": {"type": generator.device.type, "name": _device_name(generator.device), "dtype": str(generator.dtype).removeprefix("torch.")},
         "mode": {"name": generator.mode, "notes": generator.mode_notes},
@@ -369,6 +369,13 @@ def _sidecar(config: VideoConfig, generator: DirectorVideoGenerator, frames: np.
         "versions": {"dimensionx": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
                      "transformers": transformers.__version__, "peft": peft.__version__},
     }
+
+
+def scheduler_row(scheduler) -> dict:
+    """The sidecar's ``scheduler``: the diffusers class (``scheduler`` may be a subclass of ours,
+    ``noise.PrefetchedNoise``) that ``diffusers.<class>.from_config`` loads with the config beside it."""
+    library = next(c for c in type(scheduler).__mro__ if c.__module__.startswith("diffusers."))
+    return {"class": library.__name__, **{k: v for k, v in scheduler.config.items() if not k.startswith("_")}}
 
 
 def _director_rows(directors: list[DirectorChoice], multipliers: list[float]) -> list[dict]:

@@ -106,10 +106,56 @@ def test_a_damaged_video_is_not_kept(photo, tmp_path, caplog):
     assert video.read_bytes() == whole
 
 
-def test_gpus_rule_with_and_without_batch():
+def test_gpus_rule_with_and_without_batch(lines, capsys):
     """One home for the rule: a video's CFG-parallel takes 1 or 2 processes; a batch's lines any N >= 1."""
+    assert main(["video", "--batch", str(lines), *FAST, "--gpus", "0"]) == 2
+    assert "error: --gpus 0: with --batch, N processes (one GPU each) share the lines: use 1 or more" in capsys.readouterr().err
     check_gpus(4, batch=True)
     with pytest.raises(DimensionXError, match=r"--gpus 0: with --batch, N processes \(one GPU each\) share the lines"):
         check_gpus(0, batch=True)
     with pytest.raises(DimensionXError, match="CFG-parallel splits the two guidance branches, so use --gpus 2"):
         check_gpus(4)
+
+
+def _rank(rank: int, batch: str, port: int, results) -> None:
+    """One of two torchrun-like processes running the batch; line 2 (rank 1's first) crashes, as an out-of-memory would."""
+    import os
+
+    from dimensionx.video import batch as batch_module
+    from dimensionx.video.config import VideoConfig
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    made = []
+
+    def make(self, number, text):
+        if number == 2:
+            raise RuntimeError("CUDA out of memory")
+        made.append(number)
+        return batch_module.BatchResult(number, None, rank=self.rank)
+
+    batch_module._LineMaker.make = make
+    try:
+        batch_module.generate_batch(VideoConfig(batch=batch, device="cpu", model="tiny"))
+        results[rank] = ("returned", made)
+    except DimensionXError as exc:
+        results[rank] = (str(exc), made)
+
+
+def test_a_crash_on_one_rank_stops_every_rank_with_one_line(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    batch = tmp_path / "lines.txt"
+    batch.write_text("".join(f"photo.png@@line {n}@@orbit_left\n" for n in range(1, 7)))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_rank, args=(str(batch), port, results), nprocs=2, join=True)
+    message, made = results[0]
+    assert message.startswith("batch line 2 failed on rank 1 of 2: RuntimeError: CUDA out of memory; every rank stopped, "
+                              "the finished videos are kept: fix that and run the same command again to make the rest")
+    assert made == [1]  # rank 0 stopped after the round of the crash: lines 3 and 5 were never started
+    assert results[1] == ("returned", [])  # rank 1 says nothing: the run's one line is rank 0's

@@ -1,5 +1,5 @@
 """CFG-parallel generation over several processes (``dimensionx video --gpus 2``), and the torchrun
-launch that it, ``orbit``, ``scene4d`` and the sharded ``video --batch FILE --gpus N`` share.
+launch that it, ``orbit``, ``scene3d`` and the sharded ``video --batch FILE --gpus N`` share.
 
 With classifier-free guidance the transformer sees a batch of two per step: the
 unconditional and the conditional branch. Here each process runs ONE branch and the two

@@ -72,7 +72,7 @@ def test_two_ranks_write_the_one_process_batch_byte_for_byte(lines, tmp_path, ca
     assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
 
 
-def test_resume_remakes_a_video_made_with_other_settings_only_with_overwrite(photo, tmp_path, caplog):
+def test_resume_remakes_a_video_made_with_other_settings_only_with_overwrite(photo, tmp_path, caplog, monkeypatch):
     """A kept video must be the one this line asks for: another seed's file is refused, as one video's run refuses it."""
     batch = tmp_path / "lines.txt"
     batch.write_text("photo.png@@a barn@@orbit_left\n")
@@ -80,8 +80,10 @@ def test_resume_remakes_a_video_made_with_other_settings_only_with_overwrite(pho
     assert main(["video", "--batch", str(batch), *FAST, "--out", str(out)]) == 0
     first = (out / "0001_photo_orbit_left.mp4").read_bytes()
     caplog.clear()
-    assert main(["video", "--batch", str(batch), *FAST, "--out", str(out)]) == 0
-    assert f"batch line 1: kept {out / '0001_photo_orbit_left.mp4'}, made before with these settings" in caplog.text
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # the same folder named relative to the working folder: the same video
+    assert main(["video", "--batch", str(batch), *FAST, "--out", "../videos"]) == 0
+    assert "batch line 1: kept ../videos/0001_photo_orbit_left.mp4, made before with these settings" in caplog.text
     assert (out / "0001_photo_orbit_left.mp4").read_bytes() == first
     assert main(["video", "--batch", str(batch), *FAST, "--seed", "7", "--out", str(out)]) == 1
     assert "0001_photo_orbit_left.mp4 already exists: pass --overwrite" in caplog.text

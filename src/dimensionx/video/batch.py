@@ -28,7 +28,7 @@ from .modes import check_mode
 from .parallel import disable_cfg_parallel, init_process, is_distributed
 
 logger = logging.getLogger(__name__)
-RUN_ONLY = ("overwrite",)  # settings a kept video may have been made with otherwise
+RUN_ONLY = ("overwrite", "out")  # settings a kept video may have been made with otherwise (out: the same file, named another way)
 
 
 @dataclasses.dataclass

@@ -132,7 +132,7 @@ def _rank(rank: int, batch: str, port: int, results) -> None:
 
     def make(self, number, text):
         if number == 2:
-            raise RuntimeError("CUDA out of memory")
+            raise RuntimeError("CUDA out of memory.\nTried to allocate 2.00 GiB")
         made.append(number)
         return batch_module.BatchResult(number, None, rank=self.rank)
 
@@ -157,7 +157,7 @@ def test_a_crash_on_one_rank_stops_every_rank_with_one_line(tmp_path):
     results = mp.Manager().dict()
     mp.spawn(_rank, args=(str(batch), port, results), nprocs=2, join=True)
     message, made = results[0]
-    assert message.startswith("batch line 2 failed on rank 1 of 2: RuntimeError: CUDA out of memory; every rank stopped, "
-                              "the finished videos are kept: fix that and run the same command again to make the rest")
+    assert message == ("batch line 2 failed on rank 1 of 2: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB; every "
+                       "rank stopped, the finished videos are kept: fix that and run the same command again to make the rest")
     assert made == [1]  # rank 0 stopped after the round of the crash: lines 3 and 5 were never started
     assert results[1] == ("returned", [])  # rank 1 says nothing: the run's one line is rank 0's

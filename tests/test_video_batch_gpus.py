@@ -72,7 +72,7 @@ def test_two_ranks_write_the_one_process_batch_byte_for_byte(lines, tmp_path, ca
     assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
 
 
-def test_resume_remakes_a_video_made_with_other_settings_only_with_overwrite(photo, tmp_path, caplog):
+def test_resume_remakes_a_video_made_with_other_settings_only_with_overwrite(photo, tmp_path, caplog, monkeypatch):
     """A kept video must be the one this line asks for: another seed's file is refused, as one video's run refuses it."""
     batch = tmp_path / "lines.txt"
     batch.write_text("photo.png@@a barn@@orbit_left\n")
@@ -80,8 +80,10 @@ def test_resume_remakes_a_video_made_with_other_settings_only_with_overwrite(pho
     assert main(["video", "--batch", str(batch), *FAST, "--out", str(out)]) == 0
     first = (out / "0001_photo_orbit_left.mp4").read_bytes()
     caplog.clear()
-    assert main(["video", "--batch", str(batch), *FAST, "--out", str(out)]) == 0
-    assert f"batch line 1: kept {out / '0001_photo_orbit_left.mp4'}, made before with these settings" in caplog.text
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # the same folder named relative to the working folder: the same video
+    assert main(["video", "--batch", str(batch), *FAST, "--out", "../videos"]) == 0
+    assert "batch line 1: kept ../videos/0001_photo_orbit_left.mp4, made before with these settings" in caplog.text
     assert (out / "0001_photo_orbit_left.mp4").read_bytes() == first
     assert main(["video", "--batch", str(batch), *FAST, "--seed", "7", "--out", str(out)]) == 1
     assert "0001_photo_orbit_left.mp4 already exists: pass --overwrite" in caplog.text
@@ -106,10 +108,56 @@ def test_a_damaged_video_is_not_kept(photo, tmp_path, caplog):
     assert video.read_bytes() == whole
 
 
-def test_gpus_rule_with_and_without_batch():
+def test_gpus_rule_with_and_without_batch(lines, capsys):
     """One home for the rule: a video's CFG-parallel takes 1 or 2 processes; a batch's lines any N >= 1."""
+    assert main(["video", "--batch", str(lines), *FAST, "--gpus", "0"]) == 2
+    assert "error: --gpus 0: with --batch, N processes (one GPU each) share the lines: use 1 or more" in capsys.readouterr().err
     check_gpus(4, batch=True)
     with pytest.raises(DimensionXError, match=r"--gpus 0: with --batch, N processes \(one GPU each\) share the lines"):
         check_gpus(0, batch=True)
     with pytest.raises(DimensionXError, match="CFG-parallel splits the two guidance branches, so use --gpus 2"):
         check_gpus(4)
+
+
+def _rank(rank: int, batch: str, port: int, results) -> None:
+    """One of two torchrun-like processes running the batch; line 2 (rank 1's first) crashes, as an out-of-memory would."""
+    import os
+
+    from dimensionx.video import batch as batch_module
+    from dimensionx.video.config import VideoConfig
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    made = []
+
+    def make(self, number, text):
+        if number == 2:
+            raise RuntimeError("CUDA out of memory.\nTried to allocate 2.00 GiB")
+        made.append(number)
+        return batch_module.BatchResult(number, None, rank=self.rank)
+
+    batch_module._LineMaker.make = make
+    try:
+        batch_module.generate_batch(VideoConfig(batch=batch, device="cpu", model="tiny"))
+        results[rank] = ("returned", made)
+    except DimensionXError as exc:
+        results[rank] = (str(exc), made)
+
+
+def test_a_crash_on_one_rank_stops_every_rank_with_one_line(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    batch = tmp_path / "lines.txt"
+    batch.write_text("".join(f"photo.png@@line {n}@@orbit_left\n" for n in range(1, 7)))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_rank, args=(str(batch), port, results), nprocs=2, join=True)
+    message, made = results[0]
+    assert message == ("batch line 2 failed on rank 1 of 2: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB; every "
+                       "rank stopped, the finished videos are kept: fix that and run the same command again to make the rest")
+    assert made == [1]  # rank 0 stopped after the round of the crash: lines 3 and 5 were never started
+    assert results[1] == ("returned", [])  # rank 1 says nothing: the run's one line is rank 0's

@@ -14,17 +14,12 @@ torchrun starts the processes (``--standalone`` on this machine); the same comma
 
 from __future__ import annotations
 
-import logging
 import os
-import subprocess
-import sys
 
 import numpy as np
 import torch
 
 from ..errors import DimensionXError
-
-log = logging.getLogger(__name__)
 
 
 class Shard:
@@ -78,7 +73,6 @@ def launch(argv: list[str], processes: int) -> int:
     """Runs ``dimensionx`` with ``argv`` under torchrun, ``processes`` processes on this machine."""
     if processes < 1:
         raise DimensionXError(f"--gpus {processes}: 1 or more processes, one GPU each")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "dimensionx.cli", *argv]
-    log.info("launching %d processes: %s", processes, " ".join(command))
-    return subprocess.run(command, check=False).returncode
+    from ..video.parallel import torchrun
+
+    return torchrun(argv, processes)

@@ -28,7 +28,7 @@ from .modes import check_mode
 from .parallel import disable_cfg_parallel, init_process, is_distributed
 
 logger = logging.getLogger(__name__)
-RUN_ONLY = ("overwrite",)  # settings a kept video may have been made with otherwise
+RUN_ONLY = ("overwrite", "out")  # settings a kept video may have been made with otherwise (out: the same file, named another way)
 
 
 @dataclasses.dataclass
@@ -71,7 +71,7 @@ def generate_batch(config: VideoConfig) -> list[BatchResult]:
     check_switch(config)
     rank, world = _join(config.device)
     maker = _LineMaker(config, rank)
-    mine = lines[rank::world]  # line i -> process i % world
+    mine = lines[rank::world]  # video line i (0-based) -> rank i % world
     results: list[BatchResult] = []
     for turn in range(math.ceil(len(lines) / world)):
         crash = None
@@ -82,7 +82,7 @@ def generate_batch(config: VideoConfig) -> list[BatchResult]:
             except Exception as exc:
                 if world == 1:
                     raise
-                crash = f"batch line {number} failed on rank {rank} of {world}: {type(exc).__name__}: {exc}"
+                crash = f"batch line {number} failed on rank {rank} of {world}: {type(exc).__name__}: {' '.join(str(exc).split())}"
         crashes = [c for c in _everyone(crash, world) if c]
         if crashes:
             if rank == 0:

@@ -7,7 +7,7 @@ import dataclasses
 
 from ..config import default_help, load_config
 from .config import VideoConfig
-from .inputs import check_inputs
+from .inputs import check_gpus, check_inputs
 
 
 def register(commands) -> None:
@@ -80,7 +80,9 @@ def video_config(args: argparse.Namespace) -> VideoConfig:
 
 def run_video(args: argparse.Namespace) -> int:
     config = video_config(args)
-    if not config.batch:
+    if config.batch:  # each line is checked as it comes; the lines are shared over --gpus
+        check_gpus(config.gpus, batch=True)
+    else:
         check_inputs(config)  # a typo costs no torch import
 
     from .batch import generate_batch, read_batch

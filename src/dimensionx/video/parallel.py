@@ -1,5 +1,5 @@
 """CFG-parallel generation over several processes (``dimensionx video --gpus 2``), and the torchrun
-launch that it, ``orbit``, ``scene4d`` and the sharded ``video --batch FILE --gpus N`` share.
+launch that it, ``orbit``, ``scene3d`` and the sharded ``video --batch FILE --gpus N`` share.
 
 With classifier-free guidance the transformer sees a batch of two per step: the
 unconditional and the conditional branch. Here each process runs ONE branch and the two
@@ -125,9 +125,15 @@ except ChildFailedError as failed:
 
 
 def launch(argv: list[str], processes: int, batch: bool = False) -> int:
-    """Re-runs ``dimensionx`` with ``argv`` under torchrun, one process per GPU; ``batch``: the processes share
-    a ``--batch`` file's lines instead of each video's guidance branches (the rule is :func:`check_gpus`'s)."""
+    """:func:`torchrun` for ``video``, ``orbit`` and ``scene3d``; ``batch``: the processes share a ``--batch``
+    file's lines instead of each video's guidance branches (the rule is :func:`check_gpus`'s)."""
     check_gpus(processes, batch)
+    return torchrun(argv, processes)
+
+
+def torchrun(argv: list[str], processes: int) -> int:
+    """Re-runs ``dimensionx`` with ``argv`` under torchrun (``--standalone``), ``processes`` processes on this machine,
+    one GPU each; returns its exit status. Every command that shares its work over GPUs starts them here."""
     command = [sys.executable, "-c", TORCHRUN, "--standalone", f"--nproc_per_node={processes}", "-m", "dimensionx.cli", *argv]
     logger.info("launching %d processes: torchrun %s", processes, " ".join(command[3:]))
     return subprocess.run(command, check=False).returncode

@@ -84,6 +84,7 @@ VARIANTS = {
     "fast_appearance": {"preset": "fast", "appearance": True},  # a colour change per training frame (issue 29)
     "fast_cameras": {"preset": "fast", "refine_cameras": True},  # pose refinement on
     "fast_appearance_cameras": {"preset": "fast", "appearance": True, "refine_cameras": True},
+    "fast_antialiased": {"preset": "fast", "rasterize_mode": "antialiased"},  # gsplat's 2D filter (issue 29)
     "fast_5k": {"preset": "fast", "iterations": 5000, "refine_start_iter": 400, "refine_stop_iter": 4000,
                 "sh_degree_interval": 800},  # between the default and quality schedules
     "mcmc": {"preset": "mcmc"},  # MCMCStrategy, at most 300k Gaussians, 3000 iterations

@@ -185,3 +185,4 @@ def test_a_near_static_shot_jumps_only_beyond_the_still_floor(caplog, jump_degre
         path = describe_path(cameras, footage, points, config, CameraPrior())
     assert path["jumps"] == ([[11, 12]] if jumps else []) and path["long_steps"] == path["jumps"]
     assert ("the camera path still jumps between frames [[11, 12]]" in caplog.text) == jumps
+    assert "still steps over" not in caplog.text  # a jump is named as one, not twice

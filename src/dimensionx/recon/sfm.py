@@ -377,8 +377,8 @@ def describe_path(cameras: Cameras, footage: Footage, points: np.ndarray, config
                     "try more --frames", path["jumps"], path["largest_step_degrees"], path["median_step_degrees"])
     elif path["long_steps"]:
         log.warning("the camera path still steps over %.1f times its median step between frames %s: the footage "
-                    "moves that fast there (nothing between to decode) or SfM could not place those frames",
-                    config.long_step_ratio, path["long_steps"])
+                    "moves that fast there, or SfM could not place the frames between (densify_long_steps decodes "
+                    "them)", config.long_step_ratio, path["long_steps"])
     if prior.orbit_degrees is not None and span < config.orbit_span_tolerance * prior.orbit_degrees:
         path["warning"] = (f"the cameras sweep {span:.0f} degrees where the video is a {prior.orbit_degrees:.0f} "
                            "degree orbit: part of the path is missing or folded")

@@ -243,8 +243,7 @@ def long_steps(steps: PathSteps, config: ReconConfig) -> list[tuple[int, int]]:
     the still floor, however much the image changes; none under 4 cameras."""
     if len(steps.radius) < 4:
         return []
-    return [(int(k), int(k) + 1) for k in np.flatnonzero((steps.motion_ratios() > config.long_step_ratio)
-                                                         & steps.moving())]
+    return [(int(k), int(k) + 1) for k in np.flatnonzero(steps.motion_ratios() > config.long_step_ratio)]
 
 
 def far_steps(cameras: Cameras, footage: Footage, points: np.ndarray, config: ReconConfig) -> list[tuple[int, int]]:
@@ -280,7 +279,7 @@ def step_jumps(steps: PathSteps, span_degrees: float, config: ReconConfig) -> li
         radial = np.abs(np.log(np.maximum(steps.radius_ratios(), 1e-12))) > np.log1p(config.jump_radius_change)
         ordinary = steps.change_ratios() <= config.jump_ordinary_change
         jumps |= radial & ordinary & (ratios > config.jump_ratio_radial)
-    return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps & steps.moving())]
+    return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps)]
 
 
 def smooth_path_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: list[str], footage: Footage,

@@ -232,8 +232,8 @@ def scene_depth(cameras: Cameras, points: np.ndarray) -> float:
 
 def still_step(cameras: Cameras, depth: float, shift: float) -> tuple[float, float]:
     """The turn (degrees) and the sideways move (world units, for what lies ``depth`` away) that shift the
-    image by ``shift`` times its width, from the cameras' own focal length: a step below both is too small
-    to be a jump, however small the median step."""
+    image by ``shift`` times its width, from the cameras' own focal length: a turn or a move under its bound is
+    too small to count against the median step, however small that is (:meth:`PathSteps.motion_ratios`)."""
     turn = shift * cameras.width / float(np.median(cameras.Ks[:, 0, 0]))  # radians: f * turn = shift * width
     return float(np.degrees(turn)), turn * depth
 

@@ -105,6 +105,7 @@ def test_noise_fails_with_the_sfm_error_and_writes_nothing(tmp_path, capsys):
     (["{video}", "--sh-degree", "4"], "--sh-degree 4 is not supported"),
     (["{video}", "--cameras", "nope.json"], "--cameras nope.json does not exist"),
     (["{video}", "--device", "tpu"], "--device tpu is unknown"),
+    (["{video}", "--rasterize-mode", "mip"], "--rasterize-mode mip does not exist: use one of classic, antialiased"),
 ])
 def test_bad_inputs_are_named_with_a_fix(arc_video, tmp_path, capsys, args, message):
     args = [a.format(video=arc_video[0]) for a in args]

@@ -60,7 +60,7 @@ def test_a_stretch_the_sampling_skipped_is_decoded_densely_and_mapped_again(tmp_
     path keeps to the known one."""
     viewmats, K = arc_cameras(39, 47.5), intrinsics(160, 120)
     reader = RenderReader(splat_scene(), viewmats, K, 160, 120)
-    ids = np.array([i for i in range(0, 39, 2) if not 20 < i < 28])  # [16] source frames
+    ids = np.array([i for i in range(0, 39, 2) if not 20 < i < 28])  # [17] source frames
     true_steps = np.linalg.norm(np.diff(camera_centers(viewmats[ids]), axis=0), axis=1)
     assert true_steps.max() > 3.5 * np.median(true_steps)  # the sampling itself leaves the long step
     footage = Footage(reader.read(ids), ids, 39, [range(39)], 0, reader=reader)

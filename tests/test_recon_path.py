@@ -12,7 +12,16 @@ from scipy.spatial.transform import Rotation
 from dimensionx.recon.cameras import Cameras, orbit_span_degrees, still_step
 from dimensionx.recon.config import ReconConfig, for_device
 from dimensionx.recon.frames import Footage
-from dimensionx.recon.sfm import CameraPrior, camera_prior, choose_pairs, describe_path, find_jumps, unregistered_runs
+from dimensionx.recon.sfm import (
+    CameraPrior,
+    camera_prior,
+    choose_pairs,
+    describe_path,
+    find_jumps,
+    footage_steps,
+    long_steps,
+    unregistered_runs,
+)
 from recon_synthetic import arc_cameras, intrinsics, ring_cameras
 
 
@@ -143,15 +152,15 @@ def test_a_split_in_a_sparse_sample_of_a_long_shot_is_sampled_densely_and_matche
     assert (int(lo), int(hi)) in extra and len(extra) == len(window) * (len(window) - 1) // 2  # across the break
 
 
-def still_shot(jump_degrees: float, jump_move: float, n: int = 24) -> tuple[Cameras, Footage]:
+def still_shot(jump_degrees: float, jump_move: float, n: int = 24, pan_degrees: float = 0.0) -> tuple[Cameras, Footage]:
     """``n`` cameras of a tripod shot that barely moves (0.01 degree and 1 mm of jitter a frame, 4 units from the
-    scene) but for one step at frames 11-12 turning ``jump_degrees`` and moving ``jump_move`` sideways; frames
-    that only change by sensor noise."""
+    scene; turning ``pan_degrees`` a frame) but for one step at frames 11-12 turning ``jump_degrees`` and moving
+    ``jump_move`` sideways; frames that only change by sensor noise."""
     rng = np.random.default_rng(1)
     start = ring_cameras(36)[0]
     viewmats, turn, shift = [], 0.0, np.zeros(3)
     for k in range(n):
-        turn += rng.normal(0, 0.01) + (jump_degrees if k == 12 else 0.0)
+        turn += rng.normal(0, 0.01) + pan_degrees + (jump_degrees if k == 12 else 0.0)
         shift += rng.normal(0, 0.001, 3) + (np.array([jump_move, 0, 0]) if k == 12 else 0.0)
         c2w = np.linalg.inv(start)
         c2w[:3, :3] = c2w[:3, :3] @ Rotation.from_euler("y", turn, degrees=True).as_matrix()
@@ -185,3 +194,15 @@ def test_a_near_static_shot_jumps_only_beyond_the_still_floor(caplog, jump_degre
         path = describe_path(cameras, footage, points, config, CameraPrior())
     assert path["jumps"] == ([[11, 12]] if jumps else []) and path["long_steps"] == path["jumps"]
     assert ("the camera path still jumps between frames [[11, 12]]" in caplog.text) == jumps
+    assert "still steps over" not in caplog.text  # a jump is named as one, not twice
+
+
+def test_a_tripod_pan_has_no_long_step_for_its_jittering_centres():
+    """A steady 2 degree pan whose centres jitter by 1 mm, and camera 7's by 1 cm (4 units from the scene): the
+    distance steps there, several times their own median, lie under the still floor (5 cm) and count as none."""
+    cameras, footage = still_shot(0.0, 0.0, pan_degrees=2.0)
+    cameras.viewmats[7, :3, 3] -= cameras.viewmats[7, :3, :3] @ np.array([0.01, 0.0, 0.0])  # centre + 1 cm
+    steps = footage_steps(cameras, footage, np.random.default_rng(0).uniform(-1, 1, (200, 3)), ReconConfig())
+    jitter = steps.distance / np.median(steps.distance)
+    assert jitter.max() > 2.5  # against their median, the centres' jitter alone would make long steps
+    assert long_steps(steps, ReconConfig()) == [] and steps.motion_ratios().max() < 1.2

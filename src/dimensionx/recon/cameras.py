@@ -180,22 +180,20 @@ class PathSteps:
     distance: np.ndarray  # [C - 1] distance between neighbouring centres, world units
     image_change: np.ndarray  # [C - 1] mean abs change of 32x32 thumbnails (colours in 0..1)
     radius: np.ndarray  # [C] distance of each centre from the centres' mean, world units
-    still_degrees: float = 0.0  # a step turning less than this ...
-    still_distance: float = 0.0  # ... and moving less than this (world units) shifts the image too little to jump
+    still_degrees: float = 0.0  # a turn under this ...
+    still_distance: float = 0.0  # ... or a move under this (world units) shifts the image too little to jump
 
     def motion_ratios(self) -> np.ndarray:
-        """[C - 1] each step against the median step (rotation or distance, the larger)."""
-        return np.maximum(_relative(self.rotation_degrees), _relative(self.distance))
+        """[C - 1] each step against the median step (rotation or distance, the larger); a rotation or a distance
+        under its still floor counts as none (a near-static shot; a tripod pan's jittering centres)."""
+        turn = np.where(self.rotation_degrees > self.still_degrees, _relative(self.rotation_degrees), 0.0)
+        move = np.where(self.distance > self.still_distance, _relative(self.distance), 0.0)
+        return np.maximum(turn, move)
 
     def ratios(self) -> np.ndarray:
         """[C - 1] :meth:`motion_ratios` over the image change against the median change: ~1 where the cameras
         move as much as the footage does."""
         return self.motion_ratios() / np.maximum(self.change_ratios(), 1.0)
-
-    def moving(self) -> np.ndarray:
-        """[C - 1] bool: the step turns or moves the camera beyond the still floor (a near-static shot's median
-        step is near 0, against which any step would look like a jump)."""
-        return (self.rotation_degrees > self.still_degrees) | (self.distance > self.still_distance)
 
     def change_ratios(self) -> np.ndarray:
         """[C - 1] each image change against the median change."""
@@ -234,8 +232,8 @@ def scene_depth(cameras: Cameras, points: np.ndarray) -> float:
 
 def still_step(cameras: Cameras, depth: float, shift: float) -> tuple[float, float]:
     """The turn (degrees) and the sideways move (world units, for what lies ``depth`` away) that shift the
-    image by ``shift`` times its width, from the cameras' own focal length: a step below both is too small
-    to be a jump, however small the median step."""
+    image by ``shift`` times its width, from the cameras' own focal length: a turn or a move under its bound is
+    too small to count against the median step, however small that is (:meth:`PathSteps.motion_ratios`)."""
     turn = shift * cameras.width / float(np.median(cameras.Ks[:, 0, 0]))  # radians: f * turn = shift * width
     return float(np.degrees(turn)), turn * depth
 

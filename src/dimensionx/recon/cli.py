@@ -42,6 +42,9 @@ def add_recon_flags(parser: argparse.ArgumentParser) -> None:
                         help="optimise the training cameras' poses with the splats")
     parser.add_argument("--appearance", action="store_true", default=None,
                         help="learn an affine colour change per training frame (exposure / colour drift)")
+    parser.add_argument("--rasterize-mode", dest="rasterize_mode",
+                        help="gsplat's rasterize_mode: classic (default) or antialiased (each splat's opacity "
+                             "compensated for the 2D blur; the CPU renderer does the same)")
     parser.add_argument("--strategy", help="densification: default (clone / split / prune) or mcmc (CUDA only, capped "
                         "at mcmc_cap Gaussians); default: the preset's")
     parser.add_argument("--densify", action=argparse.BooleanOptionalAction, default=None,

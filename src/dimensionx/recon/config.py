@@ -105,6 +105,8 @@ class ReconConfig:
     init_scale: float | None = None  # initial scale = this * RMS distance to the 3 nearest SfM points; None: preset
     random_init_points: int = 20000  # points drawn in the cameras' bounding box when --cameras is given
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # RGB in [0, 1] behind the splats
+    rasterize_mode: str = "classic"  # gsplat's: "classic", or "antialiased" (opacity compensated for the 0.3 px^2
+    # blur, Mip-Splatting's 2D filter; the CPU reference renderer does the same); default until a GPU run measures it
     lr_means: float = 1.6e-4  # times the scene scale; decays to 1% over the run
     lr_scales: float = 5e-3
     lr_quats: float = 1e-3

@@ -33,7 +33,7 @@ from ..splats.export import write_ply, write_splat
 from .frames import load_footage, save_pngs
 from ..splats.gaussians import init_splats, random_points
 from ..splats.metrics import LPIPS_NOTE
-from ..splats.render import scene_scale
+from ..splats.render import RASTERIZE_MODES, scene_scale
 from .sfm import camera_prior, frame_names, recover_cameras, save_images
 from .train import Runner, Scene, split_holdout
 
@@ -176,6 +176,9 @@ def check_inputs(config: ReconConfig, in_memory: bool = False) -> None:
         raise DimensionXError(f"--holdout {config.holdout} is invalid: pass K >= 2 to hold out every K-th frame, or 0")
     if config.cameras and not Path(config.cameras).is_file():
         raise DimensionXError(f"--cameras {config.cameras} does not exist: pass a transforms.json, or drop --cameras")
+    if config.rasterize_mode not in RASTERIZE_MODES:
+        raise DimensionXError(f"--rasterize-mode {config.rasterize_mode} does not exist: use one of "
+                              f"{', '.join(RASTERIZE_MODES)} (gsplat's modes)")
 
 
 def device_name(device: torch.device) -> str:

@@ -243,8 +243,7 @@ def long_steps(steps: PathSteps, config: ReconConfig) -> list[tuple[int, int]]:
     the still floor, however much the image changes; none under 4 cameras."""
     if len(steps.radius) < 4:
         return []
-    return [(int(k), int(k) + 1) for k in np.flatnonzero((steps.motion_ratios() > config.long_step_ratio)
-                                                         & steps.moving())]
+    return [(int(k), int(k) + 1) for k in np.flatnonzero(steps.motion_ratios() > config.long_step_ratio)]
 
 
 def far_steps(cameras: Cameras, footage: Footage, points: np.ndarray, config: ReconConfig) -> list[tuple[int, int]]:
@@ -280,7 +279,7 @@ def step_jumps(steps: PathSteps, span_degrees: float, config: ReconConfig) -> li
         radial = np.abs(np.log(np.maximum(steps.radius_ratios(), 1e-12))) > np.log1p(config.jump_radius_change)
         ordinary = steps.change_ratios() <= config.jump_ordinary_change
         jumps |= radial & ordinary & (ratios > config.jump_ratio_radial)
-    return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps & steps.moving())]
+    return [(int(k), int(k) + 1) for k in np.flatnonzero(jumps)]
 
 
 def smooth_path_jumps(rec: pycolmap.Reconstruction, cameras: Cameras, names: list[str], footage: Footage,
@@ -375,6 +374,10 @@ def describe_path(cameras: Cameras, footage: Footage, points: np.ndarray, config
     if path["jumps"]:
         log.warning("the camera path still jumps between frames %s (largest step %.1f degrees, median %.1f): "
                     "try more --frames", path["jumps"], path["largest_step_degrees"], path["median_step_degrees"])
+    elif path["long_steps"]:
+        log.warning("the camera path still steps over %.1f times its median step between frames %s: the footage "
+                    "moves that fast there, or SfM could not place the frames between (densify_long_steps decodes "
+                    "them)", config.long_step_ratio, path["long_steps"])
     if prior.orbit_degrees is not None and span < config.orbit_span_tolerance * prior.orbit_degrees:
         path["warning"] = (f"the cameras sweep {span:.0f} degrees where the video is a {prior.orbit_degrees:.0f} "
                            "degree orbit: part of the path is missing or folded")

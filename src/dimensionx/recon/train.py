@@ -134,7 +134,7 @@ class Runner:
         s = self.splats
         return rasterize(s["means"], s["quats"], torch.exp(s["scales"]), torch.sigmoid(s["opacities"]),
                          torch.cat([s["sh0"], s["shN"]], dim=1), viewmats, Ks, self.scene.width,
-                         self.scene.height, sh_degree, self.background)
+                         self.scene.height, sh_degree, self.background, rasterize_mode=self.config.rasterize_mode)
 
     def train_viewmat(self, slot: int) -> torch.Tensor:
         """[1, 4, 4] world-to-camera of training camera ``slot``, with its pose correction if refining."""

@@ -6,6 +6,9 @@ path step by step, so the same splats render the same image on both (the CUDA-on
 
 1. world-to-camera with ``viewmats`` [C, 4, 4], covariance R S S^T R^T;
 2. EWA projection with gsplat's Jacobian clamp (1.3x the field of view), plus a 0.3 px^2 blur;
+   ``rasterize_mode="antialiased"`` (Mip-Splatting's 2D filter, as gsplat does it) then scales each
+   opacity by sqrt(det(Sigma_2D) / det(Sigma_2D + 0.3 I)), so that a splat smaller than a pixel does
+   not grow brighter by the blur;
 3. culling: behind ``NEAR_PLANE``, degenerate, below 1/255 opacity, or off-image bounding boxes
    (radius = ceil(min(3.33, sqrt(2 ln(255 opacity))) sigma), px);
 4. colours from SH of the view direction (gaussian - camera), plus 0.5, clamped at 0;
@@ -42,6 +45,7 @@ TILE_PX = 16
 EXTEND_SIGMA = 3.33  # bounding-box half size in standard deviations
 TILE_BATCH_ELEMENTS = 1 << 22  # pixel x Gaussian pairs evaluated at once (memory bound)
 BACKENDS = ("auto", "gsplat", "reference")
+RASTERIZE_MODES = ("classic", "antialiased")  # gsplat's rasterize_mode
 
 
 def camera_centers(viewmats):
@@ -99,9 +103,10 @@ def rasterize(
     sh_degree: int,
     background: torch.Tensor | None = None,  # [3] or [C, 3] RGB in [0, 1]
     backend: str = "auto",  # "gsplat" (CUDA), "reference" (pure torch, any device), "auto": gsplat on CUDA
+    rasterize_mode: str = "classic",  # or "antialiased" (opacities compensated for the 2D blur)
 ) -> tuple[torch.Tensor, torch.Tensor, RenderInfo]:
     """Renders [C, H, W, 3] colours and [C, H, W, 1] alphas, as ``gsplat.rasterization(...,
-    packed=False, rasterize_mode="classic")`` does, plus its ``info``.
+    packed=False, rasterize_mode=rasterize_mode)`` does, plus its ``info``.
 
     The gsplat backend runs gsplat's own five CUDA stages in its order (projection, SH colours,
     tile intersection, tile offsets, compositing), with less per-call work: the camera centres come
@@ -113,25 +118,31 @@ def rasterize(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if rasterize_mode not in RASTERIZE_MODES:
+        raise ValueError(f"rasterize_mode {rasterize_mode!r}: use one of {', '.join(RASTERIZE_MODES)}")
+    antialiased = rasterize_mode == "antialiased"
     C = len(viewmats)
     backgrounds = None if background is None else background.expand(C, 3)  # [C, 3]
     dirs = means[None] - camera_centers(viewmats)[:, None]  # [C, N, 3] camera -> Gaussian
     if backend == "gsplat" or (backend == "auto" and means.is_cuda):
         gsplat = _gsplat()
-        radii, means2d, depths, conics, _ = gsplat.fully_fused_projection(
+        radii, means2d, depths, conics, compensations = gsplat.fully_fused_projection(
             means, None, quats, scales, viewmats, Ks, width, height, eps2d=BLUR_PX2, near_plane=NEAR_PLANE,
-            far_plane=FAR_PLANE, packed=False, opacities=opacities)  # [C, N, 2], [C, N, 2], [C, N], [C, N, 3]
+            far_plane=FAR_PLANE, packed=False, calc_compensations=antialiased,
+            opacities=opacities)  # [C, N, 2], [C, N, 2], [C, N], [C, N, 3], [C, N] or None
+        seen = opacities.expand(C, -1) if compensations is None else opacities * compensations  # [C, N]
         colors = gsplat.spherical_harmonics(sh_degree, dirs, sh.expand(C, *sh.shape), masks=(radii > 0).all(dim=-1))
         colors = torch.clamp_min(colors + 0.5, 0.0)  # [C, N, 3]
         tiles_x, tiles_y = math.ceil(width / TILE_PX), math.ceil(height / TILE_PX)
         _, isect_ids, flatten_ids = gsplat.isect_tiles(means2d, radii, depths, TILE_PX, tiles_x, tiles_y)
         isect_offsets = gsplat.isect_offset_encode(isect_ids, C, tiles_x, tiles_y).reshape(C, tiles_y, tiles_x)
-        image, alpha = gsplat.rasterize_to_pixels(means2d, conics, colors, opacities.expand(C, -1), width, height,
+        image, alpha = gsplat.rasterize_to_pixels(means2d, conics, colors, seen, width, height,
                                                   TILE_PX, isect_offsets, flatten_ids, backgrounds=backgrounds)
     else:
-        means2d, conics, depths, radii = project(means, quats, scales, opacities, viewmats, Ks, width, height)
+        means2d, conics, depths, radii, seen = project(means, quats, scales, opacities, viewmats, Ks, width, height,
+                                                       antialiased)
         colors = (eval_sh(dirs, sh, sh_degree) + 0.5).clamp_min(0.0)  # [C, N, 3]
-        images, alphas = zip(*(composite(means2d[c], conics[c], depths[c], radii[c], opacities, colors[c], width, height)
+        images, alphas = zip(*(composite(means2d[c], conics[c], depths[c], radii[c], seen[c], colors[c], width, height)
                                for c in range(C)))
         image, alpha = torch.stack(images), torch.stack(alphas)
         if backgrounds is not None:
@@ -173,9 +184,11 @@ def project(
     Ks: torch.Tensor,  # [C, 3, 3]
     width: int,
     height: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    antialiased: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """EWA splatting: means2d [C, N, 2] px, conics [C, N, 3] (a, b, c of the inverse 2D covariance),
-    depths [C, N], radii [C, N, 2] int32 px (0 where culled)."""
+    depths [C, N], radii [C, N, 2] int32 px (0 where culled), and the opacities [C, N] each camera
+    composites: ``opacities``, times the blur's compensation when ``antialiased``."""
     M = quat_to_rotmat(quats) * scales[:, None, :]  # [N, 3, 3] = R S
     covars = M @ M.transpose(1, 2)  # [N, 3, 3]
     R, t = viewmats[:, :3, :3], viewmats[:, :3, 3]  # [C, 3, 3], [C, 3]
@@ -192,16 +205,20 @@ def project(
     zeros = torch.zeros_like(z)
     J = torch.stack([fx / z, zeros, -fx * tx / z**2, zeros, fy / z, -fy * ty / z**2], dim=-1)
     J = J.reshape(*z.shape, 2, 3)  # [C, N, 2, 3]
-    cov2d = J @ covars_c @ J.transpose(-1, -2) + BLUR_PX2 * torch.eye(2, dtype=means.dtype, device=means.device)
+    sharp = J @ covars_c @ J.transpose(-1, -2)  # [C, N, 2, 2] px^2, before the blur
+    cov2d = sharp + BLUR_PX2 * torch.eye(2, dtype=means.dtype, device=means.device)
     means2d = torch.stack([fx * x / z + cx, fy * y / z + cy], dim=-1)  # [C, N, 2]
 
     a, b, c = cov2d[..., 0, 0], cov2d[..., 0, 1], cov2d[..., 1, 1]
     det = a * c - b * b
     safe_det = torch.where(det > 0, det, torch.ones_like(det))
     conics = torch.stack([c / safe_det, -b / safe_det, a / safe_det], dim=-1)  # [C, N, 3]
+    seen = opacities.expand_as(z)  # [C, N]
+    if antialiased:  # gsplat's add_blur: the blur spreads a splat's weight, the compensation keeps it
+        seen = seen * torch.sqrt((torch.linalg.det(sharp) / safe_det).clamp_min(0.0))
 
     with torch.no_grad():
-        opacity = opacities.expand_as(z)
+        opacity = seen.detach()
         extend = torch.sqrt(2.0 * torch.log((opacity / ALPHA_MIN).clamp_min(1.0))).clamp_max(EXTEND_SIGMA)
         radii = torch.ceil(extend[..., None] * torch.stack([a, c], dim=-1).clamp_min(0).sqrt())  # [C, N, 2] px
         visible = (
@@ -211,7 +228,7 @@ def project(
             & (means2d[..., 1] + radii[..., 1] > 0) & (means2d[..., 1] - radii[..., 1] < height)
         )
         radii = (radii * visible[..., None]).to(torch.int32)
-    return means2d, conics, z, radii
+    return means2d, conics, z, radii, seen
 
 
 # Real spherical-harmonics basis constants (the ones 3DGS and gsplat use), by degree.

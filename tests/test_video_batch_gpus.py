@@ -161,3 +161,15 @@ def test_a_crash_on_one_rank_stops_every_rank_with_one_line(tmp_path):
                        "rank stopped, the finished videos are kept: fix that and run the same command again to make the rest")
     assert made == [1]  # rank 0 stopped after the round of the crash: lines 3 and 5 were never started
     assert results[1] == ("returned", [])  # rank 1 says nothing: the run's one line is rank 0's
+
+
+def test_orbit_batch_takes_the_batch_rule_of_gpus(lines, monkeypatch, capsys):
+    """``orbit --batch --gpus 3`` is launched as 3 processes sharing the lines; without --batch, 3 is refused."""
+    from dimensionx.video import parallel
+
+    launched = []
+    monkeypatch.setattr(parallel, "torchrun", lambda argv, processes: launched.append(processes) or 0)
+    orbit = ["orbit", "--model", "tiny-orbit", "--device", "cpu", "--gpus", "3"]
+    assert main([*orbit, "--batch", str(lines)]) == 0 and launched == [3]
+    assert main([*orbit, str(lines.parent / "photo.png"), "--out", str(lines.parent / "o.mp4")]) == 2 and launched == [3]
+    assert "CFG-parallel splits the two guidance branches, so use --gpus 2" in capsys.readouterr().err

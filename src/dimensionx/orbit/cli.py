@@ -36,7 +36,7 @@ def register(commands) -> None:
     orbit.add_argument("--device", help=default_help(OrbitConfig, "device", "auto, cuda, cuda:N or cpu"))
     orbit.add_argument("--dtype", help=default_help(OrbitConfig, "dtype", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32"))
     orbit.add_argument("--mode", help=default_help(OrbitConfig, "mode", "exact, fast (FP8 + step cache) or lowmem (offload)"))
-    orbit.add_argument("--gpus", type=int, help=default_help(OrbitConfig, "gpus", "2 = CFG-parallel over two GPUs"))
+    orbit.add_argument("--gpus", type=int, help=default_help(OrbitConfig, "gpus", "2 = CFG-parallel over two GPUs; with --batch, N GPUs share the lines"))
     orbit.add_argument("--config", help="YAML preset (configs/orbit.yaml) or a JSON sidecar to reproduce")
     orbit.set_defaults(run=run_orbit)
 
@@ -47,5 +47,5 @@ def run_orbit(args: argparse.Namespace) -> int:
 
     config = config_from_args(OrbitConfig, args)
     if config.gpus > 1 and not is_distributed():
-        return launch(args.argv, config.gpus)
+        return launch(args.argv, config.gpus, batch=bool(config.batch))
     return 1 if None in generate_orbit(config) else 0

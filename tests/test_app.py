@@ -435,6 +435,18 @@ def test_a_job_that_finishes_with_no_page_open_is_in_the_sessions_history(app, g
     assert app.result(session, "video-001").video == job.result.video and job.result.video.is_file()
 
 
+def test_a_generate_reports_each_stage_through_the_queue(app, generated):
+    import functools
+
+    from dimensionx.app.ui import tracking
+
+    app.jobs.track = functools.partial(tracking, app.jobs)  # as the page sets it: the worker's tqdm bars report
+    job = app.submit_generate("session-stages", generated[0], dataclasses.replace(FORM, steps=3))
+    assert job.finished.wait(300) and job.state == "done", job.error
+    # preparing, the 3 denoising steps, then decoding and writing: each measured, for the next job's ETA
+    assert [piece.length for piece in job.pieces] == [None, 3, None] and all(piece.seconds > 0 for piece in job.pieces)
+
+
 def test_a_cancelled_waiting_job_leaves_no_files(app, generated):
     photo, _ = generated
     hold = threading.Event()

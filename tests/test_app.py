@@ -359,12 +359,15 @@ def test_queued_jobs_run_first_in_first_out_one_at_a_time():
     for job in (first, *queued):
         assert job.finished.wait(10) and job.state == "done"
     assert ran == ["a", "b", "c", "d"] and [j.result for j in queued] == ["b", "c", "d"]
+    blocked = held(1)
+    jobs.submit("e", "Generate", fake_generate(jobs, clock, 2, ran, "e", blocked), 2)
+    assert blocked[1][0].wait(10)
+    jobs.submit("f", "Generate", fake_generate(jobs, clock, 2, ran, "f"), 2)
     with pytest.raises(DimensionXError, match="Generate of this browser is still waiting: wait for its result, or press Cancel"):
-        blocked = held(1)
-        jobs.submit("e", "Generate", fake_generate(jobs, clock, 2, ran, "e", blocked), 2)
-        assert blocked[1][0].wait(10)
-        jobs.submit("f", "Generate", fake_generate(jobs, clock, 2, ran, "f"), 2)
         jobs.submit("f", "Generate", fake_generate(jobs, clock, 2, ran, "f"), 2)  # a second job of one session
+    jobs.max_waiting = 1
+    with pytest.raises(DimensionXError, match=r"the queue is full \(1 jobs wait for the accelerator\): try again"):
+        jobs.submit("g", "Generate", fake_generate(jobs, clock, 2, ran, "g"), 2)
     blocked[1][1].set()
 
 

@@ -359,12 +359,15 @@ def test_queued_jobs_run_first_in_first_out_one_at_a_time():
     for job in (first, *queued):
         assert job.finished.wait(10) and job.state == "done"
     assert ran == ["a", "b", "c", "d"] and [j.result for j in queued] == ["b", "c", "d"]
+    blocked = held(1)
+    jobs.submit("e", "Generate", fake_generate(jobs, clock, 2, ran, "e", blocked), 2)
+    assert blocked[1][0].wait(10)
+    jobs.submit("f", "Generate", fake_generate(jobs, clock, 2, ran, "f"), 2)
     with pytest.raises(DimensionXError, match="Generate of this browser is still waiting: wait for its result, or press Cancel"):
-        blocked = held(1)
-        jobs.submit("e", "Generate", fake_generate(jobs, clock, 2, ran, "e", blocked), 2)
-        assert blocked[1][0].wait(10)
-        jobs.submit("f", "Generate", fake_generate(jobs, clock, 2, ran, "f"), 2)
         jobs.submit("f", "Generate", fake_generate(jobs, clock, 2, ran, "f"), 2)  # a second job of one session
+    jobs.max_waiting = 1
+    with pytest.raises(DimensionXError, match=r"the queue is full \(1 jobs wait for the accelerator\): try again"):
+        jobs.submit("g", "Generate", fake_generate(jobs, clock, 2, ran, "g"), 2)
     blocked[1][1].set()
 
 
@@ -433,6 +436,18 @@ def test_a_job_that_finishes_with_no_page_open_is_in_the_sessions_history(app, g
     assert job.finished.wait(300) and job.state == "done", job.error
     assert [name for _, name in app.history(session)] == ["video-001"]
     assert app.result(session, "video-001").video == job.result.video and job.result.video.is_file()
+
+
+def test_a_generate_reports_each_stage_through_the_queue(app, generated):
+    import functools
+
+    from dimensionx.app.ui import tracking
+
+    app.jobs.track = functools.partial(tracking, app.jobs)  # as the page sets it: the worker's tqdm bars report
+    job = app.submit_generate("session-stages", generated[0], dataclasses.replace(FORM, steps=3))
+    assert job.finished.wait(300) and job.state == "done", job.error
+    # preparing, the 3 denoising steps, then decoding and writing: each measured, for the next job's ETA
+    assert [piece.length for piece in job.pieces] == [None, 3, None] and all(piece.seconds > 0 for piece in job.pieces)
 
 
 def test_a_cancelled_waiting_job_leaves_no_files(app, generated):

@@ -117,13 +117,19 @@ def upload(driver, container: str, path: Path) -> None:
     driver.find_element(By.CSS_SELECTOR, f"{container} input[type=file]").send_keys(str(path))
 
 
+def open_advanced(driver) -> None:
+    from selenium.webdriver.common.by import By
+
+    if not driver.find_elements(By.CSS_SELECTOR, "#form-steps input"):  # the Advanced accordion is closed (e.g. after a reload)
+        driver.find_element(By.CSS_SELECTOR, "#advanced .label-wrap").click()
+        wait_for(driver, "document.querySelector('#form-steps input') !== null", 10, "the Advanced settings opening")
+
+
 def set_steps(driver, steps: int) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    if not driver.find_elements(By.CSS_SELECTOR, "#form-steps input"):  # the Advanced accordion is closed
-        driver.find_element(By.CSS_SELECTOR, "#advanced .label-wrap").click()
-        wait_for(driver, "document.querySelector('#form-steps input') !== null", 10, "the Advanced settings opening")
+    open_advanced(driver)
     field = driver.find_element(By.CSS_SELECTOR, "#form-steps input")
     driver.execute_script("arguments[0].scrollIntoView()", field)
     field.send_keys(Keys.CONTROL, "a")
@@ -163,11 +169,12 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     # reload mid-Generate: the job goes on, the reloaded page says so and shows the result when it is done
     set_steps(browser, LONG_STEPS)
     browser.find_element(By.ID, "generate").click()
-    wait_for(browser, f"/running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#video')?.innerText || '')",
+    wait_for(browser, f"/running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#video .progress-level-inner')?.innerText || '')",
              60, "the second Generate's steps and time left in the video box")
     browser.refresh()
-    wait_for(browser, f"/Generate is running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#running').innerText)",
-             30, "the reloaded page saying how far Generate is")
+    wait_for(browser, f"/Generate is running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#running').innerText)"
+                      f" && /running: step [0-9]+\\/{LONG_STEPS}/.test(document.querySelector('#video .progress-level-inner')?.innerText || '')",
+             30, "the reloaded page saying how far Generate is, also in the video box")
     shot(browser, "1-reloaded-mid-generate")
     wait_for(browser, f"{VIDEO_READY} && {VIDEO}.src != {json.dumps(first)}", 180, "the second video after the reload")
     second = browser.execute_script(f"return {VIDEO}.src")
@@ -193,15 +200,16 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     set_steps(browser, 2)
     browser.find_element(By.ID, "generate").click()
     waiting = "/waiting: place 1 of 1, about [0-9]+ s/"  # the ETA from the measured times of the Generates before
-    wait_for(browser, f"{waiting}.test(document.querySelector('#video')?.innerText || '')", 90,
+    wait_for(browser, f"{waiting}.test(document.querySelector('#video .progress-level-inner')?.innerText || '')", 90,
              "this page's place in the queue with an ETA")
     browser.execute_script("document.querySelector('#video').scrollIntoView()")
     shot(browser, "2-queued")
 
     # reload while WAITING: the page's wait goes, the job stays in the queue, runs, and its video arrives in the new page
     browser.refresh()
-    wait_for(browser, f"{waiting}.test(document.querySelector('#running').innerText)", 30,
-             "the reloaded page showing the waiting job's place and ETA")
+    wait_for(browser, f"{waiting}.test(document.querySelector('#running').innerText)"
+                      f" && {waiting}.test(document.querySelector('#video .progress-level-inner')?.innerText || '')", 30,
+             "the reloaded page showing the waiting job's place and ETA, also in the video box")
     shot(browser, "2-reloaded-while-waiting")
     other.predict(api_name="/on_cancel")  # the other session's job stops at its next step; this one runs
     assert "cancelled" in str(blocker.result(timeout=60 * SLOWDOWN))
@@ -211,7 +219,7 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     # Cancel removes a waiting job: it never runs, and the other session's running job goes on
     blocker = other_session_runs()
     browser.find_element(By.ID, "generate").click()
-    wait_for(browser, f"{waiting}.test(document.querySelector('#video')?.innerText || '')", 60,
+    wait_for(browser, f"{waiting}.test(document.querySelector('#video .progress-level-inner')?.innerText || '')", 60,
              "this page's job waiting again")
     browser.find_element(By.ID, "cancel").click()
     wait_for(browser, "document.querySelector('#notice').innerText.includes('the job was cancelled; nothing was written')", 30,
@@ -232,6 +240,7 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     assert browser.execute_script("return document.querySelector('#photo img') === null")  # the box is empty again
     unrelated = share.parent / "settings.json"
     unrelated.write_text(json.dumps({"name": "my project", "version": 3}))
+    open_advanced(browser)
     browser.execute_script("return document.querySelector('#reproduce').parentElement.querySelector('input[type=file]')"
                            ).send_keys(str(unrelated))  # the upload button's file input sits beside it
     wait_for(browser, "document.querySelector('#notice').innerText.includes('is not a video')", 30, "the bad sidecar refused")
@@ -248,7 +257,7 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     set_steps(browser, CANCELLED_STEPS)
     browser.find_element(By.ID, "generate").click()
     # a step counter "12/1000" with the time left, and the app's own word that the job runs
-    wait_for(browser, f"/running: step [0-9]+\\/{CANCELLED_STEPS}, about/.test(document.querySelector('#video')?.innerText || '')"
+    wait_for(browser, f"/running: step [0-9]+\\/{CANCELLED_STEPS}, about/.test(document.querySelector('#video .progress-level-inner')?.innerText || '')"
                       " && document.querySelector('#running').innerText.includes('Generate is running')", 60,
              "the denoising steps running")
     browser.find_element(By.ID, "cancel").click()

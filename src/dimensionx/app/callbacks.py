@@ -35,6 +35,7 @@ NO_DIRECTOR = "none"
 DEFAULT_DIRECTOR = "orbit_left"  # picked when a preset names no motion
 RESULT = "result.json"  # written by the app into a job's folder once the job has finished: what a reloaded page restores
 PATH_FIELDS = ("video", "sidecar", "photo", "folder", "viewer", "cameras", "downloads", "orbit", "timelapse")  # paths in results
+GENERATE, BUILD, BUILD4D = "Generate", "Build 3D scene", "Build 4D scene"  # the job buttons: the kinds of jobs
 METRICS_SHOWN = ("psnr", "ssim", "n_gaussians", "frames_registered", "frames_used", "holdout_frames",
                  "reprojection_error_px", "iterations", "seconds", "device")
 
@@ -222,19 +223,19 @@ class App:
     def submit_generate(self, session_id: str, image: str | Path | None, form: VideoForm) -> Job:
         """Checks the upload, then queues ``generate`` (the page waits for the job, or finds its result later)."""
         check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
-        return self.jobs.submit(session_id, "Generate", lambda: self.generate(session_id, image, form), int(form.steps),
+        return self.jobs.submit(session_id, GENERATE, lambda: self.generate(session_id, image, form), int(form.steps),
                                 ("preparing the model and directors", "decoding and writing the video"))
 
     def submit_scene(self, session_id: str, video: str | Path | None, iterations: int | None = None) -> Job:
         """Checks the video, then queues ``build_scene``."""
         check_scene_video(video, self.config.max_upload_mb)
-        return self.jobs.submit(session_id, "Build 3D scene", lambda: self.build_scene(session_id, video, iterations),
+        return self.jobs.submit(session_id, BUILD, lambda: self.build_scene(session_id, video, iterations),
                                 stages=("reading the video", "writing the scene"))
 
     def submit_scene4d(self, session_id: str, image: str | Path | None, form: VideoForm) -> Job:
         """Checks the upload, then queues ``build_scene4d``."""
         check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
-        return self.jobs.submit(session_id, "Build 4D scene", lambda: self.build_scene4d(session_id, image, form),
+        return self.jobs.submit(session_id, BUILD4D, lambda: self.build_scene4d(session_id, image, form),
                                 stages=("preparing the model", "writing the scene"))
 
     def generate(self, session_id: str, image: str | Path | None, form: VideoForm) -> VideoResult:

@@ -230,10 +230,15 @@ class Jobs:
                 status.fraction = min(elapsed / expected, 0.99) if expected else None
             return status
 
+    def current(self, session: str) -> Job | None:
+        """The session's job waiting or running, if any."""
+        job = self._last.get(session)
+        return job if job is not None and job.state in (WAITING, RUNNING) else None
+
     def active(self, session: str) -> Status | None:
         """The status of the session's job waiting or running, if any."""
-        job = self._last.get(session)
-        return self.status(job) if job is not None and job.state in (WAITING, RUNNING) else None
+        job = self.current(session)
+        return None if job is None else self.status(job)
 
     def _scale(self, job: Job, piece: Piece) -> float:
         """A measured piece's seconds for ``job``: a bar's scaled by the job's steps."""

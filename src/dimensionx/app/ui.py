@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 
 from ..errors import DimensionXError
 from .access import SessionFiles, session_of
-from .callbacks import NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm, VideoResult
+from .callbacks import BUILD, BUILD4D, GENERATE, NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm, VideoResult
 from .jobs import CANCELLED, FAILED, Bar, Jobs, Status
 from .previews import write_previews
 from .uploads import check_image_upload
@@ -290,19 +290,23 @@ def build_ui(app: App) -> gr.Blocks:
             form_values = VideoForm(**{name: data[form[name]] for name in FORM_FIELDS})
             return {job: app.submit_scene4d(session_of(request), data[image], form_values).id}
 
-        @in_page
-        def on_wait(job_id: str | None, request: gr.Request, progress=gr.Progress()):
-            """The page's wait for its job: its place and ETA while it waits, its progress while it runs, then its
-            result. A page that goes away drops only this wait; the job runs on."""
-            session = session_of(request)
-            waited = app.jobs.find(session, job_id)
-            if waited is None:
-                return {}
-            while not waited.finished.wait(PROGRESS_SECONDS):
-                show_progress(progress, app.jobs.status(waited))
-            if waited.error is not None:
-                raise waited.error
-            return {**shows[type(waited.result)](waited.result), **history_shown(session)}
+        def waiting(kind: str) -> Callable:
+            """The page's wait for its job of ``kind``: its place and ETA while it waits, its progress while it runs,
+            then its result. A page that goes away drops only this wait; the job runs on (a reloaded page waits again)."""
+
+            @in_page
+            def on_wait(job_id: str | None, request: gr.Request, progress=gr.Progress()):
+                session = session_of(request)
+                waited = app.jobs.find(session, job_id)
+                if waited is None or waited.what != kind:
+                    return {}
+                while not waited.finished.wait(PROGRESS_SECONDS):
+                    show_progress(progress, app.jobs.status(waited))
+                if waited.error is not None:
+                    raise waited.error
+                return {**shows[type(waited.result)](waited.result), **history_shown(session)}
+
+            return on_wait
 
         @in_page
         def on_settings(sidecar):
@@ -335,7 +339,8 @@ def build_ui(app: App) -> gr.Blocks:
                 updates.update(shows[type(result)](result))
                 if isinstance(result, VideoResult):
                     updates.update({image: str(result.photo), **{form[n]: getattr(result.form, n) for n in FORM_FIELDS}})
-            return {**updates, running: running_line(session), notice: ""}
+            current = app.jobs.current(session)  # a job the page before a reload waited for: this page waits for it
+            return {**updates, running: running_line(session), notice: "", job: current.id if current else None}
 
         def on_poll(known: list[str], request: gr.Request):
             """Every few seconds: a running job's progress, and results that arrived without this page's asking."""
@@ -372,12 +377,12 @@ def build_ui(app: App) -> gr.Blocks:
         scene4d_outputs = {viewer4d, orbit4d, timelapse4d, scene4d_files, metrics4d, history, shown, notice}
         everything = video_outputs | scene_outputs | scene4d_outputs | {image, running, *form_inputs}
         waits = {"concurrency_limit": None, "show_progress": "full"}  # every page waits at once; the jobs queue in app.jobs
-        for button, inputs, outputs, submit, name in (
-                (generate, {image, *form_inputs}, video_outputs, on_generate, "generate"),
-                (build, [last_video, upload, iterations], scene_outputs, on_build, "build"),
-                (build4d, {image, *form_inputs}, scene4d_outputs, on_build4d, "build4d")):
+        kinds = ((GENERATE, generate, {image, *form_inputs}, video_outputs, on_generate, "generate"),
+                 (BUILD, build, [last_video, upload, iterations], scene_outputs, on_build, "build"),
+                 (BUILD4D, build4d, {image, *form_inputs}, scene4d_outputs, on_build4d, "build4d"))
+        for kind, button, inputs, outputs, submit, name in kinds:
             button.click(submit, inputs, {job, notice}, queue=False, api_name=f"on_{name}").then(
-                on_wait, job, outputs, api_name=f"wait_{name}", **waits)
+                waiting(kind), job, outputs, api_name=f"wait_{name}", **waits)
         cancel.click(on_cancel, None, notice, queue=False, show_progress="hidden")
         gallery.select(on_pick, None, form["motion"], queue=False)
         form["motion"].change(on_motion, form["motion"], director, queue=False)
@@ -385,7 +390,9 @@ def build_ui(app: App) -> gr.Blocks:
         image.upload(on_photo, image, {notice}, queue=False).then(on_bad_photo, notice, image, queue=False)
         quiet = {"queue": False, "show_progress": "hidden"}  # leaves a running job's progress bars alone
         history.select(on_history, history, everything - {image, *form_inputs}, **quiet)
-        demo.load(on_open, None, everything, **quiet)
+        opened = demo.load(on_open, None, everything | {job}, **quiet)
+        for kind, _, _, outputs, _, name in kinds:  # the reloaded page's bar for the session's job, of whichever kind
+            opened = opened.then(waiting(kind), job, outputs, api_name=f"rewait_{name}", **waits)
         timer.tick(on_poll, shown, everything - {image, *form_inputs}, **quiet)
     return demo
 

@@ -315,9 +315,10 @@ class Clock:
         return self.now
 
 
-def fake_generate(jobs: Jobs, clock: Clock, steps: int, ran: list, name: str, hold: dict | None = None):
-    """A Generate as the worker sees it: 2 s preparing, ``steps`` denoising steps of 1 s, 3 s decoding and writing;
-    ``hold``: {step: event} pauses there until the test sets the event (a step of -1: in decoding)."""
+def fake_generate(jobs: Jobs, clock: Clock, steps: int, ran: list, name: str, hold: dict | None = None, frames: int = 0):
+    """A Generate as the worker sees it: 2 s preparing, ``steps`` denoising steps of 1 s, then ``frames`` frames decoded
+    under their own bar at 0.5 s each, 3 s decoding and writing; ``hold``: {step: event} pauses there until the test
+    sets the event (a step of -1: in decoding)."""
     hold = hold or {}
 
     def pause(at):
@@ -334,6 +335,11 @@ def fake_generate(jobs: Jobs, clock: Clock, steps: int, ran: list, name: str, ho
             jobs.check()
             jobs.progress(Bar(1, step, steps))
             pause(step)
+        if frames:
+            jobs.progress(Bar(2, 0, frames))
+            for frame in range(1, frames + 1):
+                clock.now += 0.5
+                jobs.progress(Bar(2, frame, frames))
         jobs.progress(None)
         clock.now += 1
         pause(-1)
@@ -394,6 +400,23 @@ def test_waiting_jobs_show_their_place_and_an_eta_from_measured_step_times():
     assert status.line() == "running: decoding and writing the video, about 2 s left" and status.fraction == pytest.approx(1 / 3)
     hold[-1][1].set()
     assert third.finished.wait(10) and ran == ["a", "b", "c", "d"]
+
+
+def test_only_the_denoising_bar_of_a_measured_job_scales_with_the_steps():
+    """A bar of frames (decoding) takes as long at 40 steps as at 10: only the bar of as many steps as the measured
+    job had scales with the next job's steps."""
+    clock, ran = Clock(), []
+    jobs = Jobs(clock=clock)
+    measured = jobs.submit("a", "Generate", fake_generate(jobs, clock, 10, ran, "a", frames=8), 10)  # 2 + 10 + 4 + 3 s
+    assert measured.finished.wait(10)
+    hold = held(1)
+    blocker = jobs.submit("b", "Generate", fake_generate(jobs, clock, 10, ran, "b", hold), 10)
+    assert hold[1][0].wait(10)
+    waiting = jobs.submit("c", "Generate", fake_generate(jobs, clock, 40, ran, "c", frames=8), 40)
+    # b: 9 steps left at 1 s, then its frames and the rest as measured (4 + 3 s) = 16 s; c: 2 + 40 + 4 + 3 = 49 s
+    assert jobs.status(waiting).line() == "waiting: place 1 of 1, about 65 s"
+    hold[1][1].set()
+    assert waiting.finished.wait(10) and blocker.state == "done"
 
 
 def test_a_job_of_a_kind_never_measured_says_its_time_is_unknown():

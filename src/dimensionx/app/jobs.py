@@ -105,7 +105,7 @@ class Jobs:
         self._waiting: collections.deque[Job] = collections.deque()
         self._running: Job | None = None
         self._last: dict[str, Job] = {}  # session -> its newest job (a page waiting for it finds it by id)
-        self._measured: dict[str, list[Piece]] = {}  # kind -> the pieces of its last finished job
+        self._measured: dict[str, Job] = {}  # kind -> its last finished job (its pieces and steps)
         self._ids = itertools.count(1)
         self._worker: threading.Thread | None = None
 
@@ -154,7 +154,7 @@ class Jobs:
                 job.result, job.error, self._running = result, error, None
                 job.state = DONE if error is None else CANCELLED_STATE if isinstance(error, JobCancelled) else FAILED_STATE
                 if error is None:
-                    self._measured[job.what] = job.pieces
+                    self._measured[job.what] = job
                 job.finished.set()
                 self._cond.notify_all()
 
@@ -240,21 +240,26 @@ class Jobs:
         job = self.current(session)
         return None if job is None else self.status(job)
 
-    def _scale(self, job: Job, piece: Piece) -> float:
-        """A measured piece's seconds for ``job``: a bar's scaled by the job's steps."""
-        if piece.length and job.steps:
-            return piece.seconds * job.steps / piece.length
-        return piece.seconds
+    def _pieces(self, job: Job) -> list[float] | None:
+        """Seconds each piece of ``job`` should take, from the last finished job of its kind: its bar of denoising
+        steps (as many steps as that job had) scaled by ``job``'s steps, every other piece as measured (frames
+        decoded, iterations trained do not follow the steps); None before a job of its kind has finished."""
+        measured = self._measured.get(job.what)
+        if measured is None:
+            return None
+        scale = job.steps / measured.steps if job.steps and measured.steps else 1.0
+        return [p.seconds * scale if p.length is not None and p.length == measured.steps else p.seconds
+                for p in measured.pieces]
 
     def _estimate(self, job: Job) -> float | None:
-        """Seconds a job not yet started will take, from the last finished job of its kind."""
-        measured = self._measured.get(job.what)
-        return None if measured is None else sum(self._scale(job, p) for p in measured)
+        """Seconds a job not yet started will take."""
+        pieces = self._pieces(job)
+        return None if pieces is None else sum(pieces)
 
     def _expected(self, job: Job, n: int) -> float | None:
-        """Seconds the running job's ``n``-th piece should take, as measured in the last job of its kind."""
-        measured = self._measured.get(job.what)
-        return self._scale(job, measured[n]) if measured and n < len(measured) else None
+        """Seconds the running job's ``n``-th piece should take."""
+        pieces = self._pieces(job)
+        return pieces[n] if pieces and n < len(pieces) else None
 
     def _left(self, job: Job, now: float) -> float | None:
         """Seconds the running ``job`` still needs: its bar at its own pace, the rest as measured before."""
@@ -264,8 +269,7 @@ class Jobs:
         else:
             expected = self._expected(job, n)
             here = None if expected is None else max(expected - elapsed, 0.0)
-        measured = self._measured.get(job.what)
-        if measured is None:
+        pieces = self._pieces(job)
+        if pieces is None:
             return here
-        rest = sum(self._scale(job, p) for p in measured[n + 1:])
-        return None if here is None else here + rest
+        return None if here is None else here + sum(pieces[n + 1:])

@@ -9,6 +9,7 @@ draw a scheduler's ``step`` may make (a shape as a tuple or as arguments, a dtyp
 from __future__ import annotations
 
 import inspect
+import threading
 
 import pytest
 import torch
@@ -63,6 +64,16 @@ def run(scheduler, generator, steps, forms, shapes=((2, 3, 4),)):
     return outputs
 
 
+def returned_within(seconds: float, work):
+    """``work()``, run on a thread: a step that waits for noise no thread draws fails here instead of hanging."""
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(work()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert outcome, f"the steps did not return within {seconds} s (or raised: see the thread's traceback above)"
+    return outcome[0]
+
+
 def assert_same(a, b):
     assert len(a) == len(b)
     for x, y in zip(a, b):
@@ -97,6 +108,14 @@ def test_a_stock_scheduler_steps_as_stock_and_keeps_generator_in_its_signature()
     assert "generator" in inspect.signature(prefetched.step).parameters
     expected = run(stock, torch.Generator().manual_seed(5), 8, None)
     assert_same(run(prefetched, torch.Generator().manual_seed(5), 8, None), expected)
+
+
+def test_a_step_without_a_generator_draws_from_the_global_one_as_stock():
+    stock, prefetched = schedulers(DDPMScheduler)
+    torch.manual_seed(8)
+    expected = run(stock, None, 4, None)
+    torch.manual_seed(8)
+    assert_same(returned_within(60, lambda: run(prefetched, None, 4, None)), expected)
 
 
 def test_generators_taking_turns_each_give_their_stock_noise():

@@ -214,3 +214,21 @@ def test_a_split_is_repaired_on_smaller_copies_and_the_path_reports_each_repair(
     assert Image.open(tmp_path / "images" / "frame_00015.png").size == (256, 192)  # not SfM's 192 px copies
     assert abs(result.cameras.Ks[0, 0, 0] / K[0, 0] - 1) < 0.02 and result.cameras.width == 256  # full-size cameras
     assert len(result.points) == len(result.colors) > 100
+
+
+def test_a_full_ring_of_cameras_is_smoothed_as_a_closed_path_without_a_prior():
+    """Cameras sweeping 300 degrees or more close on themselves, whatever the sidecar says: a jump next to
+    the ring's last cameras is smoothed with the cameras after the seam, as with a 360-degree orbit prior."""
+    from recon_synthetic import ring_reconstruction
+    from test_recon_path import panning_footage
+
+    from dimensionx.recon.cameras import cameras_from_reconstruction
+
+    rec, names, _ = ring_reconstruction(kinked=range(33, 36))
+    cameras = cameras_from_reconstruction(rec, names)
+    config = ReconConfig()
+    runs = [sfm.smooth_path_jumps(rec, cameras, names, panning_footage(len(names)), config, prior)
+            for prior in (CameraPrior(), CameraPrior("orbit_left", 360.0), CameraPrior("orbit_left", 90.0))]
+    assert runs[0][2]["frames"][0] == [32, 33]
+    np.testing.assert_allclose(runs[0][1].viewmats, runs[1][1].viewmats)
+    assert runs[0][2] == runs[1][2] == runs[2][2]

@@ -41,7 +41,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
 # module (under src/dimensionx) -> the fast pytest selection that guards it
 SUBSETS: dict[str, list[str]] = {
     "directors/lora.py": ["tests/test_lora_fusion.py", "tests/test_lora_mutants.py"],
-    "video/noise.py": ["tests/test_noise_prefetch.py"],
+    "video/noise.py": ["tests/test_noise_prefetch.py", "tests/test_noise_mutants.py"],
     "video/parallel.py": ["tests/test_cfg_parallel.py::test_each_process_runs_one_branch_and_gathers_both",
                           "tests/test_parallel_mutants.py"],
     "fourd/denoise.py": ["tests/test_fourd_denoise.py", "tests/test_fourd_denoise_mutants.py"],
@@ -56,7 +56,7 @@ SUBSETS: dict[str, list[str]] = {
                      "tests/test_recon_sfm.py::test_loop_pairs_join_the_end_of_an_orbit_to_its_start",
                      "tests/test_recon_sfm.py::test_noise_frames_fail_with_the_clear_sfm_error", "tests/test_sfm_mutants.py"],
     "recon/pathprior.py": ["tests/test_recon_jumps.py", "tests/test_pathprior_mutants.py"],
-    "models/sat.py": ["tests/test_sat_convert.py"],
+    "models/sat.py": ["tests/test_sat_convert.py", "tests/test_sat_mutants.py"],
     "train/trainer.py": ["tests/test_train.py::test_resume_from_a_checkpoint_ends_with_the_same_lora",
                          "tests/test_train.py::test_existing_run_folder_needs_resume_or_overwrite",
                          "tests/test_train.py::test_nan_loss_stops_and_keeps_the_last_good_checkpoint",

@@ -38,25 +38,26 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "dimensionx"
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
 
-# module (under src/dimensionx) -> the fast pytest selection that guards it
+# module (under src/dimensionx) -> the fast pytest selection that guards it; the fastest file first (-x stops at a kill)
 SUBSETS: dict[str, list[str]] = {
     "directors/lora.py": ["tests/test_lora_fusion.py", "tests/test_lora_mutants.py"],
-    "video/noise.py": ["tests/test_noise_prefetch.py", "tests/test_noise_mutants.py"],
-    "video/parallel.py": ["tests/test_cfg_parallel.py::test_each_process_runs_one_branch_and_gathers_both",
-                          "tests/test_parallel_mutants.py"],
+    "video/noise.py": ["tests/test_noise_mutants.py", "tests/test_noise_prefetch.py"],
+    "video/parallel.py": ["tests/test_parallel_mutants.py",
+                          "tests/test_cfg_parallel.py::test_each_process_runs_one_branch_and_gathers_both"],
     "fourd/denoise.py": ["tests/test_fourd_denoise.py", "tests/test_fourd_denoise_mutants.py"],
     "fourd/deform.py": ["tests/test_fourd_deform.py", "tests/test_fourd_deform_mutants.py"],
-    "fourd/fit.py": ["tests/test_fourd_fit.py", "tests/test_fourd_fit_mutants.py"],
+    "fourd/fit.py": ["tests/test_fourd_fit_mutants.py", "tests/test_fourd_fit.py"],
     "splats/render.py": ["tests/test_recon_render.py", "tests/test_render_reference.py"],
     "splats/densify.py": ["tests/test_recon_train.py::test_sync_free_strategy_gathers_gsplats_statistics",
                           "tests/test_recon_train.py::test_capped_growth_stops_at_the_cap_and_grows_the_largest_gradients",
                           "tests/test_recon_train.py::test_capped_growth_adds_nothing_at_the_cap",
                           "tests/test_densify_mutants.py"],
-    "recon/sfm.py": ["tests/test_recon_sfm.py::test_sfm_recovers_known_cameras_up_to_a_similarity",
+    "recon/sfm.py": ["tests/test_sfm_mutants.py",
+                     "tests/test_recon_sfm.py::test_sfm_recovers_known_cameras_up_to_a_similarity",
                      "tests/test_recon_sfm.py::test_loop_pairs_join_the_end_of_an_orbit_to_its_start",
-                     "tests/test_recon_sfm.py::test_noise_frames_fail_with_the_clear_sfm_error", "tests/test_sfm_mutants.py"],
+                     "tests/test_recon_sfm.py::test_noise_frames_fail_with_the_clear_sfm_error"],
     "recon/pathprior.py": ["tests/test_recon_jumps.py", "tests/test_pathprior_mutants.py"],
-    "models/sat.py": ["tests/test_sat_convert.py", "tests/test_sat_mutants.py"],
+    "models/sat.py": ["tests/test_sat_mutants.py", "tests/test_sat_convert.py"],
     "train/trainer.py": ["tests/test_train.py::test_resume_from_a_checkpoint_ends_with_the_same_lora",
                          "tests/test_train.py::test_existing_run_folder_needs_resume_or_overwrite",
                          "tests/test_train.py::test_nan_loss_stops_and_keeps_the_last_good_checkpoint",

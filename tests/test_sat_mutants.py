@@ -12,8 +12,10 @@ from dimensionx.errors import DimensionXError
 from dimensionx.models.sat import (
     MODEL_STATES,
     SatShape,
+    build_transformer,
     export_sat_lora,
     find_model_states,
+    infer_config,
     load_sat_state,
     merge_lora,
     read_sat_shape,
@@ -139,3 +141,14 @@ def test_a_checkpoint_without_a_state_dict_of_tensors_is_refused(tmp_path, saved
     torch.save(saved, path)
     with pytest.raises(DimensionXError, match="has no state dict of tensors under 'module' \\(the DeepSpeed layout\\)"):
         load_sat_state(path)
+
+
+@pytest.mark.parametrize("dropped", [6, 7])
+def test_missing_tensors_are_named_up_to_six_then_an_ellipsis(state, dropped):
+    conversion = rename_sat_state(state)
+    config = infer_config(conversion.state, SatShape(num_frames=9, latent_height=4, latent_width=8, text_length=6))
+    names = sorted(k for k in conversion.state if k.startswith("transformer_blocks.1."))[:dropped]
+    with pytest.raises(DimensionXError) as error:
+        build_transformer(config, {k: v for k, v in conversion.state.items() if k not in names})
+    listed = ", ".join(names[:6]) + (" ..." if dropped > 6 else "")
+    assert f"(missing: {listed}). The names are diffusers'" in str(error.value)

@@ -2,8 +2,8 @@
 
 Only public behaviour is checked: a scheduler passed through ``prefetch_step_noise`` must step to the very
 tensors and leave its generator at the very state that the stock scheduler does, for each form of
-``torch.randn`` a scheduler's ``step`` may call (a shape as a tuple or as arguments, a dtype, the CPU or
-another device, another generator, the global generator), across shape changes, generator changes,
+``torch.randn`` a scheduler's ``step`` may call (a shape as a tuple, as arguments or as one int, a dtype,
+the CPU or another device, another generator, the global generator), across shape changes, generator changes,
 ``set_timesteps`` and a failing draw. The reference is the same scheduler class, unwrapped. (A step that
 draws from the generator by another function than ``randn`` is outside the contract: the thread owns it.)
 """
@@ -29,6 +29,8 @@ class DrawingScheduler(DDPMScheduler):
             extra = torch.randn(shape, generator=generator)
         elif form == "args":
             extra = torch.randn(*shape, generator=generator)
+        elif form == "flat":  # one int: a 1-D draw
+            extra = torch.randn(sample.numel(), generator=generator).view(shape)
         elif form == "bf16":
             extra = torch.randn(shape, generator=generator, dtype=torch.bfloat16).float()
         elif form == "device":
@@ -80,7 +82,7 @@ def assert_same(a, b):
         assert torch.equal(x, y)
 
 
-@pytest.mark.parametrize("forms", [["tuple"], ["args"], ["bf16"], ["device"], ["meta", "tuple"], ["tuple", "bf16", "args"]])
+@pytest.mark.parametrize("forms", [["tuple"], ["args"], ["flat"], ["bf16"], ["device"], ["meta", "tuple"], ["tuple", "bf16", "args"]])
 def test_every_form_of_draw_gives_the_stock_noise(forms):
     stock, prefetched = schedulers()
     expected = run(stock, torch.Generator().manual_seed(3), 6, forms)

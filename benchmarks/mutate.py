@@ -62,7 +62,7 @@ SUBSETS: dict[str, list[str]] = {
                          "tests/test_train.py::test_existing_run_folder_needs_resume_or_overwrite",
                          "tests/test_train.py::test_nan_loss_stops_and_keeps_the_last_good_checkpoint",
                          "tests/test_train_resume.py", "tests/test_train_checks.py"],
-    "outputs.py": ["tests/test_overwrite.py", "tests/test_overwrite_rules.py", "tests/test_nothing_lost.py",
+    "outputs.py": ["tests/test_outputs_mutants.py", "tests/test_overwrite.py", "tests/test_overwrite_rules.py", "tests/test_nothing_lost.py",
                    "tests/test_media_edges.py"],
     "atomic.py": ["tests/test_nothing_lost.py", "tests/test_media_edges.py"],
     "videofiles.py": ["tests/test_media.py", "tests/test_media_edges.py"],

@@ -16,6 +16,7 @@ from dimensionx.fourd.fit import CPU_ITERATIONS, Fitter, FourDStrategy, render_a
 from dimensionx.splats.render import rasterize, scene_scale
 from fourd_synthetic import MovingScene, grid_views
 
+WIDTH, HEIGHT = 24, 18  # px: above SSIM's 11 px window
 TINY = dict(plane_resolution=4, plane_scales=(1,), plane_features=4, mlp_width=8, densify=False)
 
 
@@ -27,7 +28,7 @@ def tiny_fitter(iterations: int = 0, deform: bool = True, **settings) -> Fitter:
         "means": start["means"].clone(), "quats": start["quats"].clone(), "scales": start["scales"].log(),
         "opacities": torch.logit(start["opacities"]), "sh0": start["sh"].clone(), "shN": torch.zeros(scene.n, 3, 3),
     })
-    views = grid_views(scene, 3, 4, 12, 9, holdout=0)
+    views = grid_views(scene, 3, 4, WIDTH, HEIGHT, holdout=0)
     config = FourDConfig(**{**TINY, "iterations": iterations, "coarse_iterations": 0, **settings})
     return Fitter(config, splats, views, scene_scale(views.viewmats.numpy()), torch.device("cpu"), deform=deform)
 
@@ -91,14 +92,14 @@ def test_a_deformed_render_moves_the_gaussians_by_the_field_offsets():
         return {k: v.expand(len(means), -1) for k, v in shift.items()}
 
     v = fitter.views
-    images, _, offsets = render_at(s, field, 0.25, v.viewmats[:2], v.Ks[:2], 12, 9, fitter.background)
+    images, _, offsets = render_at(s, field, 0.25, v.viewmats[:2], v.Ks[:2], WIDTH, HEIGHT, fitter.background)
     sh = torch.cat([s["sh0"], s["shN"]], dim=1)  # [N, 4, 3]: degree 1
     expected, _, _ = rasterize(s["means"] + shift["means"], s["quats"] + shift["quats"], torch.exp(s["scales"] + shift["scales"]),
-                               torch.sigmoid(s["opacities"]), sh, v.viewmats[:2], v.Ks[:2], 12, 9, 1, fitter.background)
+                               torch.sigmoid(s["opacities"]), sh, v.viewmats[:2], v.Ks[:2], WIDTH, HEIGHT, 1, fitter.background)
     assert seen == [0.25]
     torch.testing.assert_close(images, expected)
     torch.testing.assert_close(offsets, shift["means"].expand(len(s["means"]), -1))
-    canonical, _, none = render_at(s, None, 0.25, v.viewmats[:2], v.Ks[:2], 12, 9, fitter.background)
+    canonical, _, none = render_at(s, None, 0.25, v.viewmats[:2], v.Ks[:2], WIDTH, HEIGHT, fitter.background)
     assert none is None and not torch.allclose(canonical, expected)
 
 

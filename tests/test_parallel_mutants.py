@@ -125,6 +125,20 @@ def test_too_few_gpus_are_refused_before_joining(monkeypatch):
     assert parallel.init_process("cpu") == torch.device("cpu")  # --device cpu: the GPUs are not counted
 
 
+def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(parallel, "dist", TwoRanks(0))
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert parallel.init_process("cuda") == torch.device("cuda", 0)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert parallel.init_process("auto") == torch.device("cuda", 1)
+    assert chosen == [torch.device("cuda", 0), torch.device("cuda", 1)]
+
+
 def test_launch_runs_the_same_command_under_torchrun_with_one_process_per_gpu(monkeypatch):
     seen = []
     monkeypatch.setattr(subprocess, "run", lambda command, check: seen.append(command) or SimpleNamespace(returncode=3))

@@ -12,8 +12,11 @@ from dimensionx.errors import DimensionXError
 from dimensionx.models.sat import (
     MODEL_STATES,
     SatShape,
+    build_transformer,
     export_sat_lora,
     find_model_states,
+    infer_config,
+    load_sat_state,
     merge_lora,
     read_sat_shape,
     rename_sat_state,
@@ -120,3 +123,32 @@ def test_lora_export_refuses_a_wrong_suffix_and_a_checkpoint_without_lora(tmp_pa
     with pytest.raises(DimensionXError, match="holds no SAT LoRA tensors .*convert it without --lora-only"):
         export_sat_lora(source, tmp_path / "out.safetensors")
     assert not Path(tmp_path / "out.safetensors").exists()
+
+
+def test_a_tensor_under_another_prefix_is_not_taken_for_a_transformer_weight(state):
+    """Only names under ``model.diffusion_model.`` are the transformer's; a name of the same length under
+    another prefix (an EMA copy, another module) is refused by name, not converted."""
+    key = "time_embed.0.weight"
+    other = "model.diffusion_ema00." + key
+    assert len(other) == len(P + key)
+    with pytest.raises(DimensionXError, match=rf"1 tensor\(s\) of the SAT checkpoint have no place .*{other}"):
+        rename_sat_state({**state, other: state[P + key]})
+
+
+@pytest.mark.parametrize("saved", [{"module": {}}, {"module": {"a": torch.zeros(1), "step": 3}}, [torch.zeros(1)]])
+def test_a_checkpoint_without_a_state_dict_of_tensors_is_refused(tmp_path, saved):
+    path = tmp_path / MODEL_STATES
+    torch.save(saved, path)
+    with pytest.raises(DimensionXError, match="has no state dict of tensors under 'module' \\(the DeepSpeed layout\\)"):
+        load_sat_state(path)
+
+
+@pytest.mark.parametrize("dropped", [6, 7])
+def test_missing_tensors_are_named_up_to_six_then_an_ellipsis(state, dropped):
+    conversion = rename_sat_state(state)
+    config = infer_config(conversion.state, SatShape(num_frames=9, latent_height=4, latent_width=8, text_length=6))
+    names = sorted(k for k in conversion.state if k.startswith("transformer_blocks.1."))[:dropped]
+    with pytest.raises(DimensionXError) as error:
+        build_transformer(config, {k: v for k, v in conversion.state.items() if k not in names})
+    listed = ", ".join(names[:6]) + (" ..." if dropped > 6 else "")
+    assert f"(missing: {listed}). The names are diffusers'" in str(error.value)

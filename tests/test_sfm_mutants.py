@@ -8,11 +8,13 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from dimensionx.errors import DimensionXError
 from dimensionx.recon.cameras import PathSteps
 from dimensionx.recon.config import ReconConfig
 from dimensionx.recon.frames import Footage, thumbnails
+from dimensionx.recon import sfm
 from dimensionx.recon.sfm import (
     CameraPrior,
     camera_prior,
@@ -20,11 +22,13 @@ from dimensionx.recon.sfm import (
     choose_pairs,
     index_pairs,
     loop_pairs,
+    recover_cameras,
     repair,
     sequential_pairs,
     step_jumps,
     unregistered_runs,
 )
+from recon_synthetic import arc_cameras, intrinsics, render_views, splat_scene
 
 
 def footage(n: int, images: np.ndarray | None = None, ids: np.ndarray | None = None) -> Footage:
@@ -176,3 +180,55 @@ def test_the_motion_prior_comes_from_the_flags_else_from_the_video_sidecar(tmp_p
     video.with_suffix(".json").write_text("{broken")
     assert camera_prior(ReconConfig(video=str(video))) == CameraPrior()
     assert camera_prior(ReconConfig(video=str(tmp_path / "frames"))) == CameraPrior()  # no video, no sidecar: none
+
+
+def test_a_split_is_repaired_on_smaller_copies_and_the_path_reports_each_repair(tmp_path, monkeypatch):
+    """16 views of an arc at 256 x 192, view 5 replaced by noise: SfM (on 192 px copies) registers 15 (94%:
+    a split under the 95% target, above the 90% floor). The repair samples source frames 2-8 around it,
+    finds nothing new to match (no reader, every pair matched) and stops; the jump smoothing runs on the
+    result and is reported. The cameras and frames are the full-size ones."""
+    viewmats, K = arc_cameras(16, 60.0), intrinsics(256, 192)
+    images = render_views(splat_scene(), viewmats, K, 256, 192)
+    images[5] = np.random.default_rng(0).integers(0, 256, (192, 256, 3), np.uint8)
+    figures = {"frames": [[3, 4]], "step_degrees": [9.0, 5.0], "step_ratio": [3.5, 1.2], "largest_step_degrees": [9.0, 6.0],
+               "reprojection_error_px": [0.4, 0.45], "points": [100, 100], "kept": True}
+    smoothed = []
+
+    def smooth(rec, cameras, names, footage, config, prior):  # stands in for the bundle adjustment
+        smoothed.append(len(cameras))
+        return rec, cameras, figures
+
+    monkeypatch.setattr(sfm, "smooth_path_jumps", smooth)
+    config = ReconConfig(video="arc.mp4", sfm_max_size=192)
+    result = recover_cameras(footage(16, images), tmp_path / "images", config, CameraPrior())
+
+    assert result.cameras.frame_ids.tolist() == [k for k in range(16) if k != 5] and smoothed == [15]
+    assert result.path["repairs"] == [
+        "split around frames 2-8: added 0 frame(s) of the shot there and matched each window's frames with each other "
+        "(nothing new to match: stopped)",
+        "jump at frames 3-4: bundle adjustment with a smooth-path prior around it (4 cameras each side): step there "
+        "9.0 -> 5.0 degrees, ratio to the median 3.50 -> 1.20, largest step 9.0 -> 6.0 degrees, reprojection error "
+        "0.40 -> 0.45 px: kept"]
+    assert result.path["jump_repair"] is figures
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [f"frame_{i:05d}.png" for i in range(16)]
+    assert Image.open(tmp_path / "images" / "frame_00015.png").size == (256, 192)  # not SfM's 192 px copies
+    assert abs(result.cameras.Ks[0, 0, 0] / K[0, 0] - 1) < 0.02 and result.cameras.width == 256  # full-size cameras
+    assert len(result.points) == len(result.colors) > 100
+
+
+def test_a_full_ring_of_cameras_is_smoothed_as_a_closed_path_without_a_prior():
+    """Cameras sweeping 300 degrees or more close on themselves, whatever the sidecar says: a jump next to
+    the ring's last cameras is smoothed with the cameras after the seam, as with a 360-degree orbit prior."""
+    from recon_synthetic import ring_reconstruction
+    from test_recon_path import panning_footage
+
+    from dimensionx.recon.cameras import cameras_from_reconstruction
+
+    rec, names, _ = ring_reconstruction(kinked=range(33, 36))
+    cameras = cameras_from_reconstruction(rec, names)
+    config = ReconConfig()
+    runs = [sfm.smooth_path_jumps(rec, cameras, names, panning_footage(len(names)), config, prior)
+            for prior in (CameraPrior(), CameraPrior("orbit_left", 360.0), CameraPrior("orbit_left", 90.0))]
+    assert runs[0][2]["frames"][0] == [32, 33]
+    np.testing.assert_allclose(runs[0][1].viewmats, runs[1][1].viewmats)
+    assert runs[0][2] == runs[1][2] == runs[2][2]

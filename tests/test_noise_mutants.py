@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
 
 import pytest
 import torch
@@ -37,6 +38,9 @@ class DrawingScheduler(DDPMScheduler):
             extra = torch.randn(shape, generator=generator, device="cpu")
         elif form == "meta":  # a draw on another device is that device's, and takes nothing from the queue
             extra = torch.zeros(shape) if torch.randn(shape, generator=generator, device="meta").is_meta else None
+        elif form in ("rand", "out"):  # other draws from the generator, once a thread had time to draw ahead of it
+            time.sleep(0.2)
+            extra = torch.rand(shape, generator=generator) if form == "rand" else torch.randn(shape, generator=generator, out=torch.empty(shape))
         elif form == "global":  # the process's generator, not the pipeline's
             extra = torch.randn(shape)
         elif form == "int":  # randn refuses an integer dtype
@@ -82,7 +86,8 @@ def assert_same(a, b):
         assert torch.equal(x, y)
 
 
-@pytest.mark.parametrize("forms", [["tuple"], ["args"], ["flat"], ["bf16"], ["device"], ["meta", "tuple"], ["tuple", "bf16", "args"]])
+@pytest.mark.parametrize("forms", [["tuple"], ["args"], ["flat"], ["bf16"], ["device"], ["meta", "tuple"], ["tuple", "bf16", "args"],
+                                   ["out", "tuple"], ["tuple", "rand", "tuple"]])
 def test_every_form_of_draw_gives_the_stock_noise(forms):
     stock, prefetched = schedulers()
     expected = run(stock, torch.Generator().manual_seed(3), 6, forms)

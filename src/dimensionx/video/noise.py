@@ -80,11 +80,13 @@ class _ServeNoise(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is torch.randn and kwargs.get("generator") is self.generator:
-            shape = tuple(args[0]) if len(args) == 1 and not isinstance(args[0], int) else tuple(args)
-            device = torch.device(kwargs.get("device") or "cpu")
-            if device.type == "cpu" and kwargs.get("layout") in (None, torch.strided) and not kwargs.get("out"):
-                return self.prefetcher.draw(self.generator, shape, kwargs.get("dtype"))
+        if kwargs.get("generator") is self.generator:
+            if func is torch.randn:
+                shape = tuple(args[0]) if len(args) == 1 and not isinstance(args[0], int) else tuple(args)
+                device = torch.device(kwargs.get("device") or "cpu")
+                if device.type == "cpu" and kwargs.get("layout") in (None, torch.strided) and kwargs.get("out") is None:
+                    return self.prefetcher.draw(self.generator, shape, kwargs.get("dtype"))
+            self.prefetcher.stop()  # any other draw from the generator: from where the stock one would stand
         return func(*args, **kwargs)
 
 
@@ -149,9 +151,12 @@ def _calling(method):
     return call
 
 
-def prefetch_step_noise(scheduler):
-    """The same scheduler (class and config) whose ``step`` draws its CPU-generator noise ahead on a thread;
-    ``scheduler`` itself is left as it was. Give it to the pipeline: ``pipe.scheduler = prefetch_step_noise(pipe.scheduler)``."""
+def prefetch_step_noise(scheduler, depth: int = DEPTH):
+    """The same scheduler (class and config) whose ``step`` draws its CPU-generator noise ahead on a thread,
+    ``depth`` draws kept ready; ``scheduler`` itself is left as it was. Give it to the pipeline:
+    ``pipe.scheduler = prefetch_step_noise(pipe.scheduler)``."""
     if isinstance(scheduler, PrefetchedNoise):
         return scheduler
-    return _prefetching_class(type(scheduler)).from_config(scheduler.config)
+    prefetching = _prefetching_class(type(scheduler)).from_config(scheduler.config)
+    prefetching.noise_depth = depth
+    return prefetching

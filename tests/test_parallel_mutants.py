@@ -119,7 +119,7 @@ def test_too_few_gpus_are_refused_before_joining(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(DimensionXError, match=r"^--gpus 2 but only 1 CUDA GPU\(s\) are visible: lower --gpus$"):
+    with pytest.raises(DimensionXError, match=r"^--gpus 2 but only 1 CUDA GPU\(s\) are visible: lower --gpus \(or pass --device cpu for CPU processes\)$"):
         parallel.init_process("cuda")
     monkeypatch.setattr(parallel, "dist", TwoRanks(0))  # joined already: nothing to start
     assert parallel.init_process("cpu") == torch.device("cpu")  # --device cpu: the GPUs are not counted
@@ -143,8 +143,9 @@ def test_launch_runs_the_same_command_under_torchrun_with_one_process_per_gpu(mo
     seen = []
     monkeypatch.setattr(subprocess, "run", lambda command, check: seen.append(command) or SimpleNamespace(returncode=3))
     assert parallel.launch(["video", "photo.png", "--gpus", "2"], 2) == 3
-    assert seen == [[sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                     "-m", "dimensionx.cli", "video", "photo.png", "--gpus", "2"]]
+    (command,) = seen
+    assert command[:2] == [sys.executable, "-c"] and "from torch.distributed.run import main" in command[2]
+    assert command[3:] == ["--standalone", "--nproc_per_node=2", "-m", "dimensionx.cli", "video", "photo.png", "--gpus", "2"]
     with pytest.raises(DimensionXError, match="--gpus 3: CFG-parallel splits the two guidance branches"):
         parallel.launch(["video"], 3)
     assert len(seen) == 1

@@ -48,6 +48,18 @@ def test_sfm_recovers_known_cameras_up_to_a_similarity(tmp_path):
     assert abs(sfm.cameras.Ks[0, 0, 0] / K[0, 0] - 1) < 0.02
 
 
+def test_sfm_shows_a_bar_of_the_frames_it_registers(tmp_path, capsys):
+    """The mapper's progress: a bar that reaches the frames registered (the app shows it, with an ETA)."""
+    viewmats, K = arc_cameras(8, 40.0), intrinsics(192, 144)
+    images = render_views(splat_scene(), viewmats, K, 192, 144)
+    names = save_images(images, tmp_path / "images")
+    sfm = run_sfm(images, names, tmp_path / "images", ReconConfig(video="synthetic", sfm_repairs=0))
+    bars = capsys.readouterr().err
+    assert len(sfm.cameras) == 8 and "SfM round 1: 100%" in bars and "8/8 [" in bars, bars[-300:]
+    run_sfm(images, names, tmp_path / "quiet", ReconConfig(video="synthetic", sfm_repairs=0, progress=False))
+    assert "SfM round" not in capsys.readouterr().err
+
+
 def test_loop_pairs_join_the_end_of_an_orbit_to_its_start():
     rng = np.random.default_rng(0)
     views = rng.integers(0, 256, size=(10, 24, 32, 3), dtype=np.uint8)

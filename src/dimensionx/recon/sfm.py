@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import DimensionXError
 from .colmap import pycolmap
@@ -123,7 +124,8 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
             extracted = names
             match_pairs(database, sorted(pairs), Path(work) / "pairs.txt")
             matched |= pairs
-            models = map_incrementally(database, sfm_dir, Path(work) / f"sparse{attempt}", config)
+            models = map_incrementally(database, sfm_dir, Path(work) / f"sparse{attempt}", config, len(names),
+                                       f"SfM round {attempt + 1}")
             rec = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
             registered = rec.num_reg_images() if rec is not None else 0
             log.info("SfM round %d: %d of %d frames registered in the largest of %d model(s)", attempt + 1,
@@ -434,8 +436,10 @@ def match_pairs(database: Path, pairs: list[tuple[str, str]], pairs_file: Path) 
 
 
 def map_incrementally(
-    database: Path, image_dir: Path, out: Path, config: ReconConfig
+    database: Path, image_dir: Path, out: Path, config: ReconConfig, frames: int = 0, desc: str = "SfM"
 ) -> dict[int, pycolmap.Reconstruction]:
+    """COLMAP's mapper over the matched ``frames``; the incremental one shows a bar of the frames it has
+    registered (the app shows it too, with an ETA)."""
     out.mkdir()
     if config.mapper == "global":  # GLOMAP: rotation averaging, global positioning, one bundle adjustment
         options = pycolmap.GlobalPipelineOptions()
@@ -448,7 +452,10 @@ def map_incrementally(
     options.ba_global_frames_ratio = options.ba_global_points_ratio = config.ba_global_ratio
     options.ba_local_max_refinements = options.ba_global_max_refinements = config.ba_refinements
     options.mapper.init_min_tri_angle = config.init_min_tri_angle
-    return pycolmap.incremental_mapping(database, image_dir, out, options)
+    with tqdm(total=frames, desc=desc, unit="frame", disable=not config.progress or not frames) as bar:
+        return pycolmap.incremental_mapping(database, image_dir, out, options,
+                                            initial_image_pair_callback=lambda: bar.update(2),
+                                            next_image_callback=lambda: bar.update(1))
 
 
 def check_registered(registered: int, total: int, models: int, footage: Footage, config: ReconConfig) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -24,7 +26,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_app(folder: Path, *flags: str, timeout: float = 120.0) -> Iterator[tuple[str, Path]]:
-    """Yields (the app's URL, its log file) once it answers; stops it afterwards."""
+    """Yields (the app's URL, its log file) once it answers; stops it afterwards. Its process id is in
+    ``folder/app.pid`` (``slowed``)."""
     (folder / "video.yaml").write_text(TINY_VIDEO)
     (folder / "recon.yaml").write_text(TINY_RECON)
     port = free_port()
@@ -34,6 +37,7 @@ def running_app(folder: Path, *flags: str, timeout: float = 120.0) -> Iterator[t
                "--recon-config", str(folder / "recon.yaml"), *flags]
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    (folder / "app.pid").write_text(str(process.pid))
     try:
         deadline = time.monotonic() + timeout
         while not re.search(r"Running on local URL:\s+(http://\S+)", log.read_text()):
@@ -48,3 +52,28 @@ def running_app(folder: Path, *flags: str, timeout: float = 120.0) -> Iterator[t
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def slowed(folder: Path, share: float = 0.1, period: float = 0.05) -> Iterator[None]:
+    """The app of ``running_app(folder)`` gets only ``share`` of the time (SIGSTOP and SIGCONT in turn), as on a machine
+    ten times slower: a tiny-model Generate of 1000 steps lasts about a minute instead of seconds, so a browser has time
+    to reload or press Cancel while it runs (a real one takes minutes). The browser itself is not slowed."""
+    pid = int((folder / "app.pid").read_text())
+    done = threading.Event()
+
+    def cycle():
+        while not done.is_set():
+            os.kill(pid, signal.SIGSTOP)
+            done.wait(period * (1 - share))
+            os.kill(pid, signal.SIGCONT)
+            done.wait(period * share)
+
+    thread = threading.Thread(target=cycle, name="slowed-app", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        os.kill(pid, signal.SIGCONT)

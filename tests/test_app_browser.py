@@ -8,6 +8,9 @@ scene (a screenshot of its canvas is not near-uniform); the 4D viewer's time sli
 picture; another session's file URL is refused. Screenshots go to $DIMENSIONX_ARTIFACTS (default
 test-artifacts/app/); docs/app.png is one of them.
 
+A tiny-model step takes milliseconds: where the browser must act while a job runs (reload, Cancel, a queue), the
+app runs ``slowed`` (stopped nine tenths of the time), so the job outlasts the page's action on any machine.
+
 Limits on waits are generous for a loaded 2-core machine; ``DIMENSIONX_TEST_SLOWDOWN`` (default 1)
 multiplies them all on slower ones.
 """
@@ -25,7 +28,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_server import running_app
+from app_server import running_app, slowed
 from recon_synthetic import arc_cameras, intrinsics, transforms_json, write_orbit_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,8 +36,8 @@ ARTIFACTS = Path(os.environ.get("DIMENSIONX_ARTIFACTS") or REPO / "test-artifact
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 SLOWDOWN = float(os.environ.get("DIMENSIONX_TEST_SLOWDOWN", "1"))  # multiplies every wait's limit
-LONG_STEPS = 200  # denoising steps of a Generate that is still running when the test reloads
-CANCELLED_STEPS = 1000  # the most steps the app takes: a Generate cancelled mid-run cannot end first, however fast the machine
+LONG_STEPS = 1000  # denoising steps of a Generate that is still running when the test reloads (the most the scheduler takes)
+CANCELLED_STEPS = LONG_STEPS  # a Generate cancelled mid-run (with the app ``slowed``: it cannot end first)
 
 pytestmark = [
     pytest.mark.slow,
@@ -168,14 +171,15 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
 
     # reload mid-Generate: the job goes on, the reloaded page says so and shows the result when it is done
     set_steps(browser, LONG_STEPS)
-    browser.find_element(By.ID, "generate").click()
-    wait_for(browser, f"/running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#video .progress-level-inner')?.innerText || '')",
-             60, "the second Generate's steps and time left in the video box")
-    browser.refresh()
-    wait_for(browser, f"/Generate is running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#running').innerText)"
-                      f" && /running: step [0-9]+\\/{LONG_STEPS}/.test(document.querySelector('#video .progress-level-inner')?.innerText || '')",
-             30, "the reloaded page saying how far Generate is, also in the video box")
-    shot(browser, "1-reloaded-mid-generate")
+    with slowed(share.parent):  # the tiny model's steps take milliseconds: the job must outlast the reload
+        browser.find_element(By.ID, "generate").click()
+        wait_for(browser, f"/running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#video .progress-level-inner')?.innerText || '')",
+                 60, "the second Generate's steps and time left in the video box")
+        browser.refresh()
+        wait_for(browser, f"/Generate is running: step [0-9]+\\/{LONG_STEPS}, about [0-9]+ s left/.test(document.querySelector('#running').innerText)"
+                          f" && /running: step [0-9]+\\/{LONG_STEPS}/.test(document.querySelector('#video .progress-level-inner')?.innerText || '')",
+                 60, "the reloaded page saying how far Generate is, also in the video box")
+        shot(browser, "1-reloaded-mid-generate")
     wait_for(browser, f"{VIDEO_READY} && {VIDEO}.src != {json.dumps(first)}", 180, "the second video after the reload")
     second = browser.execute_script(f"return {VIDEO}.src")
     assert browser.execute_script("return document.querySelector('#photo img') !== null")  # the photo is back too
@@ -196,40 +200,42 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
             time.sleep(0.5)
         return job
 
-    blocker = other_session_runs()
-    set_steps(browser, 2)
-    browser.find_element(By.ID, "generate").click()
-    waiting = "/waiting: place 1 of 1, about [0-9]+ s/"  # the ETA from the measured times of the Generates before
-    wait_for(browser, f"{waiting}.test(document.querySelector('#video .progress-level-inner')?.innerText || '')", 90,
-             "this page's place in the queue with an ETA")
-    browser.execute_script("document.querySelector('#video').scrollIntoView()")
-    shot(browser, "2-queued")
+    with slowed(share.parent):  # until the test cancels it, the other session's job runs on
+        blocker = other_session_runs()
+        set_steps(browser, 2)
+        browser.find_element(By.ID, "generate").click()
+        waiting = "/waiting: place 1 of 1, about [0-9]+ s/"  # the ETA from the measured times of the Generates before
+        wait_for(browser, f"{waiting}.test(document.querySelector('#video .progress-level-inner')?.innerText || '')", 90,
+                 "this page's place in the queue with an ETA")
+        browser.execute_script("document.querySelector('#video').scrollIntoView()")
+        shot(browser, "2-queued")
 
-    # reload while WAITING: the page's wait goes, the job stays in the queue, runs, and its video arrives in the new page
-    browser.refresh()
-    wait_for(browser, f"{waiting}.test(document.querySelector('#running').innerText)"
-                      f" && {waiting}.test(document.querySelector('#video .progress-level-inner')?.innerText || '')", 30,
-             "the reloaded page showing the waiting job's place and ETA, also in the video box")
-    shot(browser, "2-reloaded-while-waiting")
-    other.predict(api_name="/on_cancel")  # the other session's job stops at its next step; this one runs
-    assert "cancelled" in str(blocker.result(timeout=60 * SLOWDOWN))
+        # reload while WAITING: the page's wait goes, the job stays in the queue, runs, and its video arrives in the new page
+        browser.refresh()
+        wait_for(browser, f"{waiting}.test(document.querySelector('#running').innerText)"
+                          f" && {waiting}.test(document.querySelector('#video .progress-level-inner')?.innerText || '')", 60,
+                 "the reloaded page showing the waiting job's place and ETA, also in the video box")
+        shot(browser, "2-reloaded-while-waiting")
+        other.predict(api_name="/on_cancel")  # the other session's job stops at its next step; this one runs
+        assert "cancelled" in str(blocker.result(timeout=60 * SLOWDOWN))
     wait_for(browser, f"{VIDEO_READY} && {VIDEO}.src != {json.dumps(second)}", 240, "the waiting job's video in the reloaded page")
     finished = browser.execute_script(f"return {VIDEO}.src")
 
     # Cancel removes a waiting job: it never runs, and the other session's running job goes on
-    blocker = other_session_runs()
-    browser.find_element(By.ID, "generate").click()
-    wait_for(browser, f"{waiting}.test(document.querySelector('#video .progress-level-inner')?.innerText || '')", 60,
-             "this page's job waiting again")
-    browser.find_element(By.ID, "cancel").click()
-    wait_for(browser, "document.querySelector('#notice').innerText.includes('the job was cancelled; nothing was written')", 30,
-             "the waiting job cancelled")
-    wait_for(browser, "document.querySelector('#running').innerText === ''", 10, "the page no longer naming a job")
-    assert not blocker.done(), "Cancel stopped the other session's job"
-    assert browser.execute_script(f"return {VIDEO}.src") == finished
-    shot(browser, "2-cancelled-while-waiting")
-    other.predict(api_name="/on_cancel")
-    blocker.result(timeout=60 * SLOWDOWN)
+    with slowed(share.parent):
+        blocker = other_session_runs()
+        browser.find_element(By.ID, "generate").click()
+        wait_for(browser, f"{waiting}.test(document.querySelector('#video .progress-level-inner')?.innerText || '')", 60,
+                 "this page's job waiting again")
+        browser.find_element(By.ID, "cancel").click()
+        wait_for(browser, "document.querySelector('#notice').innerText.includes('the job was cancelled; nothing was written')", 30,
+                 "the waiting job cancelled")
+        wait_for(browser, "document.querySelector('#running').innerText === ''", 10, "the page no longer naming a job")
+        assert not blocker.done(), "Cancel stopped the other session's job"
+        assert browser.execute_script(f"return {VIDEO}.src") == finished
+        shot(browser, "2-cancelled-while-waiting")
+        other.predict(api_name="/on_cancel")
+        blocker.result(timeout=60 * SLOWDOWN)
 
     # errors in words: a text file named .png, a settings file of something else
     fake = share.parent / "fake.png"
@@ -255,14 +261,15 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     upload(browser, "#photo", REPO / "assets" / "barn.png")
     wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo again")
     set_steps(browser, CANCELLED_STEPS)
-    browser.find_element(By.ID, "generate").click()
-    # a step counter "12/1000" with the time left, and the app's own word that the job runs
-    wait_for(browser, f"/running: step [0-9]+\\/{CANCELLED_STEPS}, about/.test(document.querySelector('#video .progress-level-inner')?.innerText || '')"
-                      " && document.querySelector('#running').innerText.includes('Generate is running')", 60,
-             "the denoising steps running")
-    browser.find_element(By.ID, "cancel").click()
-    wait_for(browser, "document.querySelector('#notice').innerText.includes('the job was cancelled; nothing was written')", 60,
-             "the cancel reported")
+    with slowed(share.parent):
+        browser.find_element(By.ID, "generate").click()
+        # a step counter "12/1000" with the time left, and the app's own word that the job runs
+        wait_for(browser, f"/running: step [0-9]+\\/{CANCELLED_STEPS}, about/.test(document.querySelector('#video .progress-level-inner')?.innerText || '')"
+                          " && document.querySelector('#running').innerText.includes('Generate is running')", 60,
+                 "the denoising steps running")
+        browser.find_element(By.ID, "cancel").click()
+        wait_for(browser, "document.querySelector('#notice').innerText.includes('the job was cancelled; nothing was written')", 60,
+                 "the cancel reported")
     assert browser.execute_script(f"return {VIDEO}.src") == finished and not browser.find_elements(By.CSS_SELECTOR, ".error")
     sessions = [p for p in share.iterdir() if p.is_dir() and p.name != "previews"]
     assert sorted(len(list(p.glob("video-*"))) for p in sessions) == [0, 3], log.read_text()  # the cancelled ones left nothing

@@ -530,7 +530,7 @@ def test_cancel_in_the_page_stops_a_running_video_at_its_next_step(server, gener
 
     app, url = server
     client = Client(url.geturl(), verbose=False)
-    form = dataclasses.replace(FORM, steps=400)  # minutes on a CPU if not stopped
+    form = dataclasses.replace(FORM, steps=1000)  # the most the scheduler takes: ~6 s on a CPU, the test cancels within ~0.5 s
     client.predict(handle_file(str(generated[0])), *dataclasses.astuple(form), api_name="/on_generate")  # queued
     job = client.submit(api_name="/wait_generate")  # what the page does next: wait for it, with its progress
     deadline = time.monotonic() + 120
@@ -613,13 +613,13 @@ def test_the_app_ends_on_ctrl_c_and_kill_like_every_command(tmp_path, tiny_cache
     while not re.search(r"Running on local URL", log.read_text()):
         assert app.poll() is None and time.monotonic() < deadline, log.read_text()
         time.sleep(0.5)
-    if busy:  # a Generate of 400 steps (minutes on a CPU) runs when the signal comes
+    if busy:  # a Generate of 1000 steps (the most the scheduler takes, ~6 s on a CPU) runs when the signal comes
         photo = tmp_path / "photo.png"
         Image.new("RGB", (96, 64), (200, 120, 40)).save(photo)
-        form = dataclasses.replace(FORM, steps=400)
+        form = dataclasses.replace(FORM, steps=1000)
         Client(f"http://127.0.0.1:{port}", verbose=False).submit(handle_file(str(photo)), *dataclasses.astuple(form),
                                                                   api_name="/on_generate")
-        while "step 2/400" not in log.read_text().replace("\r", "\n") and not list(share.glob("*/video-001/photo.png")):
+        while "step 2/1000" not in log.read_text().replace("\r", "\n") and not list(share.glob("*/video-001/photo.png")):
             assert app.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.5)
     app.send_signal(signum)

@@ -10,6 +10,9 @@ from ..models.hub import DEFAULT_MODEL
 
 LORA_MODES = ("auto", "fused", "adapters")
 ATTENTION_KERNELS = ("sdpa", "sage")  # ModeConfig.attention
+STEP_CACHES = ("taylorseer", "dbcache")  # ModeConfig.step_cache
+DBCACHE_MISSING = ("mode_settings.step_cache dbcache runs cache-dit's DBCache, which is not installed: "
+                   "pip install 'dimensionx[dbcache]' (cache-dit 1.5), or set step_cache: taylorseer")
 
 
 @dataclasses.dataclass
@@ -29,8 +32,18 @@ class ModeConfig:
     # was chosen over FirstBlockCache and MagCache: their skips depend on thresholds or magnitude
     # ratios calibrated per checkpoint (none published for CogVideoX-5B-I2V), so their speed can
     # neither be promised nor measured on the random-weight benchmark.
-    cache_interval: int = 6  # fast: steps from one full transformer pass to the next
+    # fast: "taylorseer" (the above, a fixed schedule) or "dbcache": cache-dit's Dual Block Cache
+    # (video/dbcache.py), adaptive: a step runs the first `cache_front_blocks` blocks and skips the
+    # rest when their residual changed by less than `cache_threshold` since the last full step (the
+    # skipped residual forecast by cache-dit's TaylorSeer); pip install 'dimensionx[dbcache]'. Not yet
+    # measured on a GPU (docs/speed.md); its default thresholds are cache-dit's.
+    step_cache: str = "taylorseer"
+    cache_interval: int = 6  # fast: steps from one full transformer pass to the next (dbcache: at most)
     cache_warmup_steps: int = 3  # fast: first steps always computed in full
+    cache_threshold: float = 0.08  # dbcache: relative L1 change of the front blocks' residual under which a step is skipped; 0: never
+    cache_front_blocks: int = 8  # dbcache: blocks run on every step, whose residual decides (cache-dit's Fn)
+    cache_back_blocks: int = 0  # dbcache: last blocks run on every step too, refining a skipped step (cache-dit's Bn)
+    cache_taylor_order: int = 1  # dbcache: order of the TaylorSeer forecast of a skipped step's residual; 0: reused as it was
     # fast: "sdpa" (cuDNN's fused kernel first, as exact) or "sage" (SageAttention's 8-bit kernel: pip install
     # sageattention); its drift and speed are in docs/speed.md
     attention: str = "sdpa"
@@ -40,6 +53,14 @@ class ModeConfig:
     def __post_init__(self):
         if self.attention not in ATTENTION_KERNELS:
             raise DimensionXError(f"mode_settings.attention {self.attention!r}: use one of {', '.join(ATTENTION_KERNELS)}")
+        if self.step_cache not in STEP_CACHES:
+            raise DimensionXError(f"mode_settings.step_cache {self.step_cache!r}: use one of {', '.join(STEP_CACHES)}")
+        if self.cache_threshold < 0 or self.cache_front_blocks < 1 or self.cache_back_blocks < 0 or self.cache_taylor_order < 0:
+            raise DimensionXError(
+                f"ModeConfig(cache_threshold={self.cache_threshold}, cache_front_blocks={self.cache_front_blocks}, "
+                f"cache_back_blocks={self.cache_back_blocks}, cache_taylor_order={self.cache_taylor_order}): the threshold, "
+                "the back blocks and the order need at least 0, the front blocks at least 1 (defaults 0.08, 8, 0 and 1)"
+            )
         if self.cache_interval < 1 or self.cache_warmup_steps < 0 or self.offload_blocks_per_group < 1:
             raise DimensionXError(
                 f"ModeConfig(cache_interval={self.cache_interval}, cache_warmup_steps={self.cache_warmup_steps}, "
@@ -53,6 +74,8 @@ class ModeConfig:
         if mode == "fast" and self.attention == "sage" and importlib.util.find_spec("sageattention") is None:
             raise DimensionXError("mode_settings.attention sage runs SageAttention, which is not installed: "
                                   "pip install 'sageattention>=1.0.6' (or set attention: sdpa)")
+        if mode == "fast" and self.step_cache == "dbcache" and importlib.util.find_spec("cache_dit") is None:
+            raise DimensionXError(DBCACHE_MISSING)
 
 
 @dataclasses.dataclass

@@ -10,7 +10,8 @@ piece is a diffusers hook, processor or config, the pipeline's code is untouched
   memory and streams to the GPU only while it encodes, and the VAE decodes in its own temporal
   chunks (2 latent frames at a time with a causal conv cache, as the original).
 - ``fast``: ``exact`` plus FP8 GEMMs (torchao, row-wise scales, on every linear layer of the
-  transformer blocks) and the TaylorSeer step cache (see :data:`.config.ModeConfig.cache_interval`); every knob
+  transformer blocks) and the TaylorSeer step cache (see :data:`.config.ModeConfig.cache_interval`), or with
+  ``step_cache: dbcache`` cache-dit's adaptive DBCache (:mod:`.dbcache`); every knob
   sits in ``VideoConfig.mode_settings`` (``mode_settings:`` in a YAML preset).
   Approximate: measure it against ``exact`` before trusting it for your data.
 - ``lowmem``: the transformer and T5 stream block by block from CPU memory (diffusers group
@@ -39,6 +40,7 @@ from ..atomic import atomic_file
 from ..errors import DimensionXError
 from .attention import use_fastest_attention
 from .config import ModeConfig
+from .dbcache import enable_dbcache
 from .noise import prefetch_step_noise
 
 logger = logging.getLogger(__name__)
@@ -69,11 +71,13 @@ def apply_mode(pipe, mode: str, device: torch.device, config: ModeConfig | None 
         return notes + _apply_lowmem(pipe, device, config)
     pipe.transformer.to(device)
     pipe.vae.to(device)
+    if mode == "fast" and config.step_cache == "dbcache":  # before the FP8 hook, which must quantize outside it
+        notes += enable_dbcache(pipe.transformer, config)
     if mode == "fast":
         notes += _enable_fp8(pipe.transformer, device) if config.fp8 else ["FP8 off (mode_settings.fp8: false): GEMMs stay bf16"]
     if config.compile:
         notes += compile_regions(pipe.transformer, pipe.vae, _compile_cache_file(config, device))
-    if mode == "fast":
+    if mode == "fast" and config.step_cache == "taylorseer":
         notes += _enable_step_cache(pipe.transformer, config)
     return notes
 

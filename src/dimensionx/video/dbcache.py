@@ -1,0 +1,108 @@
+"""``fast``'s adaptive step cache: cache-dit's DBCache (``mode_settings.step_cache: dbcache``), on one transformer.
+
+DBCache (Dual Block Cache, from the cache-dit library, Apache-2.0) runs the first
+``cache_front_blocks`` transformer blocks at every step and compares the residual they add with the
+one of the last full step. When it changed by less than ``cache_threshold`` (mean absolute
+difference over mean absolute residual), the remaining blocks are skipped and their residual is
+reused, forecast to this step by cache-dit's TaylorSeer calibrator (order ``cache_taylor_order``);
+otherwise every block runs and the residuals are kept. The first ``cache_warmup_steps`` steps always
+run in full, and at most ``cache_interval - 1`` steps in a row are skipped. TaylorSeer-Lite (the
+default step cache) skips on a fixed schedule; DBCache skips where the output barely changes, at the
+price of the front blocks on every step.
+
+Only this transformer changes; no class, global or environment variable:
+
+- cache-dit is given the transformer, not the pipeline. Given a pipeline it would replace
+  ``__call__`` of the pipeline's class (every CogVideoX pipeline of the process) to reset its state
+  at each call; given a transformer it replaces ``forward`` of this instance only and keeps its state
+  until :func:`cache_dit.refresh_context` starts it afresh.
+- :class:`ResetEachVideo`, a diffusers hook on the transformer, does that at the first step of every
+  video: the step whose timestep does not fall below the last one's (timesteps fall within a video;
+  a stage that runs several videos step by step at the same timestep thus never reuses one video's
+  residual for another), so a cancelled video leaves nothing to the next one; and again when the
+  pipeline resets its stateful hooks after a video, which frees the cached residuals.
+- Importing cache-dit sets ``FFPA_CUDA_ALLOW_SMALL_D`` (for an attention kernel not used here) and
+  replaces ``logging.Logger.warning_once`` / ``info_once``: :func:`import_cache_dit` puts back what
+  was there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from diffusers.hooks import HookRegistry, ModelHook
+
+from ..errors import DimensionXError
+from .config import DBCACHE_MISSING, ModeConfig
+
+RESET_HOOK = "dimensionx_dbcache_reset"
+_LOGGER_METHODS = ("warning_once", "info_once")  # set on logging.Logger by cache-dit's import
+
+
+def enable_dbcache(transformer, config: ModeConfig) -> list[str]:
+    """Puts DBCache on ``transformer`` (a CogVideoX transformer) as ``config`` says; returns notes for the sidecar.
+
+    Call it before other hooks that rewrite the weights on a forward (``fast``'s FP8): cache-dit's
+    forward swaps the block list for its own while it runs, and such hooks must walk the model outside it.
+    """
+    cache_dit = import_cache_dit()
+    blocks = len(transformer.transformer_blocks)
+    if config.cache_front_blocks + config.cache_back_blocks > blocks:
+        raise DimensionXError(
+            f"mode_settings.cache_front_blocks {config.cache_front_blocks} + cache_back_blocks {config.cache_back_blocks}: "
+            f"this transformer has {blocks} blocks; run fewer on every step")
+    calibrator = cache_dit.TaylorSeerCalibratorConfig(taylorseer_order=config.cache_taylor_order) if config.cache_taylor_order else None
+    cache_dit.enable_cache(transformer, calibrator_config=calibrator, cache_config=cache_dit.DBCacheConfig(
+        Fn_compute_blocks=config.cache_front_blocks, Bn_compute_blocks=config.cache_back_blocks,
+        residual_diff_threshold=config.cache_threshold, max_warmup_steps=config.cache_warmup_steps,
+        max_continuous_cached_steps=config.cache_interval - 1,
+        enable_separate_cfg=False,  # CogVideoX runs both guidance branches in one forward per step
+    ))
+    HookRegistry.check_if_exists_or_initialize(transformer).register_hook(ResetEachVideo(cache_dit.refresh_context), RESET_HOOK)
+    forecast = f"TaylorSeer order {config.cache_taylor_order}" if config.cache_taylor_order else "reused as is"
+    return [f"DBCache step cache (cache-dit {cache_dit.__version__}): first {config.cache_warmup_steps} steps in full, then "
+            f"blocks {config.cache_front_blocks + 1}-{blocks - config.cache_back_blocks} skipped where the first "
+            f"{config.cache_front_blocks} blocks' residual changed by < {config.cache_threshold} ({forecast}), "
+            f"a full pass at least every {config.cache_interval} steps"]
+
+
+def import_cache_dit():
+    """``import cache_dit``, with the environment variables and ``logging.Logger`` methods its import sets put back."""
+    environment = dict(os.environ)
+    methods = {name: vars(logging.Logger)[name] for name in _LOGGER_METHODS if name in vars(logging.Logger)}
+    try:
+        import cache_dit
+    except ImportError:
+        raise DimensionXError(DBCACHE_MISSING) from None
+    finally:
+        for name in set(os.environ) - set(environment):
+            del os.environ[name]
+        os.environ.update(environment)
+        for name, method in methods.items():  # a method it added where there was none stays: cache-dit calls it
+            setattr(logging.Logger, name, method)
+    return cache_dit
+
+
+class ResetEachVideo(ModelHook):
+    """Starts cache-dit's state on the transformer afresh at the first step of each video, and after each video."""
+
+    _is_stateful = True
+
+    def __init__(self, refresh):
+        super().__init__()
+        self.refresh = refresh  # cache_dit.refresh_context
+        self.last_timestep: float | None = None
+
+    def pre_forward(self, module, *args, **kwargs):
+        timestep = float(torch.as_tensor(kwargs["timestep"] if "timestep" in kwargs else args[2]).flatten()[0])  # [B], [] or a number
+        if self.last_timestep is None or timestep >= self.last_timestep:
+            self.refresh(module)
+        self.last_timestep = timestep
+        return args, kwargs
+
+    def reset_state(self, module):
+        self.refresh(module)
+        self.last_timestep = None
+        return module

@@ -104,5 +104,9 @@ class ResetEachVideo(ModelHook):
 
     def reset_state(self, module):
         self.refresh(module)
+        # refresh_context (cache-dit 1.5.3) leaves the manager's current context on the one it replaced, whose
+        # TaylorSeer state (4 tensors of the hidden states' size) would live on until the next video's first step
+        for name in module._context_names:
+            module._context_manager.set_context(name)
         self.last_timestep = None
         return module

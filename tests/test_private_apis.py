@@ -115,6 +115,29 @@ def test_diffusers_pipeline_step_callback():
     assert "callback_on_step_end(self, i, t, callback_kwargs)" in source
 
 
+def test_diffusers_stateful_hook_reset_and_cache_dit_transformer_context():
+    """video/dbcache.py: a pipeline call ends by resetting stateful hooks (ResetEachVideo.reset_state), which points
+    the transformer's cache-dit context manager (``_context_manager``, ``_context_names``, set by cache-dit) at the fresh context."""
+    import importlib.util
+
+    from diffusers import CogVideoXImageToVideoPipeline, DiffusionPipeline
+
+    assert "self.maybe_free_model_hooks()" in inspect.getsource(CogVideoXImageToVideoPipeline.__call__)
+    assert "_reset_stateful_cache()" in inspect.getsource(DiffusionPipeline.maybe_free_model_hooks)
+    if importlib.util.find_spec("cache_dit") is None:
+        pytest.skip("cache-dit is not installed: pip install 'dimensionx[dbcache]'")
+    from dimensionx.video.dbcache import import_cache_dit
+
+    import_cache_dit()
+    from cache_dit.caching.cache_adapters.cache_adapter import CachedAdapter
+    from cache_dit.caching.cache_contexts.cache_manager import CachedContextManager
+
+    source = inspect.getsource(CachedAdapter.mock_transformer)
+    assert "transformer._context_manager = " in source and "transformer._context_names = " in source, \
+        "cache-dit moved the transformer's context manager: video/dbcache.py ResetEachVideo.reset_state reads it"
+    assert parameters(CachedContextManager.set_context)[:2] == ["self", "cached_context"]
+
+
 def test_peft_lora_layer_layout():
     """directors/lora.py reads lora_A[adapter] / lora_B[adapter] and a wrapped layer's base_layer."""
     from peft import LoraConfig, inject_adapter_in_model

@@ -105,3 +105,43 @@ def test_compile_artifacts_persist_in_the_users_cache_folder(monkeypatch, tmp_pa
     cpu = torch.device("cpu")
     assert _compile_cache_file(ModeConfig(), cpu) == tmp_path / "inductor" / f"cpu-torch-{torch.__version__}.megacache"
     assert _compile_cache_file(ModeConfig(compile_cache="/data/compiled"), cpu).parent == Path("/data/compiled")
+
+
+def test_a_video_stopped_mid_way_leaves_the_step_cache_to_start_afresh(tiny_cache, photo):
+    """The app and --batch run many videos in one process: after a Generate cancelled at step 5 (here an error
+    in the transformer, as Cancel raises in a callback), the next video runs its full passes on the documented
+    steps and equals the first video of a fresh generator. diffusers resets the cache only at the end of a
+    call, so without the reset the stopped video's step counter carries over and its features are forecast."""
+    from PIL import Image
+
+    from dimensionx.video.generator import load_generator
+
+    config = VideoConfig(model="tiny", device="cpu", steps=12, frames=9, prompt="a barn", seed=5, motion="orbit_left")
+    image = Image.open(photo).convert("RGB").resize((96, 64))
+    mode = ModeConfig(cache_interval=5, cache_warmup_steps=3)
+
+    def cached_generator():
+        generator = load_generator(config)
+        _enable_step_cache(generator.pipe.transformer, mode)  # as fast does on a GPU (a CPU runs eager)
+        return generator
+
+    fresh = cached_generator().denoise(image, config.prompt, config)
+    generator = cached_generator()
+    calls = []
+
+    def stop_at_step_5(module, args):
+        calls.append(len(calls))
+        if len(calls) == 6:
+            raise KeyboardInterrupt("cancelled at step 5")
+
+    stop = generator.pipe.transformer.register_forward_pre_hook(stop_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        generator.denoise(image, config.prompt, config)
+    stop.remove()
+    calls.clear()
+    full = []
+    generator.pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(len(calls)))
+    generator.pipe.transformer.transformer_blocks[0].attn1.register_forward_pre_hook(lambda module, args: full.append(calls[-1]))
+    after = generator.denoise(image, config.prompt, config)
+    assert full == [0, 1, 2, 4, 9]
+    assert torch.equal(after, fresh)

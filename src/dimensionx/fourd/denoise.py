@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..video.config import VideoConfig
+from ..video.modes import start_video
 
 
 @contextlib.contextmanager
@@ -127,6 +128,7 @@ def denoise(
     text = prompt if isinstance(prompt, dict) else text_inputs(generator, prompt)
     text = {name: embeds.expand(len(images), -1, -1) for name, embeds in text.items()}
     rngs = [torch.Generator(rng.device).set_state(rng.get_state()) for _ in images]
+    start_video(pipe)
     with schedule_from(pipe, start_step):
         return pipe(
             image=images if len(images) > 1 else images[0], height=height, width=width, num_frames=config.frames,

@@ -41,7 +41,7 @@ from .config import ModeConfig, VideoConfig
 from .image import fit_image, load_image
 from .inputs import DTYPE_NAMES, check_inputs, output_path, parse_motion
 from .loop import close_loop
-from .modes import apply_mode, check_mode, weights_editable
+from .modes import apply_mode, check_mode, start_video, weights_editable
 from .parallel import cfg_processes, enable_cfg_parallel, init_process, is_distributed, is_main_process
 
 logger = logging.getLogger(__name__)
@@ -226,6 +226,7 @@ class DirectorVideoGenerator:
         height, width = self.size
         if self.switch is not None:
             self.switch.start(self.pipe)
+        start_video(self.pipe)
         return self.pipe(
             image=image,
             **self._text_inputs(prompt, config.uncond),

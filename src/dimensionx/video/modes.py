@@ -83,6 +83,16 @@ def apply_mode(pipe, mode: str, device: torch.device, config: ModeConfig | None 
 
 
 @contextlib.contextmanager
+def start_video(pipe) -> None:
+    """Starts the step cache (TaylorSeer's step counter and features, DBCache's residuals) afresh before a video.
+
+    diffusers resets stateful hooks only at the end of a pipeline call (``maybe_free_model_hooks``):
+    a video stopped mid-way (Cancel, a signal, an error) would leave the counter mid-schedule, and the
+    next video of the process (the app, ``--batch``) would forecast its first steps from the stopped
+    one's features."""
+    pipe.maybe_free_model_hooks()
+
+
 def weights_editable(pipe):
     """Context in which LoRA fusion may read and rewrite the transformer's weights.
 

@@ -82,7 +82,6 @@ def apply_mode(pipe, mode: str, device: torch.device, config: ModeConfig | None 
     return notes
 
 
-@contextlib.contextmanager
 def start_video(pipe) -> None:
     """Starts the step cache (TaylorSeer's step counter and features, DBCache's residuals) afresh before a video.
 
@@ -93,6 +92,7 @@ def start_video(pipe) -> None:
     pipe.maybe_free_model_hooks()
 
 
+@contextlib.contextmanager
 def weights_editable(pipe):
     """Context in which LoRA fusion may read and rewrite the transformer's weights.
 

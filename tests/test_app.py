@@ -545,6 +545,30 @@ def test_cancel_in_the_page_stops_a_running_video_at_its_next_step(server, gener
     assert not list(app.sessions.root.glob(f"{folder_name('connection:' + client.session_hash)}/video-*"))  # no partial files
 
 
+def test_a_job_that_fails_with_no_page_open_is_told_once_by_the_next_page(server, generated):
+    from gradio_client import Client
+
+    app, url = server
+    client = Client(url.geturl(), verbose=False)  # a browser session whose page is closed while its jobs run
+    session = folder_name("connection:" + client.session_hash)
+
+    def notices(api_name: str) -> list[str]:
+        return [value for value in client.predict(api_name=api_name) if isinstance(value, str) and value.startswith("⚠")]
+
+    wrong_frames = app.submit_generate(session, generated[0], dataclasses.replace(FORM, frames=10))  # fails in the job
+    assert wrong_frames.finished.wait(300) and wrong_frames.state == "failed"
+    told = notices("/on_open")  # the page opens again: the failure, once, in the page's words
+    assert len(told) == 1 and told[0].startswith("⚠ Generate did not finish: ") and "4k+1" in told[0], told
+    assert "*Frames*" in told[0] and "--" not in told[0] and str(app.sessions.root) not in told[0]
+    assert notices("/on_open") == []  # a second reload says nothing more
+
+    crashed = app.jobs.submit(session, "Build 3D scene", crash)  # a bug, while the page is open and polling
+    assert crashed.finished.wait(30) and crashed.state == "failed"
+    assert notices("/on_poll") == ["⚠ Build 3D scene did not finish: the job failed (ZeroDivisionError); the app keeps "
+                                   "serving, and its log has the details"]
+    assert notices("/on_poll") == [] and notices("/on_open") == []
+
+
 def test_an_upload_over_the_limit_is_refused_by_the_server(server):
     _, url = server
     body = b"x" * 2_100_000  # the app's limit is 2 MB

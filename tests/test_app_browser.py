@@ -254,6 +254,23 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     assert not browser.find_elements(By.CSS_SELECTOR, ".error")  # no red error badges on the form
     shot(browser, "3-errors")
 
+    # a Generate that fails while no page is open (the tab was closed): the next page tells it, once, in words
+    from dimensionx.app.access import COOKIE
+
+    token = next(c["value"] for c in browser.get_cookies() if c["name"] == COOKIE)
+    browser.get("about:blank")
+    closed = Client(url, verbose=False, headers={"Cookie": f"{COOKIE}={token}"})  # what the closed page had sent
+    closed.predict(handle_file(str(REPO / "assets" / "barn.png")), *form[:7], 2, 6.0, 10, "exact", api_name="/on_generate")
+    browser.get(url)
+    wait_for(browser, "document.querySelector('#notice').innerText.includes('Generate did not finish')", 60,
+             "the reopened page telling the failed Generate")
+    told = notice(browser)
+    assert "Frames 10: CogVideoX makes 4k+1 frames" in told and "--" not in told and str(share) not in told, told
+    shot(browser, "3-failed-while-away")
+    browser.refresh()
+    wait_for(browser, VIDEO_READY, 60, "the reloaded page")  # the notice comes with the restored video
+    assert notice(browser) == "", "a second reload told the failure again"
+
     # Cancel with nothing running, then Cancel mid-run: one sentence each, the finished video stays
     browser.find_element(By.ID, "cancel").click()
     wait_for(browser, "document.querySelector('#notice').innerText.includes('Nothing of this page is running')", 10,

@@ -7,6 +7,8 @@ The worker records how long each stage of a job took (the progress bars its code
 stretches between them, e.g. loading before the denoising steps, decoding and writing after
 them); the next job of the same kind gets its ETA from those measured times, scaled by its steps.
 Cancel removes the session's waiting job and stops its running one at its next progress step.
+The queue remembers each session's newest job, so a job that fails or is cancelled while no page
+waits for it is told to the next page of the session that opens or polls, once (``untold``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Job:
     pieces: list[Piece] = dataclasses.field(default_factory=list)  # measured so far; the last one is under way
     bar: Bar | None = None
     since: float = 0.0  # the queue's clock when it was queued, then when the last piece began
+    told: bool = False  # its failure or cancel has been shown in a page
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     finished: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -229,6 +232,16 @@ class Jobs:
                 expected = self._expected(job, len(job.pieces) - 1)
                 status.fraction = min(elapsed / expected, 0.99) if expected else None
             return status
+
+    def untold(self, session: str) -> Job | None:
+        """The session's newest job if it failed or was cancelled and no page has shown that yet; it counts as shown from
+        now on (the caller shows it)."""
+        with self._cond:
+            job = self._last.get(session)
+            if job is None or job.state not in (FAILED_STATE, CANCELLED_STATE) or job.told:
+                return None
+            job.told = True
+            return job
 
     def current(self, session: str) -> Job | None:
         """The session's job waiting or running, if any."""

@@ -25,7 +25,7 @@ from dimensionx.app.jobs import CANCELLED, Bar, JobCancelled, Jobs
 from dimensionx.app.sessions import ROOT_MARKER, SESSION_MARKER, Sessions
 from dimensionx.cli import build_parser, main
 from dimensionx.errors import DimensionXError
-from dimensionx.videofiles import read_frames
+from dimensionx.videofiles import read_frames, write_video
 from app_server import TINY_RECON, TINY_VIDEO
 from recon_synthetic import arc_cameras, intrinsics, transforms_json, write_orbit_video
 
@@ -174,9 +174,14 @@ def crash():
     raise ZeroDivisionError("boom")
 
 
-def test_build_3d_of_a_tiny_video_uses_the_known_cameras_beside_it(app, generated):
+def test_build_3d_of_a_tiny_video_uses_the_known_cameras_beside_it(app, generated, tmp_path):
+    import shutil
+
     _, result = generated
-    scene = app.build_scene(SESSION, result.video, 20)  # noise, which SfM cannot register: its motion's cameras
+    shown = tmp_path / "gradio-cache" / "video.mp4"  # the page's video box holds Gradio's copy, without the sidecar
+    shown.parent.mkdir()
+    shutil.copyfile(result.video, shown)
+    scene = app.build_scene(SESSION, shown, 20)  # noise, which SfM cannot register: the original's motion's cameras
     metrics = json.loads((scene.folder / "metrics.json").read_text())
     assert metrics["config"]["cameras"] == str(result.video.with_suffix(".transforms.json"))
     assert metrics["models_found"] is None and metrics["frames_registered"] == 9
@@ -184,8 +189,6 @@ def test_build_3d_of_a_tiny_video_uses_the_known_cameras_beside_it(app, generate
 
 
 def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app, generated, tmp_path):
-    import shutil
-
     import gradio as gr
 
     from dimensionx.app.ui import shown_in
@@ -194,7 +197,8 @@ def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app
     notice = gr.Markdown(render=False)
     build = shown_in(notice)(lambda *args: {"scene": app.build_scene(*args)})
     scenes = sorted((app.sessions.root / SESSION).glob("scene-*"))
-    noise = shutil.copy(result.video, tmp_path / "noise.mp4")  # an upload of noise: no sidecar, so no known cameras
+    noise = tmp_path / "noise.mp4"  # an upload of noise (not a copy of the session's video): no known cameras
+    write_video(read_frames(result.video)[0][::-1], noise, 8)
     assert "structure from motion registered only" in build(SESSION, noise)[notice]
     assert sorted((app.sessions.root / SESSION).glob("scene-*")) == scenes  # the failed job left no folder
     assert build(SESSION, None) == {notice: "⚠ no video to reconstruct: press Generate first, or upload a video"}

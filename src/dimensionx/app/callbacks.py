@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import filecmp
 import json
 import logging
 import shutil
@@ -24,6 +25,7 @@ from ..directors.weights import find_director_file
 from ..errors import DimensionXError
 from ..recon.config import ReconConfig
 from ..video.config import VideoConfig
+from ..videofiles import VIDEO_SUFFIXES, check_decodes
 from .config import AppConfig
 from .jobs import Job, Jobs
 from .sessions import PRIVATE, Sessions
@@ -183,10 +185,16 @@ def without_server_paths(value):
 
 
 def check_scene_video(video: str | Path | None, max_mb: float) -> Path:
-    """The video "Build 3D scene" reconstructs (the generated one, or an upload), checked."""
+    """The video "Build 3D scene" reconstructs (the generated one, or an upload), checked: its type, size and first frame."""
     if not video:
         raise DimensionXError("no video to reconstruct: press Generate first, or upload a video")
-    return check_video_upload(video, max_mb)
+    path = check_video_upload(video, max_mb)
+    try:
+        check_decodes(path)
+    except DimensionXError:
+        raise DimensionXError(f"the uploaded file {path.name} is not a video that can be played (no frame of it decodes): "
+                              f"upload a video ({', '.join(VIDEO_SUFFIXES)})") from None
+    return path
 
 
 class App:
@@ -275,7 +283,7 @@ class App:
         from ..scenes import with_known_cameras
 
         self.sessions.sweep()
-        video = check_scene_video(video, self.config.max_upload_mb)
+        video = self.generated_original(session_id, check_scene_video(video, self.config.max_upload_mb))
         with self._job(session_id, "scene") as out:
             config = with_known_cameras(load_config(ReconConfig, self.config.recon_config, {  # the tiny model's noise: its path
                 "video": str(video), "out": str(out), "device": self.config.device, "iterations": iterations}), video)
@@ -316,6 +324,15 @@ class App:
                                    viewer, times, scene / "transforms.json")
             save_result(result, self.sessions.root / session_id, folder)
         return result
+
+    def generated_original(self, session_id: str, video: Path) -> Path:
+        """The session's generated video of which ``video`` is a copy (the page's video boxes hold Gradio's copies), else
+        ``video``: the original has its sidecar beside it (and the tiny model's known cameras)."""
+        size = video.stat().st_size
+        for original in sorted(self.sessions.folder(session_id).glob("video-*/video.mp4")):
+            if original.stat().st_size == size and filecmp.cmp(original, video, shallow=False):
+                return original
+        return video
 
     def history(self, session_id: str) -> list[tuple[str, str]]:
         """The session's finished results, newest first: (label, job folder name)."""

@@ -27,7 +27,8 @@ from starlette.middleware import Middleware
 
 from ..errors import DimensionXError
 from .access import SessionFiles, session_of
-from .callbacks import BUILD, BUILD4D, GENERATE, NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm, VideoResult
+from .callbacks import (BUILD, BUILD4D, GENERATE, NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm,
+                        VideoResult, check_scene_video)
 from .jobs import FAILED, Bar, Job, Jobs, Status
 from .previews import write_previews
 from .uploads import check_image_upload
@@ -331,8 +332,14 @@ def build_ui(app: App) -> gr.Blocks:
                 check_image_upload(path, app.config.max_upload_mb, app.config.max_image_megapixels)
             return {}
 
-        def on_bad_photo(message: str):
-            return None if message else gr.skip()  # a refused upload leaves the box empty
+        @in_page
+        def on_clip(path):
+            if path:
+                check_scene_video(path, app.config.max_upload_mb)
+            return {}
+
+        def emptied_if_refused(message: str):
+            return None if message else gr.skip()  # a refused upload leaves its box empty
 
         @in_page
         def on_history(name, request: gr.Request):
@@ -410,7 +417,8 @@ def build_ui(app: App) -> gr.Blocks:
         gallery.select(on_pick, None, form["motion"], queue=False)
         form["motion"].change(on_motion, form["motion"], director, queue=False)
         settings.upload(on_settings, settings, {*form_inputs, notice}, queue=False)
-        image.upload(on_photo, image, {notice}, queue=False).then(on_bad_photo, notice, image, queue=False)
+        image.upload(on_photo, image, {notice}, queue=False).then(emptied_if_refused, notice, image, queue=False)
+        upload.upload(on_clip, upload, {notice}, queue=False).then(emptied_if_refused, notice, upload, queue=False)
         quiet = {"queue": False, "show_progress": "hidden"}  # leaves a running job's progress bars alone
         history.select(on_history, history, everything - {image, *form_inputs}, **quiet)
         opened = demo.load(on_open, None, everything | {job}, api_name="on_open", **quiet)

@@ -202,6 +202,10 @@ def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app
     assert "structure from motion registered only" in build(SESSION, noise)[notice]
     assert sorted((app.sessions.root / SESSION).glob("scene-*")) == scenes  # the failed job left no folder
     assert build(SESSION, None) == {notice: "⚠ no video to reconstruct: press Generate first, or upload a video"}
+    fake = tmp_path / "clip.mp4"
+    fake.write_text("a text file renamed .mp4")
+    assert build(SESSION, fake) == {notice: "⚠ the uploaded file clip.mp4 is not a video that can be played (no frame of it "
+                                            "decodes): upload a video (.mp4, .mov, .mkv, .avi, .webm, .gif)"}
     assert shown_in(notice)(crash)() == {
         notice: "⚠ the job failed (ZeroDivisionError); the app keeps serving, and its log has the details"}
     generate = shown_in(notice)(lambda form: {"video": app.generate(SESSION, generated[0], form)})
@@ -433,6 +437,16 @@ def test_a_job_of_a_kind_never_measured_says_its_time_is_unknown():
     assert jobs.status(waiting).line() == "waiting: place 1 of 1, time unknown until a first Build 3D scene has run"
     hold[1][1].set()
     assert waiting.finished.wait(10)
+    # Generate is measured now; a Build 4D scene never was: its bar's pace says nothing of its later stages, so it
+    # shows that bar's time only, and a Generate behind it does not pretend to know when it starts
+    hold = held(1)
+    new_kind = jobs.submit("c", "Build 4D scene", fake_generate(jobs, clock, 4, ran, "c", hold))
+    assert hold[1][0].wait(10)
+    behind = jobs.submit("d", "Generate", fake_generate(jobs, clock, 4, ran, "d"), 4)
+    assert jobs.status(new_kind).line() == "running: step 1/4, about 3 s left in this stage"
+    assert jobs.status(behind).line() == "waiting: place 1 of 1, time unknown until a first Build 4D scene has run"
+    hold[1][1].set()
+    assert behind.finished.wait(10) and ran == ["a", "b", "c", "d"]
 
 
 def test_cancel_removes_the_sessions_waiting_job_and_stops_its_running_one():

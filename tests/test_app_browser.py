@@ -252,6 +252,15 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     wait_for(browser, "document.querySelector('#notice').innerText.includes('is not a video')", 30, "the bad sidecar refused")
     assert "settings.json is not a video's settings" in notice(browser)
     assert not browser.find_elements(By.CSS_SELECTOR, ".error")  # no red error badges on the form
+    browser.execute_script("[...document.querySelectorAll('#recon-upload button')].find(b => b.getAttribute('aria-label') == 'Clear')"
+                           ".click()")  # the video box holds the generated video: the user empties it to upload one
+    wait_for(browser, "document.querySelector('#recon-upload input[type=file]') !== null", 10, "the video box emptied")
+    fake_clip = share.parent / "clip.mp4"
+    fake_clip.write_text("not a video, a text file renamed .mp4\n")
+    upload(browser, "#recon-upload", fake_clip)
+    wait_for(browser, "document.querySelector('#notice').innerText.includes('clip.mp4 is not a video that can be played')", 30,
+             "the fake video refused")
+    wait_for(browser, "document.querySelector('#recon-upload input[type=file]') !== null", 10, "the refused video's box emptied")
     shot(browser, "3-errors")
 
     # a Generate that fails while no page is open (the tab was closed): the next page tells it, once, in words

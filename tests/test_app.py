@@ -131,7 +131,9 @@ def test_build_4d_scene_with_a_frame_per_time_for_the_viewer(tiny_cache, tmp_pat
         positions = np.fromfile(frame, dtype=SPLAT_RECORD)["position"]  # sorted by size x opacity in the .splat
         expected = read_ply(ply)["means"].numpy()
         np.testing.assert_allclose(np.sort(positions, axis=0), np.sort(expected, axis=0), atol=1e-5)
-    assert app4d.result(SESSION, result.name) == result  # recorded: a reloaded page shows it again
+    assert result.photo == folder / "photo.png" and result.photo.read_bytes() == photo.read_bytes()  # kept for a reload
+    assert result.form == VideoForm(prompt="a flag", seed=5, mode="exact")
+    assert app4d.result(SESSION, result.name) == result  # recorded: a reloaded page shows it again, with its photo and form
 
 
 def test_form_mixes_two_directors_into_one_motion():

@@ -332,7 +332,7 @@ def moving_scene4d(session: Path, clip: Path) -> None:
     in time (the tiny model's 4D fit barely moves in a run a CPU affords), recorded as the app records its jobs."""
     import torch
 
-    from dimensionx.app.callbacks import Scene4DResult, save_result, viewer_frames
+    from dimensionx.app.callbacks import Scene4DResult, VideoForm, save_result, viewer_frames
     from dimensionx.fourd.store import save_scene
     from dimensionx.splats.gaussians import init_splats
     from test_fourd_export import cubic_field
@@ -348,8 +348,10 @@ def moving_scene4d(session: Path, clip: Path) -> None:
                np.repeat(intrinsics(96, 64)[None], 5, 0), 96, 64)
     frames, times = viewer_frames(folder / "scene4d", folder / "viewer", 5)
     shutil.copyfile(clip, folder / "orbit.mp4")  # stand-ins for the job's renders, which this test does not look at
+    shutil.copyfile(REPO / "assets" / "snowman.png", folder / "photo.png")
     result = Scene4DResult(folder.name, folder / "orbit.mp4", folder / "orbit.mp4", [folder / "scene4d" / "transforms.json"],
-                           {"psnr": None}, "4D scene (synthetic, moving)", frames, times, folder / "scene4d" / "transforms.json")
+                           {"psnr": None}, "4D scene (synthetic, moving)", frames, times, folder / "scene4d" / "transforms.json",
+                           folder / "photo.png", VideoForm(prompt="a snowman in a garden", seed=3))
     save_result(result, session, folder)
 
 
@@ -381,3 +383,8 @@ def test_4d_viewer_time_slider_changes_the_scene_in_chromium(app, browser, tmp_p
     assert change > 1.0 and change > 5 * drift, f"moving the time slider left the picture as it was ({change:.2f} vs {drift:.2f})"
     assert "time 1.00" in browser.find_element(By.CSS_SELECTOR, "#viewer4d .dx-time").text
     shot(browser, "6-scene4d")
+
+    browser.refresh()  # a session with only a 4D scene: the reloaded page shows it with the photo and form that made it
+    wait_for(browser, "document.querySelector('#viewer4d .dx-splat')?.dataset.state == 'ready'", 60, "the 4D scene after a reload")
+    wait_for(browser, "document.querySelector('#photo img') !== null", 10, "the 4D scene's photo after a reload")
+    assert browser.execute_script("return document.querySelector('#prompt textarea').value") == "a snowman in a garden"

@@ -128,6 +128,8 @@ class Scene4DResult:
     viewer: list[Path]  # one .splat per time: what the page's viewer plays
     times: list[float]  # the time of each in [0, 1]
     cameras: Path  # the scene's transforms.json: the viewer starts at the first camera
+    photo: Path | None = None  # the input photo, kept beside the scene (a reloaded page shows it again)
+    form: VideoForm | None = None  # the form when Build 4D scene was pressed (its prompt, seed and speed mode made the scene)
 
 
 Result = VideoResult | SceneResult | Scene4DResult
@@ -155,7 +157,7 @@ def load_result(session: Path, folder: Path) -> Result:
     def restored(name, value):
         if name in PATH_FIELDS and value is not None:
             return [session / v for v in value] if isinstance(value, list) else session / value
-        return VideoForm(**value) if name == "form" else value
+        return VideoForm(**value) if name == "form" and value is not None else value
 
     return cls(**{name: restored(name, value) for name, value in record.items()})
 
@@ -312,6 +314,8 @@ class App:
             check_inputs(config)
             video = VideoConfig(model=config.model, lora_dir=config.lora_dir, device=config.device, dtype=config.dtype, mode=config.mode)
             folder = make_scene4d(config, self._video_generator(video))
+            kept = folder / f"photo{photo.suffix.lower()}"
+            shutil.copyfile(photo, kept)
             viewer, times = viewer_frames(folder / "scene4d", folder / "viewer", self.config.viewer_times)
             metrics = json.loads((folder / "metrics.json").read_text())
             scene, renders = folder / "scene4d", folder / "renders"
@@ -321,7 +325,7 @@ class App:
                                    [*sorted(scene.glob("*.ply")), *sorted(scene.glob("*.safetensors")), scene / "transforms.json",
                                     folder / "metrics.json", folder / "grid" / "contact_sheet.png"],
                                    shown, f"4D scene, PSNR {shown['psnr'] or float('nan'):.1f} dB",
-                                   viewer, times, scene / "transforms.json")
+                                   viewer, times, scene / "transforms.json", kept, form)
             save_result(result, self.sessions.root / session_id, folder)
         return result
 
@@ -348,10 +352,11 @@ class App:
         return load_result(self.sessions.root / session_id, folder)
 
     def latest(self, session_id: str) -> dict[type, Result]:
-        """The session's newest result of each kind (what a reloaded page shows)."""
+        """The session's newest result of each kind (what a reloaded page shows), the newest last."""
         results: dict[type, Result] = {}
         for _, name in reversed(self.history(session_id)):
             result = self.result(session_id, name)
+            results.pop(type(result), None)
             results[type(result)] = result
         return results
 

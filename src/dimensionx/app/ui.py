@@ -196,7 +196,8 @@ def build_ui(app: App) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=2):
                 image = unread_upload(gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="photo"))
-                form["prompt"] = gr.Textbox(label="Prompt", value=defaults.prompt, lines=2, placeholder="what the photo shows")
+                form["prompt"] = gr.Textbox(label="Prompt", value=defaults.prompt, lines=2, placeholder="what the photo shows",
+                                             elem_id="prompt")
             with gr.Column(scale=3):
                 gallery = gr.Gallery([(str(previews[c.name]), caption(c)) for c in cards], label="Directors: click one to pick it",
                                      columns=6, height=300, allow_preview=False, elem_id="directors")
@@ -354,9 +355,9 @@ def build_ui(app: App) -> gr.Blocks:
             app.sessions.sweep()  # expired sessions go even when no job runs
             session = session_of(request)
             updates = history_shown(session)
-            for result in app.latest(session).values():
+            for result in app.latest(session).values():  # the newest last: its photo and form are the page's
                 updates.update(shows[type(result)](result))
-                if isinstance(result, VideoResult):
+                if isinstance(result, (VideoResult, Scene4DResult)) and result.photo and result.form:
                     updates.update({image: str(result.photo), **{form[n]: getattr(result.form, n) for n in FORM_FIELDS}})
             current = app.jobs.current(session)  # a job the page before a reload waited for: this page waits for it
             failed = app.jobs.untold(session)  # a job that failed or was cancelled while no page waited for it

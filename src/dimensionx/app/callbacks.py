@@ -246,7 +246,7 @@ class App:
         """Checks the upload, then queues ``build_scene4d``."""
         check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
         return self.jobs.submit(session_id, BUILD4D, lambda: self.build_scene4d(session_id, image, form),
-                                stages=("preparing the model", "writing the scene"))
+                                stages=("preparing the model", "between stages (decoding, cameras, writing)"))
 
     def generate(self, session_id: str, image: str | Path | None, form: VideoForm) -> VideoResult:
         """Checks the upload, then renders one video into a fresh folder of the session."""

@@ -25,7 +25,7 @@ from dimensionx.app.jobs import CANCELLED, Bar, JobCancelled, Jobs
 from dimensionx.app.sessions import ROOT_MARKER, SESSION_MARKER, Sessions
 from dimensionx.cli import build_parser, main
 from dimensionx.errors import DimensionXError
-from dimensionx.videofiles import read_frames
+from dimensionx.videofiles import read_frames, write_video
 from app_server import TINY_RECON, TINY_VIDEO
 from recon_synthetic import arc_cameras, intrinsics, transforms_json, write_orbit_video
 
@@ -131,7 +131,9 @@ def test_build_4d_scene_with_a_frame_per_time_for_the_viewer(tiny_cache, tmp_pat
         positions = np.fromfile(frame, dtype=SPLAT_RECORD)["position"]  # sorted by size x opacity in the .splat
         expected = read_ply(ply)["means"].numpy()
         np.testing.assert_allclose(np.sort(positions, axis=0), np.sort(expected, axis=0), atol=1e-5)
-    assert app4d.result(SESSION, result.name) == result  # recorded: a reloaded page shows it again
+    assert result.photo == folder / "photo.png" and result.photo.read_bytes() == photo.read_bytes()  # kept for a reload
+    assert result.form == VideoForm(prompt="a flag", seed=5, mode="exact")
+    assert app4d.result(SESSION, result.name) == result  # recorded: a reloaded page shows it again, with its photo and form
 
 
 def test_form_mixes_two_directors_into_one_motion():
@@ -174,9 +176,14 @@ def crash():
     raise ZeroDivisionError("boom")
 
 
-def test_build_3d_of_a_tiny_video_uses_the_known_cameras_beside_it(app, generated):
+def test_build_3d_of_a_tiny_video_uses_the_known_cameras_beside_it(app, generated, tmp_path):
+    import shutil
+
     _, result = generated
-    scene = app.build_scene(SESSION, result.video, 20)  # noise, which SfM cannot register: its motion's cameras
+    shown = tmp_path / "gradio-cache" / "video.mp4"  # the page's video box holds Gradio's copy, without the sidecar
+    shown.parent.mkdir()
+    shutil.copyfile(result.video, shown)
+    scene = app.build_scene(SESSION, shown, 20)  # noise, which SfM cannot register: the original's motion's cameras
     metrics = json.loads((scene.folder / "metrics.json").read_text())
     assert metrics["config"]["cameras"] == str(result.video.with_suffix(".transforms.json"))
     assert metrics["models_found"] is None and metrics["frames_registered"] == 9
@@ -184,8 +191,6 @@ def test_build_3d_of_a_tiny_video_uses_the_known_cameras_beside_it(app, generate
 
 
 def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app, generated, tmp_path):
-    import shutil
-
     import gradio as gr
 
     from dimensionx.app.ui import shown_in
@@ -194,10 +199,15 @@ def test_errors_name_the_problem_in_the_page_words_and_the_app_keeps_working(app
     notice = gr.Markdown(render=False)
     build = shown_in(notice)(lambda *args: {"scene": app.build_scene(*args)})
     scenes = sorted((app.sessions.root / SESSION).glob("scene-*"))
-    noise = shutil.copy(result.video, tmp_path / "noise.mp4")  # an upload of noise: no sidecar, so no known cameras
+    noise = tmp_path / "noise.mp4"  # an upload of noise (not a copy of the session's video): no known cameras
+    write_video(read_frames(result.video)[0][::-1], noise, 8)
     assert "structure from motion registered only" in build(SESSION, noise)[notice]
     assert sorted((app.sessions.root / SESSION).glob("scene-*")) == scenes  # the failed job left no folder
     assert build(SESSION, None) == {notice: "⚠ no video to reconstruct: press Generate first, or upload a video"}
+    fake = tmp_path / "clip.mp4"
+    fake.write_text("a text file renamed .mp4")
+    assert build(SESSION, fake) == {notice: "⚠ the uploaded file clip.mp4 is not a video that can be played (no frame of it "
+                                            "decodes): upload a video (.mp4, .mov, .mkv, .avi, .webm, .gif)"}
     assert shown_in(notice)(crash)() == {
         notice: "⚠ the job failed (ZeroDivisionError); the app keeps serving, and its log has the details"}
     generate = shown_in(notice)(lambda form: {"video": app.generate(SESSION, generated[0], form)})
@@ -429,6 +439,16 @@ def test_a_job_of_a_kind_never_measured_says_its_time_is_unknown():
     assert jobs.status(waiting).line() == "waiting: place 1 of 1, time unknown until a first Build 3D scene has run"
     hold[1][1].set()
     assert waiting.finished.wait(10)
+    # Generate is measured now; a Build 4D scene never was: its bar's pace says nothing of its later stages, so it
+    # shows that bar's time only, and a Generate behind it does not pretend to know when it starts
+    hold = held(1)
+    new_kind = jobs.submit("c", "Build 4D scene", fake_generate(jobs, clock, 4, ran, "c", hold))
+    assert hold[1][0].wait(10)
+    behind = jobs.submit("d", "Generate", fake_generate(jobs, clock, 4, ran, "d"), 4)
+    assert jobs.status(new_kind).line() == "running: step 1/4, about 3 s left in this stage"
+    assert jobs.status(behind).line() == "waiting: place 1 of 1, time unknown until a first Build 4D scene has run"
+    hold[1][1].set()
+    assert behind.finished.wait(10) and ran == ["a", "b", "c", "d"]
 
 
 def test_cancel_removes_the_sessions_waiting_job_and_stops_its_running_one():
@@ -543,6 +563,30 @@ def test_cancel_in_the_page_stops_a_running_video_at_its_next_step(server, gener
     assert any("the job was cancelled; nothing was written" in str(value) for value in outputs), outputs
     assert app.jobs.active(folder_name("connection:" + client.session_hash)) is None  # the next job may start
     assert not list(app.sessions.root.glob(f"{folder_name('connection:' + client.session_hash)}/video-*"))  # no partial files
+
+
+def test_a_job_that_fails_with_no_page_open_is_told_once_by_the_next_page(server, generated):
+    from gradio_client import Client
+
+    app, url = server
+    client = Client(url.geturl(), verbose=False)  # a browser session whose page is closed while its jobs run
+    session = folder_name("connection:" + client.session_hash)
+
+    def notices(api_name: str) -> list[str]:
+        return [value for value in client.predict(api_name=api_name) if isinstance(value, str) and value.startswith("⚠")]
+
+    wrong_frames = app.submit_generate(session, generated[0], dataclasses.replace(FORM, frames=10))  # fails in the job
+    assert wrong_frames.finished.wait(300) and wrong_frames.state == "failed"
+    told = notices("/on_open")  # the page opens again: the failure, once, in the page's words
+    assert len(told) == 1 and told[0].startswith("⚠ Generate did not finish: ") and "4k+1" in told[0], told
+    assert "*Frames*" in told[0] and "--" not in told[0] and str(app.sessions.root) not in told[0]
+    assert notices("/on_open") == []  # a second reload says nothing more
+
+    crashed = app.jobs.submit(session, "Build 3D scene", crash)  # a bug, while the page is open and polling
+    assert crashed.finished.wait(30) and crashed.state == "failed"
+    assert notices("/on_poll") == ["⚠ Build 3D scene did not finish: the job failed (ZeroDivisionError); the app keeps "
+                                   "serving, and its log has the details"]
+    assert notices("/on_poll") == [] and notices("/on_open") == []
 
 
 def test_an_upload_over_the_limit_is_refused_by_the_server(server):

@@ -2,10 +2,11 @@
 
 Each thing a user relies on is a browser check: a reload mid-Generate still shows the result; a
 page whose Generate waits behind another session's job sees its place and an ETA, and after a
-reload the waiting job still runs and its video arrives; Cancel removes a waiting job; a fake PNG, a bad settings file and a
-cancel each end in one sentence and leave the finished video in place; the 3D viewer draws the
-scene (a screenshot of its canvas is not near-uniform); the 4D viewer's time slider changes the
-picture; another session's file URL is refused. Screenshots go to $DIMENSIONX_ARTIFACTS (default
+reload the waiting job still runs and its video arrives; Cancel removes a waiting job; a fake PNG, a fake video, a bad
+settings file and a cancel each end in one sentence and leave the finished video in place; a Generate that fails while
+the tab is closed is told once by the reopened page; the 3D viewer draws the scene (a screenshot of its canvas is not
+near-uniform); the 4D viewer's time slider changes the picture, and a reload shows that scene with its photo and
+prompt; another session's file URL is refused. Screenshots go to $DIMENSIONX_ARTIFACTS (default
 test-artifacts/app/); docs/app.png is one of them.
 
 A tiny-model step takes milliseconds: where the browser must act while a job runs (reload, Cancel, a queue), the
@@ -252,7 +253,32 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     wait_for(browser, "document.querySelector('#notice').innerText.includes('is not a video')", 30, "the bad sidecar refused")
     assert "settings.json is not a video's settings" in notice(browser)
     assert not browser.find_elements(By.CSS_SELECTOR, ".error")  # no red error badges on the form
+    browser.execute_script("[...document.querySelectorAll('#recon-upload button')].find(b => b.getAttribute('aria-label') == 'Clear')"
+                           ".click()")  # the video box holds the generated video: the user empties it to upload one
+    wait_for(browser, "document.querySelector('#recon-upload input[type=file]') !== null", 10, "the video box emptied")
+    fake_clip = share.parent / "clip.mp4"
+    fake_clip.write_text("not a video, a text file renamed .mp4\n")
+    upload(browser, "#recon-upload", fake_clip)
+    wait_for(browser, "document.querySelector('#notice').innerText.includes('clip.mp4 is not a video that can be played')", 30,
+             "the fake video refused")
+    wait_for(browser, "document.querySelector('#recon-upload input[type=file]') !== null", 10, "the refused video's box emptied")
     shot(browser, "3-errors")
+
+    # a Generate that fails while no page is open (the tab was closed): the next page tells it, once, in words
+    from dimensionx.app.access import COOKIE
+
+    token = next(c["value"] for c in browser.get_cookies() if c["name"] == COOKIE)
+    browser.get("about:blank")
+    closed = Client(url, verbose=False, headers={"Cookie": f"{COOKIE}={token}"})  # what the closed page had sent
+    closed.predict(handle_file(str(REPO / "assets" / "barn.png")), *form[:7], 2, 6.0, 10, "exact", api_name="/on_generate")
+    browser.get(url)
+    told = wait_for(browser, "(t => /Generate did not finish: Frames 10: CogVideoX makes 4k\\+1 frames/.test(t) && t)"
+                             "(document.querySelector('#notice').innerText)", 60, "the reopened page telling the failed Generate")
+    assert "--" not in told and str(share) not in told, told
+    shot(browser, "3-failed-while-away")
+    browser.refresh()
+    wait_for(browser, VIDEO_READY, 60, "the reloaded page")  # its notice comes with the restored video: told again, or empty
+    wait_for(browser, "document.querySelector('#notice').innerText === ''", 30, "a second reload not telling the failure again")
 
     # Cancel with nothing running, then Cancel mid-run: one sentence each, the finished video stays
     browser.find_element(By.ID, "cancel").click()
@@ -306,7 +332,7 @@ def moving_scene4d(session: Path, clip: Path) -> None:
     in time (the tiny model's 4D fit barely moves in a run a CPU affords), recorded as the app records its jobs."""
     import torch
 
-    from dimensionx.app.callbacks import Scene4DResult, save_result, viewer_frames
+    from dimensionx.app.callbacks import Scene4DResult, VideoForm, save_result, viewer_frames
     from dimensionx.fourd.store import save_scene
     from dimensionx.splats.gaussians import init_splats
     from test_fourd_export import cubic_field
@@ -322,8 +348,10 @@ def moving_scene4d(session: Path, clip: Path) -> None:
                np.repeat(intrinsics(96, 64)[None], 5, 0), 96, 64)
     frames, times = viewer_frames(folder / "scene4d", folder / "viewer", 5)
     shutil.copyfile(clip, folder / "orbit.mp4")  # stand-ins for the job's renders, which this test does not look at
+    shutil.copyfile(REPO / "assets" / "snowman.png", folder / "photo.png")
     result = Scene4DResult(folder.name, folder / "orbit.mp4", folder / "orbit.mp4", [folder / "scene4d" / "transforms.json"],
-                           {"psnr": None}, "4D scene (synthetic, moving)", frames, times, folder / "scene4d" / "transforms.json")
+                           {"psnr": None}, "4D scene (synthetic, moving)", frames, times, folder / "scene4d" / "transforms.json",
+                           folder / "photo.png", VideoForm(prompt="a snowman in a garden", seed=3))
     save_result(result, session, folder)
 
 
@@ -355,3 +383,8 @@ def test_4d_viewer_time_slider_changes_the_scene_in_chromium(app, browser, tmp_p
     assert change > 1.0 and change > 5 * drift, f"moving the time slider left the picture as it was ({change:.2f} vs {drift:.2f})"
     assert "time 1.00" in browser.find_element(By.CSS_SELECTOR, "#viewer4d .dx-time").text
     shot(browser, "6-scene4d")
+
+    browser.refresh()  # a session with only a 4D scene: the reloaded page shows it with the photo and form that made it
+    wait_for(browser, "document.querySelector('#viewer4d .dx-splat')?.dataset.state == 'ready'", 60, "the 4D scene after a reload")
+    wait_for(browser, "document.querySelector('#photo img') !== null", 10, "the 4D scene's photo after a reload")
+    assert browser.execute_script("return document.querySelector('#prompt textarea').value") == "a snowman in a garden"

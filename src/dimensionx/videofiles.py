@@ -4,6 +4,7 @@ video by the frames it holds, and the check that a JSON sidecar describes the mp
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -121,6 +122,12 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
 def count_frames(path: str | Path) -> int:
     """Frames in a video file, all decoded: refuses a video cut short or damaged, as :func:`read_frames` does."""
     return sum(1 for _ in _decoded(Path(path), rgb=False))
+
+
+def check_decodes(path: str | Path) -> None:
+    """Raises ``DimensionXError`` unless the video file ``path`` opens and its first frame decodes (the rest is not read)."""
+    with contextlib.closing(_decoded(Path(path), rgb=False)) as frames:
+        next(frames)
 
 
 def _decoded(path: Path, rgb: bool, fps: list | None = None) -> Iterator:

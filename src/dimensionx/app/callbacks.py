@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import filecmp
 import json
 import logging
 import shutil
@@ -24,6 +25,7 @@ from ..directors.weights import find_director_file
 from ..errors import DimensionXError
 from ..recon.config import ReconConfig
 from ..video.config import VideoConfig
+from ..videofiles import VIDEO_SUFFIXES, check_decodes
 from .config import AppConfig
 from .jobs import Job, Jobs
 from .sessions import PRIVATE, Sessions
@@ -126,6 +128,8 @@ class Scene4DResult:
     viewer: list[Path]  # one .splat per time: what the page's viewer plays
     times: list[float]  # the time of each in [0, 1]
     cameras: Path  # the scene's transforms.json: the viewer starts at the first camera
+    photo: Path | None = None  # the input photo, kept beside the scene (a reloaded page shows it again)
+    form: VideoForm | None = None  # the form when Build 4D scene was pressed (its prompt, seed and speed mode made the scene)
 
 
 Result = VideoResult | SceneResult | Scene4DResult
@@ -153,7 +157,7 @@ def load_result(session: Path, folder: Path) -> Result:
     def restored(name, value):
         if name in PATH_FIELDS and value is not None:
             return [session / v for v in value] if isinstance(value, list) else session / value
-        return VideoForm(**value) if name == "form" else value
+        return VideoForm(**value) if name == "form" and value is not None else value
 
     return cls(**{name: restored(name, value) for name, value in record.items()})
 
@@ -183,10 +187,16 @@ def without_server_paths(value):
 
 
 def check_scene_video(video: str | Path | None, max_mb: float) -> Path:
-    """The video "Build 3D scene" reconstructs (the generated one, or an upload), checked."""
+    """The video "Build 3D scene" reconstructs (the generated one, or an upload), checked: its type, size and first frame."""
     if not video:
         raise DimensionXError("no video to reconstruct: press Generate first, or upload a video")
-    return check_video_upload(video, max_mb)
+    path = check_video_upload(video, max_mb)
+    try:
+        check_decodes(path)
+    except DimensionXError:
+        raise DimensionXError(f"the uploaded file {path.name} is not a video that can be played (no frame of it decodes): "
+                              f"upload a video ({', '.join(VIDEO_SUFFIXES)})") from None
+    return path
 
 
 class App:
@@ -236,7 +246,7 @@ class App:
         """Checks the upload, then queues ``build_scene4d``."""
         check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
         return self.jobs.submit(session_id, BUILD4D, lambda: self.build_scene4d(session_id, image, form),
-                                stages=("preparing the model", "writing the scene"))
+                                stages=("preparing the model", "between stages (decoding, cameras, writing)"))
 
     def generate(self, session_id: str, image: str | Path | None, form: VideoForm) -> VideoResult:
         """Checks the upload, then renders one video into a fresh folder of the session."""
@@ -275,7 +285,7 @@ class App:
         from ..scenes import with_known_cameras
 
         self.sessions.sweep()
-        video = check_scene_video(video, self.config.max_upload_mb)
+        video = self.generated_original(session_id, check_scene_video(video, self.config.max_upload_mb))
         with self._job(session_id, "scene") as out:
             config = with_known_cameras(load_config(ReconConfig, self.config.recon_config, {  # the tiny model's noise: its path
                 "video": str(video), "out": str(out), "device": self.config.device, "iterations": iterations}), video)
@@ -304,6 +314,8 @@ class App:
             check_inputs(config)
             video = VideoConfig(model=config.model, lora_dir=config.lora_dir, device=config.device, dtype=config.dtype, mode=config.mode)
             folder = make_scene4d(config, self._video_generator(video))
+            kept = folder / f"photo{photo.suffix.lower()}"
+            shutil.copyfile(photo, kept)
             viewer, times = viewer_frames(folder / "scene4d", folder / "viewer", self.config.viewer_times)
             metrics = json.loads((folder / "metrics.json").read_text())
             scene, renders = folder / "scene4d", folder / "renders"
@@ -313,9 +325,18 @@ class App:
                                    [*sorted(scene.glob("*.ply")), *sorted(scene.glob("*.safetensors")), scene / "transforms.json",
                                     folder / "metrics.json", folder / "grid" / "contact_sheet.png"],
                                    shown, f"4D scene, PSNR {shown['psnr'] or float('nan'):.1f} dB",
-                                   viewer, times, scene / "transforms.json")
+                                   viewer, times, scene / "transforms.json", kept, form)
             save_result(result, self.sessions.root / session_id, folder)
         return result
+
+    def generated_original(self, session_id: str, video: Path) -> Path:
+        """The session's generated video of which ``video`` is a copy (the page's video boxes hold Gradio's copies), else
+        ``video``: the original has its sidecar beside it (and the tiny model's known cameras)."""
+        size = video.stat().st_size
+        for original in sorted(self.sessions.folder(session_id).glob("video-*/video.mp4")):
+            if original.stat().st_size == size and filecmp.cmp(original, video, shallow=False):
+                return original
+        return video
 
     def history(self, session_id: str) -> list[tuple[str, str]]:
         """The session's finished results, newest first: (label, job folder name)."""
@@ -331,10 +352,11 @@ class App:
         return load_result(self.sessions.root / session_id, folder)
 
     def latest(self, session_id: str) -> dict[type, Result]:
-        """The session's newest result of each kind (what a reloaded page shows)."""
+        """The session's newest result of each kind (what a reloaded page shows), the newest last."""
         results: dict[type, Result] = {}
         for _, name in reversed(self.history(session_id)):
             result = self.result(session_id, name)
+            results.pop(type(result), None)
             results[type(result)] = result
         return results
 

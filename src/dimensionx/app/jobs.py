@@ -7,6 +7,8 @@ The worker records how long each stage of a job took (the progress bars its code
 stretches between them, e.g. loading before the denoising steps, decoding and writing after
 them); the next job of the same kind gets its ETA from those measured times, scaled by its steps.
 Cancel removes the session's waiting job and stops its running one at its next progress step.
+The queue remembers each session's newest job, so a job that fails or is cancelled while no page
+waits for it is told to the next page of the session that opens or polls, once (``untold``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Job:
     pieces: list[Piece] = dataclasses.field(default_factory=list)  # measured so far; the last one is under way
     bar: Bar | None = None
     since: float = 0.0  # the queue's clock when it was queued, then when the last piece began
+    told: bool = False  # its failure or cancel has been shown in a page
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     finished: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -83,13 +86,20 @@ class Status:
     length: int | None = None
     fraction: float | None = None  # waiting: the share of the wait gone by; running, between bars: of the stretch
     seconds: float | None = None  # waiting: until its result; running: left; None: not measured yet
+    unknown: str | None = None  # waiting: the kind of job (its own, or one ahead) never measured, which makes the time unknown
+    stage_seconds: float | None = None  # running, a kind never measured: the time left of its open bar only
 
     def line(self) -> str:
         """"waiting: place 1 of 2, about 40 s" or "running: step 12/50, about 30 s left"."""
         if self.state == WAITING:
-            when = f"about {self.seconds:.0f} s" if self.seconds is not None else f"time unknown until a first {self.what} has run"
+            when = f"about {self.seconds:.0f} s" if self.seconds is not None else "time unknown" + (
+                f" until a first {self.unknown} has run" if self.unknown else "")
             return f"waiting: place {self.place} of {self.waiting}, {when}"
-        return f"running: {self.stage}" + (f", about {self.seconds:.0f} s left" if self.seconds is not None else "")
+        if self.seconds is not None:
+            return f"running: {self.stage}, about {self.seconds:.0f} s left"
+        if self.stage_seconds is not None:
+            return f"running: {self.stage}, about {self.stage_seconds:.0f} s left in this stage"
+        return f"running: {self.stage}"
 
 
 class Jobs:
@@ -216,7 +226,9 @@ class Jobs:
                 ahead += [self._estimate(j) for j in itertools.islice(self._waiting, place)]
                 seconds, waited = None if None in ahead else sum(ahead), now - job.since
                 fraction = waited / (waited + seconds) if seconds else None
-                return Status(job.what, WAITING, place, len(self._waiting), fraction=fraction, seconds=seconds)
+                chain = [job, *([self._running] if self._running else []), *itertools.islice(self._waiting, place - 1)]
+                unknown = next((j.what for j in chain if j.what not in self._measured), None)
+                return Status(job.what, WAITING, place, len(self._waiting), fraction=fraction, seconds=seconds, unknown=unknown)
             if job.state != RUNNING:
                 return Status(job.what, job.state)
             bar, elapsed = job.bar, now - job.since
@@ -224,11 +236,23 @@ class Jobs:
             if job.pieces[-1].key is not None and bar is not None:
                 status.stage = f"{bar.desc or 'step'} {bar.index}/{bar.length or '?'}"
                 status.index, status.length = bar.index, bar.length
+                if status.seconds is None:
+                    status.stage_seconds = self._bar_left(job, elapsed)
             else:
                 status.stage = job.stages[len(job.pieces) > 1]
                 expected = self._expected(job, len(job.pieces) - 1)
                 status.fraction = min(elapsed / expected, 0.99) if expected else None
             return status
+
+    def untold(self, session: str) -> Job | None:
+        """The session's newest job if it failed or was cancelled and no page has shown that yet; it counts as shown from
+        now on (the caller shows it)."""
+        with self._cond:
+            job = self._last.get(session)
+            if job is None or job.state not in (FAILED_STATE, CANCELLED_STATE) or job.told:
+                return None
+            job.told = True
+            return job
 
     def current(self, session: str) -> Job | None:
         """The session's job waiting or running, if any."""
@@ -261,15 +285,23 @@ class Jobs:
         pieces = self._pieces(job)
         return pieces[n] if pieces and n < len(pieces) else None
 
-    def _left(self, job: Job, now: float) -> float | None:
-        """Seconds the running ``job`` still needs: its bar at its own pace, the rest as measured before."""
-        n, elapsed, bar = len(job.pieces) - 1, now - job.since, job.bar
+    @staticmethod
+    def _bar_left(job: Job, elapsed: float) -> float | None:
+        """Seconds the running ``job``'s open bar still needs at its own pace (``elapsed`` s since it opened)."""
+        bar = job.bar
         if job.pieces[-1].key is not None and bar is not None and bar.index and bar.length:
-            here = (bar.length - bar.index) * elapsed / bar.index
-        else:
-            expected = self._expected(job, n)
-            here = None if expected is None else max(expected - elapsed, 0.0)
+            return (bar.length - bar.index) * elapsed / bar.index
+        return None
+
+    def _left(self, job: Job, now: float) -> float | None:
+        """Seconds the running ``job`` still needs: its bar at its own pace, the rest as measured before; None for a
+        kind never measured (its later stages are unknown)."""
+        n, elapsed = len(job.pieces) - 1, now - job.since
         pieces = self._pieces(job)
         if pieces is None:
-            return here
+            return None
+        here = self._bar_left(job, elapsed)
+        if here is None:
+            expected = self._expected(job, n)
+            here = None if expected is None else max(expected - elapsed, 0.0)
         return None if here is None else here + sum(pieces[n + 1:])

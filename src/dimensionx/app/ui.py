@@ -6,7 +6,8 @@ progress into the page. A page that goes away drops only its wait; the job runs 
 browser keeps its session through reloads (``access.py``'s cookie): the page restores the
 session's newest results on load, polls for a job that finishes while it was away, and lists
 earlier results under *History*. Every error and every cancel ends in one sentence in the page
-(``#notice``) and leaves the results shown as they were.
+(``#notice``) and leaves the results shown as they were; a job that fails or is cancelled while no
+page waits for it is told once, by the next page of the session that opens or polls.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from starlette.middleware import Middleware
 
 from ..errors import DimensionXError
 from .access import SessionFiles, session_of
-from .callbacks import BUILD, BUILD4D, GENERATE, NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm, VideoResult
-from .jobs import CANCELLED, FAILED, Bar, Jobs, Status
+from .callbacks import (BUILD, BUILD4D, GENERATE, NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm,
+                        VideoResult, check_scene_video)
+from .jobs import FAILED, Bar, Job, Jobs, Status
 from .previews import write_previews
 from .uploads import check_image_upload
 from .viewer import STATIC, scene_view, viewer_html
@@ -105,6 +107,16 @@ def for_the_page(message: str) -> str:
                   else f"the {m.group(0)[2:].replace('-', ' ')} setting", message)
 
 
+def in_words(message: str) -> str:
+    """An error or cancel as the notice shows it."""
+    return f"⚠ {for_the_page(message)}"
+
+
+def ended(job: Job) -> str:
+    """Why ``job`` (failed or cancelled) did not finish, naming its button."""
+    return f"{job.what} did not finish: {job.error}"
+
+
 def shown_in(notice: gr.Markdown, cleared: dict | None = None) -> Callable[[Callable], Callable]:
     """A decorator for handlers that return ``{component: value}``: errors and cancels become one sentence in
     ``notice`` (and a toast) and the results shown stay as they were (``cleared``: values set on an error);
@@ -116,14 +128,14 @@ def shown_in(notice: gr.Markdown, cleared: dict | None = None) -> Callable[[Call
             try:
                 updates = fn(*args, **kwargs)
             except DimensionXError as exc:
-                message = for_the_page(str(exc))
+                message = str(exc)
             except Exception as exc:  # a bug or an environment problem: logged in full, shown in one line
                 log.exception("job failed")
                 message = FAILED.format(type(exc).__name__)
             else:
                 return {notice: "", **updates}
-            gr.Warning(message)
-            return {notice: f"⚠ {message}", **(cleared or {})}
+            gr.Warning(for_the_page(message))
+            return {notice: in_words(message), **(cleared or {})}
 
         return wrapper
 
@@ -184,7 +196,8 @@ def build_ui(app: App) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=2):
                 image = unread_upload(gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="photo"))
-                form["prompt"] = gr.Textbox(label="Prompt", value=defaults.prompt, lines=2, placeholder="what the photo shows")
+                form["prompt"] = gr.Textbox(label="Prompt", value=defaults.prompt, lines=2, placeholder="what the photo shows",
+                                             elem_id="prompt")
             with gr.Column(scale=3):
                 gallery = gr.Gallery([(str(previews[c.name]), caption(c)) for c in cards], label="Directors: click one to pick it",
                                      columns=6, height=300, allow_preview=False, elem_id="directors")
@@ -303,7 +316,8 @@ def build_ui(app: App) -> gr.Blocks:
                 while not waited.finished.wait(PROGRESS_SECONDS):
                     show_progress(progress, app.jobs.status(waited))
                 if waited.error is not None:
-                    raise waited.error
+                    app.jobs.untold(session)  # told here: a page that opens later does not tell it again
+                    raise DimensionXError(ended(waited))
                 return {**shows[type(waited.result)](waited.result), **history_shown(session)}
 
             return on_wait
@@ -319,8 +333,14 @@ def build_ui(app: App) -> gr.Blocks:
                 check_image_upload(path, app.config.max_upload_mb, app.config.max_image_megapixels)
             return {}
 
-        def on_bad_photo(message: str):
-            return None if message else gr.skip()  # a refused upload leaves the box empty
+        @in_page
+        def on_clip(path):
+            if path:
+                check_scene_video(path, app.config.max_upload_mb)
+            return {}
+
+        def emptied_if_refused(message: str):
+            return None if message else gr.skip()  # a refused upload leaves its box empty
 
         @in_page
         def on_history(name, request: gr.Request):
@@ -335,18 +355,23 @@ def build_ui(app: App) -> gr.Blocks:
             app.sessions.sweep()  # expired sessions go even when no job runs
             session = session_of(request)
             updates = history_shown(session)
-            for result in app.latest(session).values():
+            for result in app.latest(session).values():  # the newest last: its photo and form are the page's
                 updates.update(shows[type(result)](result))
-                if isinstance(result, VideoResult):
+                if isinstance(result, (VideoResult, Scene4DResult)) and result.photo and result.form:
                     updates.update({image: str(result.photo), **{form[n]: getattr(result.form, n) for n in FORM_FIELDS}})
             current = app.jobs.current(session)  # a job the page before a reload waited for: this page waits for it
-            return {**updates, running: running_line(session), notice: "", job: current.id if current else None}
+            failed = app.jobs.untold(session)  # a job that failed or was cancelled while no page waited for it
+            return {**updates, running: running_line(session), notice: in_words(ended(failed)) if failed else "",
+                    job: current.id if current else None}
 
         def on_poll(known: list[str], request: gr.Request):
             """Every few seconds: a running job's progress, and results that arrived without this page's asking."""
             session = session_of(request)
             names = [name for _, name in app.history(session)]
             updates = {running: running_line(session)}
+            failed = app.jobs.untold(session)
+            if failed:
+                updates[notice] = in_words(ended(failed))
             if names == known:
                 return updates
             updates.update(history_shown(session))
@@ -368,9 +393,15 @@ def build_ui(app: App) -> gr.Blocks:
 
         def on_cancel(request: gr.Request):
             session = session_of(request)
-            if not app.jobs.cancel(session, timeout=STOP_SECONDS):  # the waiting page's answer may come first: both say the same
+            cancelled = app.jobs.current(session)
+            if cancelled is None or not app.jobs.cancel(session, timeout=STOP_SECONDS):
                 return "Nothing of this page is running."
-            return f"⚠ {CANCELLED}" if app.jobs.active(session) is None else "Cancelling: the job stops at its next step."
+            if not cancelled.finished.is_set():
+                return "Cancelling: the job stops at its next step."
+            if cancelled.error is None:
+                return f"{cancelled.what} had finished before Cancel: its result is shown."
+            app.jobs.untold(session)  # told here (the waiting page may tell it first, in the same words), not again later
+            return in_words(ended(cancelled))
 
         video_outputs = {video, video_files, summary, last_video, upload, history, shown, notice}
         scene_outputs = {viewer, scene_files, metrics, orbit, history, shown, notice}
@@ -387,13 +418,14 @@ def build_ui(app: App) -> gr.Blocks:
         gallery.select(on_pick, None, form["motion"], queue=False)
         form["motion"].change(on_motion, form["motion"], director, queue=False)
         settings.upload(on_settings, settings, {*form_inputs, notice}, queue=False)
-        image.upload(on_photo, image, {notice}, queue=False).then(on_bad_photo, notice, image, queue=False)
+        image.upload(on_photo, image, {notice}, queue=False).then(emptied_if_refused, notice, image, queue=False)
+        upload.upload(on_clip, upload, {notice}, queue=False).then(emptied_if_refused, notice, upload, queue=False)
         quiet = {"queue": False, "show_progress": "hidden"}  # leaves a running job's progress bars alone
         history.select(on_history, history, everything - {image, *form_inputs}, **quiet)
-        opened = demo.load(on_open, None, everything | {job}, **quiet)
+        opened = demo.load(on_open, None, everything | {job}, api_name="on_open", **quiet)
         for kind, _, _, outputs, _, name in kinds:  # the reloaded page's bar for the session's job, of whichever kind
             opened = opened.then(waiting(kind), job, outputs, api_name=f"rewait_{name}", **waits)
-        timer.tick(on_poll, shown, everything - {image, *form_inputs}, **quiet)
+        timer.tick(on_poll, shown, everything - {image, *form_inputs}, api_name="on_poll", **quiet)
     return demo
 
 

@@ -36,7 +36,10 @@ def running_app(folder: Path, *flags: str, timeout: float = 120.0) -> Iterator[t
                "--share-dir", str(folder / "share"), "--video-config", str(folder / "video.yaml"),
                "--recon-config", str(folder / "recon.yaml"), *flags]
     with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        # one torch thread: on a 2-core machine the browser and the tests share the cores, and two torch threads
+        # spinning against them made a tiny-model step 30x slower under load
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     (folder / "app.pid").write_text(str(process.pid))
     try:
         deadline = time.monotonic() + timeout

@@ -37,8 +37,9 @@ ARTIFACTS = Path(os.environ.get("DIMENSIONX_ARTIFACTS") or REPO / "test-artifact
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 SLOWDOWN = float(os.environ.get("DIMENSIONX_TEST_SLOWDOWN", "1"))  # multiplies every wait's limit
-LONG_STEPS = 1000  # denoising steps of a Generate that is still running when the test reloads (the most the scheduler takes)
-CANCELLED_STEPS = LONG_STEPS  # a Generate cancelled mid-run (with the app ``slowed``: it cannot end first)
+LONG_STEPS = 400  # denoising steps of a Generate that is still running when the test reloads: ~25 s ``slowed``, ~3 s after
+SCHEDULER_STEPS = 1000  # the most steps the scheduler takes
+CANCELLED_STEPS = SCHEDULER_STEPS  # a Generate cancelled mid-run (with the app ``slowed``: it cannot end first)
 
 pytestmark = [
     pytest.mark.slow,

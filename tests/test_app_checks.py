@@ -54,9 +54,14 @@ def test_an_image_over_the_size_limit_is_refused_before_it_is_opened(tmp_path):
 
 
 def test_a_file_that_is_no_image_is_refused_by_the_type_rule(tmp_path):
+    """In the page's words, not Pillow's exception names: a text file, and a PNG cut short after its header."""
     (tmp_path / "notes.png").write_text("not an image")
-    with pytest.raises(DimensionXError, match=r"notes\.png is not an image \(UnidentifiedImageError\)"):
+    with pytest.raises(DimensionXError, match=r"^the uploaded file notes\.png is not an image \(no image format we read\): upload a photo"):
         check_image_upload(tmp_path / "notes.png", max_mb=1, max_megapixels=100)
+    whole = image(tmp_path / "whole.png", 64, 48)
+    (tmp_path / "cut.png").write_bytes(whole.read_bytes()[:60])
+    with pytest.raises(DimensionXError, match=r"^the uploaded file cut\.png is not an image \(damaged or cut short\): upload a photo"):
+        check_image_upload(tmp_path / "cut.png", max_mb=1, max_megapixels=100)
 
 
 @pytest.mark.parametrize("missing", [None, ""])

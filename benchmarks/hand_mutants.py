@@ -9,8 +9,9 @@ else ``mutate.SUBSETS``), records *killed* / *survived* / *timeout* and always r
 (``mutate.Restorer``: also on Ctrl-C, SIGTERM, or the next start after a SIGKILL)::
 
     PYTHONPATH=$PWD/src python benchmarks/hand_mutants.py                      # every mutant
-    PYTHONPATH=$PWD/src python benchmarks/hand_mutants.py splatv-camera-w2c    # chosen ones
+    PYTHONPATH=$PWD/src python benchmarks/hand_mutants.py splatv-scale-log      # chosen ones
     PYTHONPATH=$PWD/src python benchmarks/hand_mutants.py --tests-at 2bde9b3 --label before
+    PYTHONPATH=$PWD/src python benchmarks/hand_mutants.py splatv-scale-log --tests tests/test_export_mutants.py
     PYTHONPATH=$PWD/src python benchmarks/hand_mutants.py --table
 
 Results go to ``benchmarks/results/hand_mutants.json`` (per mutant and label: verdict, seconds).
@@ -159,11 +160,12 @@ def mutated(mutant: Mutant, source: str) -> str:
     return source.replace(mutant.old, mutant.new)
 
 
-def run(mutants: list[Mutant], tests_at: str | None, label: str) -> None:
-    """Runs each mutant and stores its verdict at once; each module's selection must pass unmutated first."""
+def run(mutants: list[Mutant], tests_at: str | None, label: str, only_tests: list[str] | None = None) -> None:
+    """Runs each mutant and stores its verdict at once; each module's selection (or ``only_tests``) must pass
+    unmutated first."""
     baselines = {}
     for mutant in mutants:
-        tests = selection(mutant.module, tests_at)
+        tests = only_tests or selection(mutant.module, tests_at)
         path = PACKAGE / mutant.module
         with Restorer(path) as restorer:
             source = restorer.original.decode()
@@ -187,11 +189,14 @@ def store(name: str, label: str, result: dict) -> None:
 
 
 def table(results: dict) -> str:
+    """Markdown rows: module, mutation, verdict before -> after. Tests were only added, so a mutant killed
+    "before" and not re-run counts as killed after."""
     rows = ["| module | mutation | before -> after |", "|---|---|---|"]
     for mutant in MUTANTS:
         runs = results.get(mutant.name, {})
-        cells = [runs[label]["verdict"] if label in runs else "not run" for label in ("before", "after")]
-        rows.append(f"| `{mutant.module}` | {mutant.what} | {cells[0]} -> {cells[1]} |")
+        before = runs["before"]["verdict"] if "before" in runs else "not run"
+        after = runs["after"]["verdict"] if "after" in runs else before if before == "killed" else "not run"
+        rows.append(f"| `{mutant.module}` | {mutant.what} | {before} -> {after} |")
     return "\n".join(rows)
 
 
@@ -200,6 +205,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
     parser.add_argument("--label", default="after", help="key the results are stored under (default after)")
     parser.add_argument("--tests-at", help="use only the test files that existed at this commit (a 'before' run)")
+    parser.add_argument("--tests", nargs="+", help="run these tests instead of the module's selection (e.g. the new test alone)")
     parser.add_argument("--table", action="store_true", help="print the results as a markdown table and exit")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through Restorer like Ctrl-C
@@ -209,7 +215,7 @@ def main() -> None:
     unknown = set(args.names) - {m.name for m in MUTANTS}
     if unknown:
         raise SystemExit(f"unknown mutants: {', '.join(sorted(unknown))}")
-    run([m for m in MUTANTS if not args.names or m.name in args.names], args.tests_at, args.label)
+    run([m for m in MUTANTS if not args.names or m.name in args.names], args.tests_at, args.label, args.tests)
 
 
 if __name__ == "__main__":

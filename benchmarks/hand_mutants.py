@@ -29,22 +29,25 @@ from mutate import PACKAGE, ROOT, SUBSETS, Restorer, existing, run_tests
 
 RESULTS = ROOT / "benchmarks" / "results" / "hand_mutants.json"
 
-# fast selections of the modules that mutate.py does not measure; the mutant tests first (-x stops at a kill)
+# the fast tests of each mutated behaviour's room (files of the module, the CLI tests left out: a CPU shared by
+# several engineers); the mutant tests first (-x stops at a kill)
 SELECTIONS: dict[str, list[str]] = {
-    "recon/cameras.py": ["tests/test_camera_files_mutants.py", "tests/test_recon_export.py",
-                         "tests/test_recon_cli.py", "tests/test_known_cameras.py"],
-    "recon/frames.py": ["tests/test_camera_files_mutants.py", "tests/test_recon_frames.py", "tests/test_recon_cli.py"],
+    "recon/cameras.py": ["tests/test_camera_files_mutants.py", "tests/test_recon_export.py", "tests/test_known_cameras.py"],
+    "recon/frames.py": ["tests/test_camera_files_mutants.py", "tests/test_recon_frames.py"],
     "directors/camera_paths.py": ["tests/test_camera_files_mutants.py", "tests/test_known_cameras.py",
                                   "tests/test_make_dataset.py"],
     "splats/export.py": ["tests/test_export_mutants.py", "tests/test_recon_export.py", "tests/test_fourd_export.py"],
     "fourd/export.py": ["tests/test_export_mutants.py", "tests/test_fourd_export.py"],
-    "fourd/shard.py": ["tests/test_grid_mutants.py", "tests/test_fourd_cli.py"],
-    "fourd/grid.py": ["tests/test_grid_mutants.py", "tests/test_fourd_cli.py"],
+    "fourd/shard.py": ["tests/test_grid_mutants.py",
+                       "tests/test_fourd_cli.py::test_grid_over_two_processes_equals_the_one_process_grid"],
+    "fourd/grid.py": ["tests/test_grid_mutants.py", "tests/test_fourd_cli.py::test_pick_times_and_key_frame",
+                      "tests/test_fourd_cli.py::test_same_seed_same_grid", "tests/test_fourd_cli.py::test_scene4d_writes_every_output"],
     "train/data.py": ["tests/test_train_data_mutants.py", "tests/test_train_data.py"],
-    "train/batches.py": ["tests/test_train_data_mutants.py", "tests/test_train_data.py", "tests/test_train_resume.py"],
+    "train/batches.py": ["tests/test_train_data_mutants.py", "tests/test_train_resume.py"],
     "train/make_dataset.py": ["tests/test_train_data_mutants.py", "tests/test_make_dataset.py"],
+    "train/trainer.py": ["tests/test_train_resume_log.py", "tests/test_train_resume.py",
+                         "tests/test_train.py::test_resume_from_a_checkpoint_ends_with_the_same_lora"],
     "directors/switch.py": ["tests/test_director_switch.py"],
-    "train/trainer.py": ["tests/test_train_resume_log.py", *SUBSETS["train/trainer.py"]],
     "app/callbacks.py": ["tests/test_app.py::test_form_mixes_two_directors_into_one_motion"],
 }
 

@@ -10,6 +10,7 @@ import pytest
 from test_train_resume import logged_losses, train, write_distinct_clips
 
 
+@pytest.mark.slow  # two tiny trainings of 4 and 2 steps
 def test_a_resume_in_the_run_folder_keeps_the_log_up_to_its_checkpoint(tmp_path):
     """A run that logged step 4 but died before its checkpoint was kept resumes from step 2: the log keeps
     steps 1-2 (those of the checkpoint's past, its own step included) and the resumed run logs 3-4 again."""

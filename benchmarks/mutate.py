@@ -61,7 +61,7 @@ SUBSETS: dict[str, list[str]] = {
     "train/trainer.py": ["tests/test_train.py::test_resume_from_a_checkpoint_ends_with_the_same_lora",
                          "tests/test_train.py::test_existing_run_folder_needs_resume_or_overwrite",
                          "tests/test_train.py::test_nan_loss_stops_and_keeps_the_last_good_checkpoint",
-                         "tests/test_train_resume.py", "tests/test_train_checks.py"],
+                         "tests/test_train_resume.py", "tests/test_train_checks.py", "tests/test_train_resume_log.py"],
     "outputs.py": ["tests/test_outputs_mutants.py", "tests/test_overwrite.py", "tests/test_overwrite_rules.py", "tests/test_nothing_lost.py",
                    "tests/test_media_edges.py"],
     "atomic.py": ["tests/test_nothing_lost.py", "tests/test_media_edges.py"],

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dimensionx.directors.lora import read_lora
+from dimensionx.directors.lora import director_multipliers, read_lora
 from dimensionx.errors import DimensionXError
 
 
@@ -45,3 +45,11 @@ def test_a_sound_file_reads_with_its_rank_and_modules(tmp_path):
     lora = read_lora(lora_file(tmp_path, blocks=2, rank=3))
     assert lora.rank == 3
     assert lora.modules == [f"transformer_blocks.{b}.attn1.to_q" for b in range(2)]
+
+
+def test_a_given_scale_replaces_one_over_rank_even_at_zero(tmp_path):
+    """W' = W + weight scale B A, scale 1/rank unless --lora-scale gives it; --lora-scale 0 turns the director off."""
+    lora = read_lora(lora_file(tmp_path, rank=4))
+    assert director_multipliers([(lora, 0.5)]) == [0.5 / 4]
+    assert director_multipliers([(lora, 0.5)], scale=0.1) == [pytest.approx(0.05)]
+    assert director_multipliers([(lora, 0.5), (lora, 1.0)], scale=0.0) == [0.0, 0.0]

@@ -12,6 +12,7 @@ from dimensionx.splats.render import rasterize
 
 WIDTH, HEIGHT = 40, 32  # px
 SH_Y00 = 1 / (2 * math.sqrt(math.pi))  # the degree-0 real spherical harmonic
+SH_Y1 = math.sqrt(3 / (4 * math.pi))  # degree 1: the harmonics are -SH_Y1 y, SH_Y1 z, -SH_Y1 x (3DGS's order and signs)
 
 
 def rotation(q: torch.Tensor) -> torch.Tensor:
@@ -123,3 +124,22 @@ def test_render_info_reads_by_key_as_gsplats_strategies_read_it(scene):
     assert (info["width"], info["height"], info["n_cameras"]) == (WIDTH, HEIGHT, 1)
     with pytest.raises(KeyError):
         info["absgrad"]
+
+
+def test_view_dependent_colour_follows_the_direction_from_the_camera_centre(scene):
+    """Degree-1 SH: a Gaussian's colour is 0.5 + Y00 c0 - Y1 y c1 + Y1 z c2 - Y1 x c3 (clamped at 0), (x, y, z) the
+    unit direction from the camera's eye to the Gaussian; one Gaussian at a time, so its image is colour x alpha."""
+    means, quats, scales, opacities, _, viewmat, K = scene
+    eye = torch.tensor([0.6, -0.3, -1.4], dtype=torch.float64)  # where the fixture's camera stands
+    sh = torch.randn(5, 4, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 0.4  # [N, 4, 3]
+    f = torch.float32
+    for i in range(len(means)):
+        one = [t[i : i + 1].to(f) for t in (means, quats, scales, opacities, sh)]
+        image, alpha, _ = rasterize(*one, viewmat[None].to(f), K[None].to(f), WIDTH, HEIGHT, 1)
+        x, y, z = (means[i] - eye) / (means[i] - eye).norm()
+        c = sh[i]
+        want = (0.5 + SH_Y00 * c[0] - SH_Y1 * y * c[1] + SH_Y1 * z * c[2] - SH_Y1 * x * c[3]).clamp_min(0)  # [3]
+        covered = alpha[0, ..., 0] > 0.2
+        assert covered.any()
+        got = image[0][covered] / alpha[0][covered]  # [P, 3]
+        torch.testing.assert_close(got.double(), want.expand_as(got), rtol=0, atol=1e-4)

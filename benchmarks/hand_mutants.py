@@ -32,6 +32,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "hand_mutants.json"
 # the fast tests of each mutated behaviour's room (files of the module, the CLI tests left out: a CPU shared by
 # several engineers); the mutant tests first (-x stops at a kill)
 SELECTIONS: dict[str, list[str]] = {
+    "camerafiles.py": ["tests/test_camera_files_mutants.py", "tests/test_known_cameras.py"],
     "recon/cameras.py": ["tests/test_camera_files_mutants.py", "tests/test_recon_export.py", "tests/test_known_cameras.py"],
     "recon/frames.py": ["tests/test_camera_files_mutants.py", "tests/test_recon_frames.py"],
     "directors/camera_paths.py": ["tests/test_camera_files_mutants.py", "tests/test_known_cameras.py",
@@ -62,9 +63,9 @@ class Mutant:
 
 
 MUTANTS = [
-    Mutant("fov-focal-full-width", "recon/cameras.py",
-           '0.5 * w / np.tan(0.5 * float(fields["camera_angle_x"]))', 'w / np.tan(0.5 * float(fields["camera_angle_x"]))',
-           "transforms.json's camera_angle_x turned into a focal length from the full width, not the half"),
+    Mutant("fov-focal-full-width", "camerafiles.py",
+           "return 0.5 * width / np.tan(0.5 * fov_x)", "return width / np.tan(0.5 * fov_x)",
+           "a field of view turned into a focal length from the full width, not the half (every camera file's rule)"),
     Mutant("principal-point-cy-from-width", "recon/cameras.py",
            'float(fields.get("cy", h / 2))', 'float(fields.get("cy", w / 2))',
            "a transforms.json without cy gets its principal point's y from the width"),
@@ -79,14 +80,14 @@ MUTANTS = [
            "not 0 <= shot < len(shots)", "not 0 <= shot <= len(shots)",
            "--shot N with N shots (one past the last) passes the check"),
     Mutant("shot-of-two-frames-accepted", "recon/frames.py",
-           "if len(shots[chosen]) < 3:", "if len(shots[chosen]) < 2:",
+           "if len(shots[chosen]) < MIN_FRAMES:", "if len(shots[chosen]) < MIN_FRAMES - 1:",
            "a shot of two frames is accepted for reconstruction"),
     Mutant("sampling-past-the-last-frame", "recon/frames.py",
            "np.linspace(shot.start, shot.stop - 1, n)", "np.linspace(shot.start, shot.stop, n)",
            "uniform sampling spreads frames up to the frame after the shot"),
-    Mutant("known-cameras-fov-not-halved", "directors/camera_paths.py",
-           "np.tan(np.deg2rad(FIELD_OF_VIEW_X) / 2)", "np.tan(np.deg2rad(FIELD_OF_VIEW_X))",
-           "a tiny video's known cameras get their focal length from the whole field of view, not its half"),
+    Mutant("known-cameras-fov-in-degrees", "directors/camera_paths.py",
+           "focal_from_fov(width, np.deg2rad(FIELD_OF_VIEW_X))", "focal_from_fov(width, FIELD_OF_VIEW_X)",
+           "a tiny video's known cameras get their focal length from the field of view in degrees taken as radians"),
     Mutant("known-cameras-cy-from-width", "directors/camera_paths.py",
            '"cy": height / 2', '"cy": width / 2',
            "a tiny video's known cameras put the principal point's y at half the width"),
@@ -133,10 +134,9 @@ MUTANTS = [
     Mutant("start-cameras-past-the-last", "train/make_dataset.py",
            "np.linspace(0, len(c2w) - 1, clips)", "np.linspace(0, len(c2w), clips)",
            "start cameras spread up to one past the last recon camera"),
-    Mutant("dataset-fov-focal-full-width", "train/make_dataset.py",
-           '0.5 * width / np.tan(0.5 * float(fields["camera_angle_x"]))',
-           'width / np.tan(0.5 * float(fields["camera_angle_x"]))',
-           "make-dataset turns camera_angle_x into a focal length from the full width"),
+    Mutant("dataset-focal-from-the-height", "train/make_dataset.py",
+           "focal = focal_x(fields, width)", 'focal = focal_x(fields, int(fields["h"]))',
+           "make-dataset turns camera_angle_x into a focal length over the height, not the width"),
     Mutant("switch-one-step-late", "directors/switch.py",
            "if phase.start == step + 1:", "if phase.start == step:",
            "Switch-Once: the next phase's directors start one step after their switch step"),

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from dimensionx.recon.cameras import OPENGL_FROM_OPENCV
+from dimensionx.camerafiles import OPENGL_FROM_OPENCV
 from dimensionx.splats.gaussians import rgb_to_sh
 from dimensionx.splats.render import reference_rasterization
 from dimensionx.videofiles import write_video

@@ -20,6 +20,8 @@ import dataclasses
 
 import numpy as np
 
+from ..camerafiles import OPENGL_FROM_OPENCV, focal_from_fov
+
 UP, DOWN, RIGHT, LEFT, FORWARD, BACK = (0, -1, 0), (0, 1, 0), (1, 0, 0), (-1, 0, 0), (0, 0, 1), (0, 0, -1)
 
 
@@ -125,13 +127,12 @@ def mixed_path(motions: list[tuple[CameraMotion, float]], frames: int) -> np.nda
 # Horizontal field of view of the known cameras written for a video (degrees): the videos' own lens is
 # unknown; 60 degrees is a common camera's and only fixes the scale of the intrinsics.
 FIELD_OF_VIEW_X = 60.0
-OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # nerfstudio's camera axes (x right, y up, z backward) from OpenCV's
 
 
 def transforms_json(poses: np.ndarray, width: int, height: int) -> dict:
     """nerfstudio ``transforms.json`` of ``poses`` [T, 4, 4] (camera-to-world, OpenCV axes) seen as
     ``width`` x ``height`` px frames: one frame per pose, in order, with ``file_path`` ``frames/NNNN.png``."""
-    focal = 0.5 * width / np.tan(np.deg2rad(FIELD_OF_VIEW_X) / 2)  # px
+    focal = focal_from_fov(width, np.deg2rad(FIELD_OF_VIEW_X))  # px
     return {
         "camera_model": "OPENCV",
         "fl_x": float(focal), "fl_y": float(focal), "cx": width / 2, "cy": height / 2, "w": width, "h": height,

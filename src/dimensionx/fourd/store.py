@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from ..atomic import write_json
+from ..camerafiles import OPENGL_FROM_OPENCV
 from ..errors import DimensionXError
 from ..splats.export import read_ply, write_ply
 from .deform import HexPlaneField
 
-OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # transforms.json stores OpenGL camera-to-world
 STAGE_FILE = "stage.json"
 T = TypeVar("T")
 

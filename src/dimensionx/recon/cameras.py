@@ -19,13 +19,13 @@ from scipy.interpolate import make_interp_spline
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation, Slerp
 
+from ..camerafiles import OPENGL_FROM_OPENCV, focal_x
 from ..errors import DimensionXError
 from ..splats.render import camera_centers
 
 if TYPE_CHECKING:
     import pycolmap
 
-OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # flips the camera's y and z axes
 
 
 @dataclass
@@ -133,7 +133,7 @@ def cameras_from_transforms(path: str | Path, names: list[str]) -> Cameras:
         fields = {**data, **frame}
         try:
             w, h = int(fields["w"]), int(fields["h"])
-            fx = float(fields["fl_x"]) if "fl_x" in fields else 0.5 * w / np.tan(0.5 * float(fields["camera_angle_x"]))
+            fx = focal_x(fields, w)
             fy = float(fields.get("fl_y", fx))
             cx, cy = float(fields.get("cx", w / 2)), float(fields.get("cy", h / 2))
             c2w = np.asarray(frame["transform_matrix"], dtype=np.float64).reshape(4, 4)

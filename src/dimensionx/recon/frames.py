@@ -267,7 +267,7 @@ def choose_shot(shots: list[range], shot: int | None, video: str) -> int:
             video, len(shots), _describe(shots), chosen, shots[chosen].start, shots[chosen].stop - 1,
             "" if shot is not None else ", the longest; pass --shot K for another",
         )
-    if len(shots[chosen]) < 3:
+    if len(shots[chosen]) < MIN_FRAMES:
         raise DimensionXError(
             f"shot {chosen} of {video} has {len(shots[chosen])} frame(s), too few to reconstruct: "
             f"choose a longer shot with --shot ({_describe(shots)})"
@@ -281,8 +281,8 @@ def _describe(shots: list[range]) -> str:
 
 def sample_ids(shot: range, n: int) -> np.ndarray:
     """``n`` frame indices spread uniformly over ``shot`` (every frame if it has fewer)."""
-    if n < 3:
-        raise DimensionXError(f"--frames {n} is too few: reconstruction needs at least 3 frames")
+    if n < MIN_FRAMES:
+        raise DimensionXError(f"--frames {n} is too few: reconstruction needs at least {MIN_FRAMES} frames")
     if len(shot) <= n:
         return np.arange(shot.start, shot.stop)
     return np.unique(np.linspace(shot.start, shot.stop - 1, n).round().astype(np.int64))

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import remove_leftover_temps, write_json
+from ..camerafiles import OPENGL_FROM_OPENCV, focal_x
 from ..config import config_to_dict
 from ..directors.camera_paths import MOTIONS, camera_path, look_at, rotation
 from ..errors import DimensionXError
@@ -31,7 +32,6 @@ from .config import DatasetConfig
 
 log = logging.getLogger(__name__)
 
-OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # transforms.json stores OpenGL camera axes
 DATASET_FILE = "dataset.json"  # the settings (written first) and, once finished, the motions and clip count
 SHEET_COLUMNS = 5  # frames per clip on the contact sheet
 SHEET_HEIGHT = 96  # px of one contact-sheet cell
@@ -199,7 +199,7 @@ def read_cameras(path: Path) -> tuple[np.ndarray, float, int]:
         c2w = np.stack([np.asarray(f["transform_matrix"], dtype=np.float64).reshape(4, 4) @ OPENGL_FROM_OPENCV
                         for f in frames])
         width = int(fields["w"])
-        focal = float(fields["fl_x"]) if "fl_x" in fields else 0.5 * width / np.tan(0.5 * float(fields["camera_angle_x"]))
+        focal = focal_x(fields, width)
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DimensionXError(f"{path} is not a usable transforms.json ({exc!r}): re-run `dimensionx recon`") from None
     return c2w, focal, width

@@ -30,6 +30,7 @@ import pytest
 from PIL import Image
 
 from app_server import running_app, slowed
+from dimensionx.app.ui import POLL_SECONDS
 from recon_synthetic import arc_cameras, intrinsics, transforms_json, write_orbit_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -277,6 +278,8 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
                              "(document.querySelector('#notice').innerText)", 60, "the reopened page telling the failed Generate")
     assert "--" not in told and str(share) not in told, told
     shot(browser, "3-failed-while-away")
+    time.sleep(POLL_SECONDS + 1)  # the page's waits after its load and a poll have run since: the news stays to be read
+    assert "Generate did not finish: Frames 10: CogVideoX makes 4k+1 frames" in notice(browser), notice(browser)
     browser.refresh()
     wait_for(browser, VIDEO_READY, 60, "the reloaded page")  # its notice comes with the restored video: told again, or empty
     wait_for(browser, "document.querySelector('#notice').innerText === ''", 30, "a second reload not telling the failure again")

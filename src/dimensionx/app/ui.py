@@ -311,8 +311,8 @@ def build_ui(app: App) -> gr.Blocks:
             def on_wait(job_id: str | None, request: gr.Request, progress=gr.Progress()):
                 session = session_of(request)
                 waited = app.jobs.find(session, job_id)
-                if waited is None or waited.what != kind:
-                    return {}
+                if waited is None or waited.what != kind:  # nothing of this kind to wait for: the notice stays as it is
+                    return {notice: gr.skip()}  # (on_open's news of a failed job was cleared by the waits after it)
                 while not waited.finished.wait(PROGRESS_SECONDS):
                     show_progress(progress, app.jobs.status(waited))
                 if waited.error is not None:

@@ -21,6 +21,7 @@ from .imagefiles import IMAGE_SUFFIXES, open_image
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif")
 MAX_FPS = 240  # frames per second of an mp4 a command writes
+MAX_RENDER_FRAMES = 3600  # frames of a rendered mp4 (render4d, recon's orbit), held in memory until encoded (720x480: 1 MB each)
 FULL_DISK_BYTES = 1 << 20  # free bytes below which an encoder that stopped early is taken to have filled the disk
 
 

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 from ..errors import DimensionXError
 from ..models.hub import DEFAULT_MODEL
-
-MAX_RENDER_FRAMES = 3600  # frames of one render video, held in memory until it is encoded (720x480: 1 MB each)
+from ..videofiles import MAX_RENDER_FRAMES
 OFFSET_REFERENCES = ("mean", "key", "none")  # offset_reference: the grid's times, the key row's time, absolute offsets
 
 

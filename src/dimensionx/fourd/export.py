@@ -56,13 +56,16 @@ SPLATV_RECORD = np.dtype([("position", "<f4", 3), ("rotation", "<f2", 4), ("scal
                           ("motion", "<f2", 10), ("omega", "<f2", 4), ("trbf", "<f2", 2)])  # 64 bytes
 
 
+def check_export_times(times: int | None) -> None:
+    if times is not None and not 1 <= times <= MAX_EXPORT_TIMES:
+        raise DimensionXError(f"--frames {times}: export 1 to {MAX_EXPORT_TIMES} times, one PLY each (or leave --frames "
+                              "out for the grid's times)")
+
+
 def export_times(scene_times: list[float], times: int | None) -> list[float]:
     """The grid's times (``times`` None), or ``times`` evenly spaced over [0, 1]."""
     if times is None:
         return [float(t) for t in scene_times]
-    if not 1 <= times <= MAX_EXPORT_TIMES:
-        raise DimensionXError(f"--frames {times}: export 1 to {MAX_EXPORT_TIMES} times, one PLY each (or leave --frames "
-                              "out for the grid's times)")
     return np.linspace(0.0, 1.0, times).tolist() if times > 1 else [SPLATV_CENTER]
 
 
@@ -78,6 +81,7 @@ def export_4d(scene: Path, out: Path, times: int | None = None, overwrite: bool 
     time, ``scene.splatv`` and ``transforms.json``. ``times``: how many evenly spaced times in [0, 1]
     (None: the grid's). Returns the written files."""
     check_output_dir(out, overwrite)
+    check_export_times(times)  # before the scene loads
     splats, field, info, transforms = load_scene(scene)
     values = export_times(info["times"], times)
     viewmats, Ks, width, height = cameras_of(transforms)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..config import MAX_SEED
 from ..directors.registry import get_director
 from ..errors import DimensionXError
 from ..imagefiles import check_image
@@ -18,7 +19,6 @@ from .loop import check_loop
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
 MAX_STEPS = 1000  # denoising steps: the scheduler's training timesteps
 MAX_GUIDANCE = 50.0  # classifier-free guidance scale
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 MAX_LORA_SCALE = 10.0  # multiplier of a director's B @ A
 UNCONDS = ("empty", "zero")  # unguided branch: embedding of the empty prompt (diffusers) or zeros (SAT, the orbit model)
 

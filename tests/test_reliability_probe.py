@@ -1,0 +1,125 @@
+"""Bad inputs found by a probe of every command and flag beyond issue #31's list (docs/reliability.md, "Probe"),
+through the real CLI: one line naming the input, the problem and the fix, exit 2, nothing written or replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_reliability import FAST_VIDEO, assert_refused, cli, files
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEO = ["--device", "cpu", "--motion", "orbit_left", *FAST_VIDEO]
+TINY_4D = ["--config", ROOT / "configs" / "fourd_tiny.yaml", "--out", "scene"]
+
+
+@pytest.fixture
+def work(tmp_path, photo) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "photo.png").write_bytes(photo.read_bytes())
+    return folder
+
+
+# ---- video ------------------------------------------------------------------------------------
+
+def test_an_empty_image_file_is_named(work):
+    (work / "empty.png").write_bytes(b"")
+    before = files(work)
+    result = cli("video", "empty.png", *VIDEO, "--out", "clip.mp4", cwd=work)
+    assert_refused(result, "input image empty.png cannot be read as an image (UnidentifiedImageError: the file is "
+                           "empty (0 bytes))", work, before)
+
+
+def test_an_empty_first_frame_of_a_frame_folder_is_named(work):
+    (work / "frames").mkdir()
+    (work / "frames" / "f0.png").write_bytes(b"")
+    for i in (1, 2, 3):
+        (work / "frames" / f"f{i}.png").write_bytes((work / "photo.png").read_bytes())
+    before = files(work)
+    result = cli("recon", "frames", "--out", "scene", "--device", "cpu", cwd=work)
+    assert_refused(result, "frame frames/f0.png cannot be read as an image (UnidentifiedImageError: the file is empty",
+                   work, before)
+
+
+def test_a_model_name_that_is_no_folder_nor_hub_id_is_named(work):
+    before = files(work)
+    result = cli("video", "photo.png", *VIDEO, "--model", "nosuchdir/", "--out", "clip.mp4", cwd=work)
+    assert_refused(result, "--model nosuchdir/ is neither an existing folder nor a hub id of the form owner/name", work, before)
+
+
+def test_a_symlink_as_out_is_not_replaced_without_overwrite(work):
+    os.symlink(work / "elsewhere" / "clip.mp4", work / "link.mp4")  # the user's link, to a folder not made yet
+    before = files(work)
+    result = cli("video", "photo.png", *VIDEO, "--out", "link.mp4", cwd=work)
+    assert_refused(result, "link.mp4 already exists: pass --overwrite to replace it", work, before)
+    assert os.readlink(work / "link.mp4") == str(work / "elsewhere" / "clip.mp4")
+
+
+@pytest.mark.parametrize("batch, out, message", [
+    (b"\xff\xfe\x00photo.png@@a photo\n", "videos", "--batch lines.txt is not a text file (invalid start byte at byte 0)"),
+    (b"photo.png@@a photo\n", "photo.png", "with --batch, --out is a folder for all the videos, not the file photo.png"),
+])
+def test_a_batch_file_that_is_no_text_or_an_out_that_is_a_file_is_refused(work, batch, out, message):
+    (work / "lines.txt").write_bytes(batch)
+    before = files(work)
+    result = cli("video", "--batch", "lines.txt", *VIDEO, "--out", out, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+def test_an_mp4_cut_by_the_file_size_limit_is_not_published(work, tiny_model_dir):
+    """imageio-ffmpeg never reads ffmpeg's exit status: a limit (`ulimit -f`) reached while encoding left a cut mp4
+    and a sidecar naming it, with exit 0."""
+    before = files(work)
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))  # the 9-frame mp4 is about 18 kB
+    result = subprocess.run([sys.executable, "-m", "dimensionx.cli", "video", "photo.png", *VIDEO, "--out", "clip.mp4"],
+                            cwd=work, capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert_refused(result, "cannot write clip.mp4: the file reached this process's file-size limit (`ulimit -f`); "
+                           "raise the limit (`ulimit -f unlimited`), then run the command again", work, before)
+
+
+# ---- render4d: flags checked before the scene loads --------------------------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--out", "r.mp4", "--device", "tpu"], "--device tpu is unknown: pass auto, cuda, cuda:N or cpu"),
+    (["--out", "r.mp4", "--fps", "100000"], "--fps 100000: frames per second must be from 1 to 240"),
+    (["--out", "r.mp4", "--frames", "100000000"], "--frames 100000000: a video of 1 to 3600 frames"),
+    (["--export", "ex", "--frames", "100000000"], "--frames 100000000: export 1 to 1000 times, one PLY each"),
+])
+def test_render4d_refuses_runaway_flags_before_the_scene_loads(work, flags, message):
+    (work / "scene").mkdir()  # no scene in it: each flag is refused before the scene would be read
+    before = files(work)
+    result = cli("render4d", "scene", *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+# ---- scene4d: every number checked before the first video -------------------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--steps", "0"], "--steps 0: use 1 to 1000"),
+    (["--seed", "-1"], "--seed -1: use 0 to 9223372036854775807"),
+    (["--time-frames", "100001"], "--time-frames 100001: every row and column of the grid is a CogVideoX video"),
+    (["--gpus", "0"], "--gpus 0: 1 or more processes"),
+    (["--iterations", "0"], "--iterations 0: the 4D fit needs at least 1 iteration"),
+    (["--init-points", "-1"], "--init-points -1: 1 or more"),
+    (["--render-frames", "100000000"], "--render-frames 100000000: a video of 1 to 3600 frames"),
+    (["--config", "fps.yaml"], "render_fps 0: frames per second must be from 1 to 240"),
+])
+def test_scene4d_refuses_numbers_out_of_range_before_any_work(work, flags, message):
+    (work / "fps.yaml").write_text(json.dumps({**{"model": "tiny", "device": "cpu"}, "render_fps": 0}))
+    before = files(work)
+    result = cli("scene4d", "photo.png", *TINY_4D, *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+def test_scene4d_names_a_photo_that_is_no_image_before_making_the_scene_folder(work):
+    (work / "notes.png").write_text("not an image")
+    before = files(work)
+    result = cli("scene4d", "notes.png", *TINY_4D, cwd=work)
+    assert_refused(result, "input image notes.png cannot be read as an image", work, before)

@@ -209,6 +209,9 @@ def check_finite_settings(config: ReconConfig) -> None:
             if isinstance(number, (int, float)) and not isinstance(number, bool) and not (math.isfinite(number) and number >= 0):
                 raise DimensionXError(f"{field.name} {value}: a finite number, 0 or more, is needed here "
                                       f"(the default is {getattr(ReconConfig, field.name)})")
+    for name in ("sift_max_features", "match_overlap"):
+        if getattr(config, name) < 1:
+            raise DimensionXError(f"{name} {getattr(config, name)}: 1 or more (the default is {getattr(ReconConfig, name)})")
     if not all(0 <= c <= 1 for c in config.background):
         raise DimensionXError(f"background {config.background}: R, G and B in [0, 1], e.g. [0, 0, 0]")
 

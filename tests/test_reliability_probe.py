@@ -78,8 +78,8 @@ def test_an_mp4_cut_by_the_file_size_limit_is_not_published(work, tiny_model_dir
     and a sidecar naming it, with exit 0."""
     before = files(work)
     limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))  # the 9-frame mp4 is about 18 kB
-    result = subprocess.run([sys.executable, "-m", "dimensionx.cli", "video", "photo.png", *VIDEO, "--out", "clip.mp4"],
-                            cwd=work, capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    result = subprocess.run([sys.executable, "-m", "dimensionx.cli", "video", "photo.png", *VIDEO, "--motion", "none",
+                             "--out", "clip.mp4"], cwd=work, capture_output=True, text=True, timeout=300, preexec_fn=limit)
     assert_refused(result, "cannot write clip.mp4: the file reached this process's file-size limit (`ulimit -f`); "
                            "raise the limit (`ulimit -f unlimited`), then run the command again", work, before)
 
@@ -123,3 +123,74 @@ def test_scene4d_names_a_photo_that_is_no_image_before_making_the_scene_folder(w
     before = files(work)
     result = cli("scene4d", "notes.png", *TINY_4D, cwd=work)
     assert_refused(result, "input image notes.png cannot be read as an image", work, before)
+
+
+# ---- recon, scene3d, make-dataset, orbit ----------------------------------------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "-1"], "--seed -1: use 0 to 9223372036854775807"),
+    (["--orbit-degrees", "nan"], "--orbit-degrees nan: the orbit's sweep in degrees, more than 0 and at most 720"),
+    (["--max-size", "-1"], "--max-size -1: 0 or more"),
+    (["--max-gaussians", "-1"], "--max-gaussians -1: 0 or more"),
+    (["--orbit-frames", "100000000"], "--orbit-frames 100000000: 0 (no orbit video) to 3600"),
+    (["--iterations", "1000000000000"], "--iterations 1000000000000: at most 1000000"),
+    (["--config", "nan.yaml"], "lr_means nan: a finite number, 0 or more, is needed here"),
+    (["--config", "sift.yaml"], "sift_max_features 0: 1 or more"),
+])
+def test_recon_refuses_numbers_out_of_range_before_reading_the_video(work, flags, message):
+    (work / "nan.yaml").write_text("lr_means: .nan\n")
+    (work / "sift.yaml").write_text("sift_max_features: 0\n")
+    before = files(work)
+    result = cli("recon", "photo.png", "--out", "scene", "--device", "cpu", *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+def test_scene3d_refuses_a_reconstruction_setting_before_it_makes_the_video(work):
+    """It used to make the video (minutes on a GPU), then refuse the setting and leave the video behind."""
+    before = files(work)
+    result = cli("scene3d", "photo.png", *VIDEO[:4], "--model", "tiny", "--steps", "1", "--video-frames", "9",
+                 "--out", "scene", "--iterations", "0", cwd=work)
+    assert_refused(result, "--iterations 0: training needs at least 1 iteration", work, before)
+
+
+@pytest.fixture
+def scene(work) -> Path:
+    """A recon scene folder: five splats and one camera (as test_reliability_train's)."""
+    import numpy as np
+    import torch
+
+    from dimensionx.splats.export import write_ply
+
+    folder = work / "scene"
+    folder.mkdir()
+    n = 5
+    write_ply({"means": torch.randn(n, 3, generator=torch.Generator().manual_seed(0)), "scales": torch.full((n, 3), -2.0),
+               "quats": torch.tensor([[1.0, 0, 0, 0]] * n), "opacities": torch.full((n,), 6.0),
+               "sh0": torch.full((n, 1, 3), 0.5), "shN": torch.zeros(n, 0, 3)}, folder / "point_cloud.ply")
+    c2w = np.diag([1.0, -1.0, -1.0, 1.0])
+    c2w[:3, 3] = [0, 0, -4]
+    frame = {"file_path": "f.png", "fl_x": 60, "fl_y": 60, "w": 64, "h": 48, "transform_matrix": c2w.tolist()}
+    (folder / "transforms.json").write_text(json.dumps({"frames": [frame]}))
+    return folder
+
+
+@pytest.mark.parametrize("flags, damage, message", [
+    (["--seed", "-1"], None, "--seed -1: use a number from 0 to 9223372036854775807"),
+    ([], '"fl_x": NaN', "scene/transforms.json is not a usable transforms.json (ValueError('a camera matrix, the focal "
+                        "length or the width is not a finite positive number'))"),
+])
+def test_make_dataset_refuses_a_bad_seed_or_cameras_of_nan(work, scene, flags, damage, message):
+    if damage:
+        (scene / "transforms.json").write_text((scene / "transforms.json").read_text().replace('"fl_x": 60', damage))
+    before = files(work)
+    result = cli("make-dataset", "scene", "--out", "data", "--device", "cpu", "--motions", "orbit_left", "--clips", "1",
+                 "--frames", "3", "--size", "32x24", *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+def test_orbit_names_a_damaged_model_config(work):
+    (work / "model" / "transformer").mkdir(parents=True)
+    (work / "model" / "transformer" / "config.json").write_text("{not json")
+    before = files(work)
+    result = cli("orbit", "photo.png", "--model", "model", "--device", "cpu", cwd=work)
+    assert_refused(result, "--model model: model/transformer/config.json is damaged (JSONDecodeError: ", work, before)

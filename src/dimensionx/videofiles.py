@@ -80,9 +80,9 @@ def _check_encoded(tmp: Path, path: Path, frames: int) -> None:
         return
     size, limit = tmp.stat().st_size, resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     if limit != resource.RLIM_INFINITY and size >= limit:
-        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(path))
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))  # no file name: the CLI names the command's output
     if shutil.disk_usage(tmp.parent).free < FULL_DISK_BYTES:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     holds = "no readable video" if held is None else f"{held} of the {frames} frames"
     raise DimensionXError(f"cannot write {path}: the encoder stopped early and its file holds {holds}; run the "
                           "command again (its temporary files were removed)")

@@ -70,8 +70,8 @@ def run_scene3d(args: argparse.Namespace) -> int:
     from .recon.pipeline import check_inputs, reconstruct
 
     config = recon_config(args, video="")
-    check_inputs(config, in_memory=True)  # the reconstruction's settings and --out, before minutes of video generation
     check_video_encoder("the generated video")
+    check_inputs(config, in_memory=True)  # the reconstruction's settings and --out, before minutes of video generation
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
         video = make_video(scene_video_config(args, Path(tmp) / "video.mp4"), "orbit" if args.orbit else "video")

@@ -194,3 +194,28 @@ def test_orbit_names_a_damaged_model_config(work):
     before = files(work)
     result = cli("orbit", "photo.png", "--model", "model", "--device", "cpu", cwd=work)
     assert_refused(result, "--model model: model/transformer/config.json is damaged (JSONDecodeError: ", work, before)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--session-ttl-minutes", "nan"], "--session-ttl-minutes nan: more than 0 and at most 525600 (the default is 120)"),
+    (["--session-ttl-minutes", "-5"], "--session-ttl-minutes -5.0: more than 0"),
+    (["--max-image-megapixels", "inf"], "--max-image-megapixels inf: more than 0 and at most 300"),
+    (["--max-upload-mb", "0"], "--max-upload-mb 0.0: more than 0"),
+])
+def test_app_refuses_limits_out_of_range_before_it_serves(work, flags, message):
+    """A negative lifetime served the page (every session folder swept at once); NaN ended in a traceback."""
+    before = files(work)
+    result = cli("app", "--model", "tiny", "--port", "0", "--share-dir", "share", *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--share-dir", "photo.png"], "--share-dir photo.png: photo.png is a file, not a folder"),
+    (["--share-dir", "photo.png/sessions"], "--share-dir photo.png/sessions: photo.png is a file, not a folder"),
+    (["--recon-config", "bad.yaml"], "config file bad.yaml has settings that ReconConfig does not know: steps"),
+])
+def test_app_refuses_a_share_dir_under_a_file_or_a_bad_stage_config_before_it_serves(work, flags, message):
+    (work / "bad.yaml").write_text("steps: many\n")
+    before = files(work)
+    result = cli("app", "--model", "tiny", "--port", "0", *flags, cwd=work)
+    assert_refused(result, message, work, before)

@@ -12,19 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from test_reliability import FAST_VIDEO, assert_refused, cli, files
+from test_reliability import FAST_VIDEO, assert_refused, cli, files, work  # noqa: F401 - work is a fixture
+from test_reliability_train import scene as recon_scene  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ["--device", "cpu", "--motion", "orbit_left", *FAST_VIDEO]
 TINY_4D = ["--config", ROOT / "configs" / "fourd_tiny.yaml", "--out", "scene"]
-
-
-@pytest.fixture
-def work(tmp_path, photo) -> Path:
-    folder = tmp_path / "work"
-    folder.mkdir()
-    (folder / "photo.png").write_bytes(photo.read_bytes())
-    return folder
 
 
 # ---- video ------------------------------------------------------------------------------------
@@ -154,24 +147,11 @@ def test_scene3d_refuses_a_reconstruction_setting_before_it_makes_the_video(work
 
 
 @pytest.fixture
-def scene(work) -> Path:
-    """A recon scene folder: five splats and one camera (as test_reliability_train's)."""
-    import numpy as np
-    import torch
+def scene(work, recon_scene) -> Path:
+    """A copy, in the working folder, of a recon scene folder (five splats and one camera)."""
+    import shutil
 
-    from dimensionx.splats.export import write_ply
-
-    folder = work / "scene"
-    folder.mkdir()
-    n = 5
-    write_ply({"means": torch.randn(n, 3, generator=torch.Generator().manual_seed(0)), "scales": torch.full((n, 3), -2.0),
-               "quats": torch.tensor([[1.0, 0, 0, 0]] * n), "opacities": torch.full((n,), 6.0),
-               "sh0": torch.full((n, 1, 3), 0.5), "shN": torch.zeros(n, 0, 3)}, folder / "point_cloud.ply")
-    c2w = np.diag([1.0, -1.0, -1.0, 1.0])
-    c2w[:3, 3] = [0, 0, -4]
-    frame = {"file_path": "f.png", "fl_x": 60, "fl_y": 60, "w": 64, "h": 48, "transform_matrix": c2w.tolist()}
-    (folder / "transforms.json").write_text(json.dumps({"frames": [frame]}))
-    return folder
+    return Path(shutil.copytree(recon_scene, work / "scene"))
 
 
 @pytest.mark.parametrize("flags, damage, message", [

@@ -22,8 +22,13 @@ from .recon import cli as recon_cli
 from .train import cli as train_cli
 from .video import cli as video_cli
 
-DISK_FULL = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is used up",
-             errno.EROFS: "the file system is read-only"}  # OSErrors of the machine, not of the command
+FREE_SPACE = "free some space or choose an output folder on another disk"
+DISK_FULL = {  # OSErrors of the machine, not of the command: what happened, and the fix
+    errno.ENOSPC: ("no space left on the device", FREE_SPACE),
+    errno.EDQUOT: ("the disk quota is used up", FREE_SPACE),
+    errno.EROFS: ("the file system is read-only", "choose an output folder on a writable disk"),
+    errno.EFBIG: ("the file reached this process's file-size limit (`ulimit -f`)", "raise the limit (`ulimit -f unlimited`)"),
+}
 STAGES = (video_cli, orbit_cli, models_cli, recon_cli, train_cli, scenes, fourd_cli, app_cli)
 
 
@@ -53,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         if exc.errno not in DISK_FULL:
             raise
         where = exc.filename or getattr(args, "out", None) or getattr(args, "output_dir", None) or "the output"
-        fix = "choose an output folder on a writable disk" if exc.errno == errno.EROFS else \
-            "free some space or choose an output folder on another disk"
-        print(f"dimensionx {args.command}: error: cannot write {where}: {DISK_FULL[exc.errno]}; {fix}, then run the "
+        problem, fix = DISK_FULL[exc.errno]
+        print(f"dimensionx {args.command}: error: cannot write {where}: {problem}; {fix}, then run the "
               "command again (its temporary files were removed)", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C or kill, also while importing or loading a model

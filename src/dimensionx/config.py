@@ -15,6 +15,7 @@ from .errors import DimensionXError
 from .videofiles import check_sidecar
 
 T = TypeVar("T")
+MAX_SEED = 2**63 - 1  # largest seed of any stage: torch.Generator.manual_seed takes 64-bit seeds
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> T:

@@ -87,9 +87,14 @@ def _open_unchecked(path: Path):
     Image.init()  # registers every format's opener
     with path.open("rb") as file:
         prefix = file.read(16)
+    if not prefix:
+        raise UnidentifiedImageError("the file is empty (0 bytes)")
     for name in Image.ID:
         factory, accept = Image.OPEN[name]
-        accepted = accept is None or accept(prefix)
+        try:
+            accepted = accept is None or accept(prefix)
+        except (struct.error, IndexError):  # some checks read past a prefix this short: not that format
+            continue
         if not accepted or isinstance(accepted, str):  # a str is Pillow's "looks like X but unsupported"
             continue
         try:

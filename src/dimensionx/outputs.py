@@ -31,7 +31,7 @@ def check_writable(path: Path, overwrite: bool, what: str = "--out") -> None:
     path = Path(path)
     if path.is_dir():
         raise DimensionXError(f"{path} is a folder, but a file is written here: pass a file name such as {path / 'out.mp4'}")
-    if path.exists() and not overwrite:
+    if (path.exists() or path.is_symlink()) and not overwrite:  # a link, even one to nowhere, is the user's
         raise DimensionXError(f"{path} already exists: pass --overwrite to replace it, or choose another --out")
     _check_parent_writable(path, what)
 

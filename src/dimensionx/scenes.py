@@ -20,7 +20,6 @@ from pathlib import Path
 from .atomic import move_no_clobber, write_json
 from .config import config_to_dict, load_config
 from .errors import DimensionXError
-from .outputs import check_output_dir
 from .recon.cli import add_recon_flags, recon_config
 from .recon.config import ReconConfig
 from .video.cameras import cameras_path
@@ -68,11 +67,11 @@ def scene_video_config(args: argparse.Namespace, out: Path) -> VideoConfig:
 
 
 def run_scene3d(args: argparse.Namespace) -> int:
-    from .recon.pipeline import reconstruct
+    from .recon.pipeline import check_inputs, reconstruct
 
     config = recon_config(args, video="")
-    check_output_dir(config.out, config.overwrite)  # before minutes of video generation
     check_video_encoder("the generated video")
+    check_inputs(config, in_memory=True)  # the reconstruction's settings and --out, before minutes of video generation
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{Path(config.out).name}.video-", dir=Path(config.out).parent) as tmp:
         video = make_video(scene_video_config(args, Path(tmp) / "video.mp4"), "orbit" if args.orbit else "video")

@@ -5,6 +5,10 @@ video by the frames it holds, and the check that a JSON sidecar describes the mp
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import resource
+import shutil
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -18,6 +22,8 @@ from .imagefiles import IMAGE_SUFFIXES, open_image
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif")
 MAX_FPS = 240  # frames per second of an mp4 a command writes
+MAX_RENDER_FRAMES = 3600  # frames of a rendered mp4 (render4d, recon's orbit), held in memory until encoded (720x480: 1 MB each)
+FULL_DISK_BYTES = 1 << 20  # free bytes below which an encoder that stopped early is taken to have filled the disk
 
 
 def check_sidecar(sidecar: str | Path, data) -> None:
@@ -47,13 +53,40 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float) -> None:
     pixel_format = "yuv420p" if _even(frames) else "yuv444p"
     encoder = check_video_encoder(str(path))
     with atomic_file(path) as tmp:
-        if encoder == "imageio-ffmpeg":
-            import imageio.v3 as iio
+        try:
+            if encoder == "imageio-ffmpeg":
+                import imageio.v3 as iio
 
-            iio.imwrite(tmp, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1,
-                        output_params=["-crf", "12"], pixelformat=pixel_format)
-        else:
-            _write_video_pyav(frames, tmp, fps, pixel_format)
+                iio.imwrite(tmp, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1,
+                            output_params=["-crf", "12"], pixelformat=pixel_format)
+            else:
+                _write_video_pyav(frames, tmp, fps, pixel_format)
+        except OSError as exc:
+            if exc.errno is not None:  # the machine's own error (a full disk): the CLI names it
+                raise
+            _check_encoded(tmp, path, len(frames))  # ffmpeg stopped (its pipe broke): say why, if the file shows it
+            raise
+        _check_encoded(tmp, path, len(frames))
+
+
+def _check_encoded(tmp: Path, path: Path, frames: int) -> None:
+    """Refuses to publish an mp4 that does not hold all ``frames``: imageio-ffmpeg never reads ffmpeg's exit
+    status, so an encoder stopped by a full disk or by the process's file-size limit leaves a cut file behind.
+    Those two causes are raised as the ``OSError`` the machine gave ffmpeg (the CLI names them)."""
+    try:
+        held = count_frames(tmp)
+    except DimensionXError:
+        held = None
+    if held == frames:
+        return
+    size, limit = tmp.stat().st_size, resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and size >= limit:
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))  # no file name: the CLI names the command's output
+    if shutil.disk_usage(tmp.parent).free < FULL_DISK_BYTES:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    holds = "no readable video" if held is None else f"{held} of the {frames} frames"
+    raise DimensionXError(f"cannot write {path}: the encoder stopped early and its file holds {holds}; run the "
+                          "command again (its temporary files were removed)")
 
 
 def check_video_encoder(what: str, fix: str = "") -> str:

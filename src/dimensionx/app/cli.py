@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 
 from ..config import config_from_args, default_help
 from ..errors import DimensionXError
+from ..imagefiles import MAX_IMAGE_PIXELS
 from .config import AppConfig, is_loopback
 
 log = logging.getLogger(__name__)
@@ -39,10 +41,42 @@ def check_host(config: AppConfig) -> None:
                     "Use the default 127.0.0.1 (with an SSH tunnel) unless this network is trusted.", config.host, config.port)
 
 
+def check_limits(config: AppConfig) -> None:
+    """The app's sizes and times: positive, finite, and no image larger than the tool decodes at all."""
+    for flag, value, high in (("--session-ttl-minutes", config.session_ttl_minutes, 60 * 24 * 365),
+                              ("--max-upload-mb", config.max_upload_mb, 1e6),
+                              ("--max-image-megapixels", config.max_image_megapixels, MAX_IMAGE_PIXELS / 1e6),
+                              ("max_queue", config.max_queue, 10_000), ("viewer_times", config.viewer_times, 1000)):
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise DimensionXError(f"{flag} {value}: more than 0 and at most {high:g} (the default is "
+                                  f"{getattr(AppConfig, flag.lstrip('-').replace('-', '_')):g})")
+
+
+def check_files(config: AppConfig) -> None:
+    """``--share-dir`` can be a folder, and the stage configs the jobs will load are readable, before the page is served."""
+    from pathlib import Path
+
+    from ..config import load_config
+    from ..fourd.config import FourDConfig
+    from ..recon.config import ReconConfig
+
+    if config.share_dir:
+        share = Path(config.share_dir)
+        blocked = next((p for p in (share, *share.parents) if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise DimensionXError(f"--share-dir {share}: {blocked} is a file, not a folder; pass a folder for the "
+                                  "sessions' files")
+    for cls, path in ((ReconConfig, config.recon_config), (FourDConfig, config.fourd_config)):
+        if path:
+            load_config(cls, path)
+
+
 def run_app(args: argparse.Namespace) -> int:
     config = config_from_args(AppConfig, args)
     if config.port < 0 or config.port > 65535:
         raise DimensionXError(f"--port {config.port} is not a TCP port: pass 1-65535, or 0 for a free one")
+    check_limits(config)
+    check_files(config)
     check_host(config)
     from .callbacks import App
     from .ui import launch

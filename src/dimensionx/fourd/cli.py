@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from ..config import default_help, load_config
-from .config import FourDConfig
+from .config import FourDConfig, check_render_frames
 
 FLAGS = {  # flag -> help; every other FourDConfig field is reachable through --config
     "prompt": "caption of the photo",
@@ -118,11 +118,10 @@ def kept_for_resume(args: argparse.Namespace) -> str | None:
 def run_render4d(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
-
+    from ..device import resolve_device
     from ..errors import DimensionXError
     from ..outputs import check_writable
-    from ..videofiles import check_video_encoder, write_video
+    from ..videofiles import MAX_FPS, check_video_encoder, write_video
     from .render4d import SceneRenderer
 
     folder = Path(args.scene)
@@ -134,17 +133,16 @@ def run_render4d(args: argparse.Namespace) -> int:
         print(f"4D scene exported to {args.export}")
         return 0
     frames = FourDConfig.render_frames if args.frames is None else args.frames
-    if frames < 1:
-        raise DimensionXError(f"--frames {frames}: a video of 1 frame or more")
-    if args.fps <= 0:
-        raise DimensionXError(f"--fps {args.fps}: frames per second, 1 or more")
+    check_render_frames("--frames", frames)
+    if not 1 <= args.fps <= MAX_FPS:
+        raise DimensionXError(f"--fps {args.fps}: frames per second must be from 1 to {MAX_FPS} "
+                              f"(default {FourDConfig.render_fps})")
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise DimensionXError(f"--out {out}: the render is an mp4, name it *.mp4")
     check_writable(out, args.overwrite)
     check_video_encoder(f"--out {out}")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    renderer = SceneRenderer(folder, device)
+    renderer = SceneRenderer(folder, resolve_device(args.device))
     if args.view is not None:
         video = renderer.timelapse(args.view, frames)
     elif args.spiral:

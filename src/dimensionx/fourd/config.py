@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import DimensionXError
 from ..models.hub import DEFAULT_MODEL
-
+from ..videofiles import MAX_RENDER_FRAMES
 OFFSET_REFERENCES = ("mean", "key", "none")  # offset_reference: the grid's times, the key row's time, absolute offsets
 
 
@@ -88,3 +89,10 @@ class FourDConfig:
     # ---- renders
     render_frames: int = 49  # frames of each render video
     render_fps: int = 12
+
+
+def check_render_frames(flag: str, frames: int) -> None:
+    """Refuses, before a scene loads, a render video of fewer than 1 or more than ``MAX_RENDER_FRAMES`` frames."""
+    if not 1 <= frames <= MAX_RENDER_FRAMES:
+        raise DimensionXError(f"{flag} {frames}: a video of 1 to {MAX_RENDER_FRAMES} frames (each is held in memory "
+                              "until the mp4 is written)")

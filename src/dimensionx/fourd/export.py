@@ -46,6 +46,7 @@ from ..splats.export import write_ply
 from ..splats.gaussians import sh_to_rgb
 from .store import cameras_of, load_scene, transforms_4d
 
+MAX_EXPORT_TIMES = 1000  # times exported, one PLY of every Gaussian each (300 000 Gaussians: 74 MB a time)
 SPLATV_MAGIC = 0x674B
 SPLATV_TEXTURE_WIDTH = 4096  # texels a row; 4 texels (16 uint32) a splat
 SPLATV_SAMPLES = 17  # times at which each Gaussian's path is sampled for the polynomial fit
@@ -55,12 +56,16 @@ SPLATV_RECORD = np.dtype([("position", "<f4", 3), ("rotation", "<f2", 4), ("scal
                           ("motion", "<f2", 10), ("omega", "<f2", 4), ("trbf", "<f2", 2)])  # 64 bytes
 
 
+def check_export_times(times: int | None) -> None:
+    if times is not None and not 1 <= times <= MAX_EXPORT_TIMES:
+        raise DimensionXError(f"--frames {times}: export 1 to {MAX_EXPORT_TIMES} times, one PLY each (or leave --frames "
+                              "out for the grid's times)")
+
+
 def export_times(scene_times: list[float], times: int | None) -> list[float]:
     """The grid's times (``times`` None), or ``times`` evenly spaced over [0, 1]."""
     if times is None:
         return [float(t) for t in scene_times]
-    if times < 1:
-        raise DimensionXError(f"--frames {times}: export at least 1 time (or leave --frames out for the grid's times)")
     return np.linspace(0.0, 1.0, times).tolist() if times > 1 else [SPLATV_CENTER]
 
 
@@ -76,6 +81,7 @@ def export_4d(scene: Path, out: Path, times: int | None = None, overwrite: bool 
     time, ``scene.splatv`` and ``transforms.json``. ``times``: how many evenly spaced times in [0, 1]
     (None: the grid's). Returns the written files."""
     check_output_dir(out, overwrite)
+    check_export_times(times)  # before the scene loads
     splats, field, info, transforms = load_scene(scene)
     values = export_times(info["times"], times)
     viewmats, Ks, width, height = cameras_of(transforms)

@@ -39,9 +39,13 @@ from ..atomic import atomic_file, remove_leftover_temps, write_json
 from ..config import config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
+from ..imagefiles import check_image
+from ..models.hub import MAX_FRAMES
 from ..outputs import atomic_dir, check_output_dir, finish_output_dir, start_output_dir
-from ..videofiles import check_video_encoder, read_frames, write_video
-from .config import OFFSET_REFERENCES, FourDConfig
+from ..video.image import check_size
+from ..video.inputs import check_sampling
+from ..videofiles import MAX_FPS, check_video_encoder, read_frames, write_video
+from .config import OFFSET_REFERENCES, FourDConfig, check_render_frames
 from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine, time_values
 from .shard import NO_SHARD, Shard
 from .store import STAGE_FILE, check_stage, file_digests, read_checked
@@ -130,11 +134,14 @@ def check_inputs(config: FourDConfig) -> None:
         raise DimensionXError("no scene folder: pass --out FOLDER")
     if config.image is None or not Path(config.image).is_file():
         raise DimensionXError(f"input image {config.image!r} is not a file: pass the photo to animate")
+    check_size(config.image, *check_image(config.image))
     check_video_encoder("each video of the grid")
+    check_sampling(config.steps, config.guidance, config.seed, config.fps)
     for name, value in (("--time-frames", config.time_frames), ("--times", config.times), ("--views", config.views)):
-        if value < 9 or (value - 1) % 8:
+        if value < 9 or (value - 1) % 8 or value > MAX_FRAMES:
             raise DimensionXError(f"{name} {value}: every row and column of the grid is a CogVideoX video of an odd number "
-                                  "of latent frames (the VAE decodes 1 + 2j latents to 8j + 1 frames): use 9, 17, 25, 33, 41 or 49")
+                                  "of latent frames (the VAE decodes 1 + 2j latents to 8j + 1 frames): use 9, 17, 25, 33, 41 or 49 "
+                                  f"(at most {MAX_FRAMES}: longer videos do not fit a GPU)")
     if config.times > config.time_frames:
         raise DimensionXError(f"--times {config.times} is more than the {config.time_frames} frames of the T-Director video")
     for name, value in (("--ip-start", config.ip_start), ("--ip-strength", config.ip_strength),
@@ -151,8 +158,30 @@ def check_inputs(config: FourDConfig) -> None:
         raise DimensionXError(f"--time-director {config.time_director} must be a T-Director and --space-director "
                               f"{config.space_director} an S-Director (see `dimensionx motions`)")
     check_mode(config.mode)
+    check_fit_numbers(config)
     if config.cameras:
         check_cameras(config.cameras, config.views)
+
+
+def check_fit_numbers(config: FourDConfig) -> None:
+    """The counts of the 4D fit and its renders, checked before the first video is made."""
+    if config.gpus < 1:
+        raise DimensionXError(f"--gpus {config.gpus}: 1 or more processes (one GPU each)")
+    if config.iterations is not None and config.iterations < 1:
+        raise DimensionXError(f"--iterations {config.iterations}: the 4D fit needs at least 1 iteration (or leave it "
+                              "out for the mode's default)")
+    for name, value, low in (("--max-size", config.max_size, 0), ("--init-points", config.init_points, 1),
+                             ("holdout", config.holdout, 0)):
+        if value < low:
+            raise DimensionXError(f"{name} {value}: {low} or more (default {getattr(FourDConfig, name.lstrip('-').replace('-', '_'))})")
+    if config.holdout == 1:
+        raise DimensionXError("holdout 1 would hold out every view: pass K >= 2 to hold out every K-th view, or 0")
+    if not 0 <= config.sh_degree <= 3:
+        raise DimensionXError(f"sh_degree {config.sh_degree}: gsplat renders spherical harmonics of degree 0 to 3")
+    check_render_frames("--render-frames", config.render_frames)
+    if not 1 <= config.render_fps <= MAX_FPS:
+        raise DimensionXError(f"render_fps {config.render_fps}: frames per second must be from 1 to {MAX_FPS} "
+                              f"(default {FourDConfig.render_fps})")
 
 
 def check_cameras(path: str, views: int) -> None:

@@ -44,12 +44,24 @@ def resolve_model(model: str, download: bool = True) -> ResolvedModel:
             )
         base = base_model_of(folder)
         return ResolvedModel(model, folder.resolve(), base=resolve_model(base).path if base else None)
-    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+    if model.startswith((".", "/", "~")) or model.count("/") != 1 or not _is_repo_id(model):
         raise DimensionXError(
             f"--model {model} is neither an existing folder nor a hub id of the form owner/name "
             f"(default {DEFAULT_MODEL}; `--model tiny` runs the tiny random model on a CPU)"
         )
     return ResolvedModel(model, download_snapshot(model, what="model weights", download=download))
+
+
+def _is_repo_id(name: str) -> bool:
+    """Whether ``name`` is spelled as the hub allows (``nosuchdir/`` or ``a b/c`` is not)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def base_model_of(folder: Path) -> str | None:

@@ -41,7 +41,12 @@ def orbit_frames(model: str, frames: int | None) -> int:
     path = folder / "transformer" / "config.json"
     if not path.is_file():
         raise DimensionXError(f"--model {model} has no transformer/config.json: pass a folder written by `dimensionx convert-sat`")
-    transformer = json.loads(path.read_text())
+    try:
+        transformer = json.loads(path.read_text())
+        transformer.get("sample_frames")
+    except (ValueError, AttributeError) as exc:
+        raise DimensionXError(f"--model {model}: {path} is damaged ({type(exc).__name__}: {exc}): convert the checkpoint "
+                              "again with `dimensionx convert-sat`") from None
     if not transformer.get("use_learned_positional_embeddings"):
         raise DimensionXError(f"--model {model} has no learned position table, so it is not the orbit model: use `dimensionx video` for it")
     if frames is not None and frames != transformer["sample_frames"]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -13,11 +15,11 @@ import numpy as np
 import torch
 
 from ..atomic import remove_leftover_temps, write_json
-from ..config import config_to_dict
+from ..config import MAX_SEED, config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
 from ..outputs import atomic_dir, check_output_dir
-from ..videofiles import check_video_encoder, write_video
+from ..videofiles import MAX_FPS, MAX_RENDER_FRAMES, check_video_encoder, write_video
 from .cameras import (
     Cameras,
     cameras_from_transforms,
@@ -38,6 +40,7 @@ from .sfm import camera_prior, frame_names, recover_cameras, save_images
 from .train import Runner, Scene, split_holdout
 
 log = logging.getLogger(__name__)
+MAX_ITERATIONS = 1_000_000  # splat-training iterations: 3DGS papers train 30 000; more is a typo, not a schedule
 
 
 def reconstruct(config: ReconConfig, attach: Sequence[Path] = (), frames: np.ndarray | None = None) -> Path:
@@ -172,6 +175,22 @@ def check_inputs(config: ReconConfig, in_memory: bool = False) -> None:
     if config.iterations is not None and config.iterations < 1:
         raise DimensionXError(f"--iterations {config.iterations}: training needs at least 1 iteration "
                               "(default 3000 on CUDA, 300 on CPU)")
+    if config.iterations is not None and config.iterations > MAX_ITERATIONS:
+        raise DimensionXError(f"--iterations {config.iterations}: at most {MAX_ITERATIONS} (3000 is the default, 7000 "
+                              "the quality preset's)")
+    for flag, value in (("--max-size", config.max_size), ("--max-gaussians", config.max_gaussians)):
+        if value is not None and value < 0:
+            raise DimensionXError(f"{flag} {value}: 0 or more (0: keep all)")
+    if config.orbit_frames is not None and not 0 <= config.orbit_frames <= MAX_RENDER_FRAMES:
+        raise DimensionXError(f"--orbit-frames {config.orbit_frames}: 0 (no orbit video) to {MAX_RENDER_FRAMES}")
+    if not 0 < config.orbit_fps <= MAX_FPS:
+        raise DimensionXError(f"orbit_fps {config.orbit_fps}: frames per second must be from 1 to {MAX_FPS}")
+    if config.orbit_degrees is not None and not (math.isfinite(config.orbit_degrees) and 0 < config.orbit_degrees <= 720):
+        raise DimensionXError(f"--orbit-degrees {config.orbit_degrees}: the orbit's sweep in degrees, more than 0 and at "
+                              "most 720 (e.g. 360), or leave it out")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise DimensionXError(f"--seed {config.seed}: use 0 to {MAX_SEED}")
+    check_finite_settings(config)
     if config.holdout < 0 or config.holdout == 1:
         raise DimensionXError(f"--holdout {config.holdout} is invalid: pass K >= 2 to hold out every K-th frame, or 0")
     if config.cameras and not Path(config.cameras).is_file():
@@ -179,6 +198,22 @@ def check_inputs(config: ReconConfig, in_memory: bool = False) -> None:
     if config.rasterize_mode not in RASTERIZE_MODES:
         raise DimensionXError(f"--rasterize-mode {config.rasterize_mode} does not exist: use one of "
                               f"{', '.join(RASTERIZE_MODES)} (gsplat's modes)")
+
+
+def check_finite_settings(config: ReconConfig) -> None:
+    """Every number of the config (rates, weights, thresholds, the background) is finite and not negative: a NaN
+    learning rate or background trains a scene of NaN that still reports success."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        for number in value if isinstance(value, tuple) else (value,):
+            if isinstance(number, (int, float)) and not isinstance(number, bool) and not (math.isfinite(number) and number >= 0):
+                raise DimensionXError(f"{field.name} {value}: a finite number, 0 or more, is needed here "
+                                      f"(the default is {getattr(ReconConfig, field.name)})")
+    for name in ("sift_max_features", "match_overlap"):
+        if getattr(config, name) < 1:
+            raise DimensionXError(f"{name} {getattr(config, name)}: 1 or more (the default is {getattr(ReconConfig, name)})")
+    if not all(0 <= c <= 1 for c in config.background):
+        raise DimensionXError(f"background {config.background}: R, G and B in [0, 1], e.g. [0, 0, 0]")
 
 
 def device_name(device: torch.device) -> str:

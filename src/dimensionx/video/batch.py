@@ -56,9 +56,15 @@ def read_batch(config: VideoConfig) -> list[tuple[int, str]]:
     batch = Path(config.batch)
     if not batch.is_file():
         raise DimensionXError(f"--batch {batch} does not exist: pass a text file of `image@@prompt[@@motion]` lines")
-    if Path(config.out or "outputs").suffix == ".mp4":
+    out = Path(config.out or "outputs")
+    if out.suffix == ".mp4" or (out.exists() and not out.is_dir()):
         raise DimensionXError(f"with --batch, --out is a folder for all the videos, not the file {config.out}")
-    lines = [(n, t.strip()) for n, t in enumerate(batch.read_text().splitlines(), 1) if t.strip() and not t.lstrip().startswith("#")]
+    try:
+        text = batch.read_text()
+    except UnicodeDecodeError as exc:
+        raise DimensionXError(f"--batch {batch} is not a text file ({exc.reason} at byte {exc.start}): pass a UTF-8 text "
+                              "file of `image@@prompt[@@motion]` lines") from None
+    lines = [(n, t.strip()) for n, t in enumerate(text.splitlines(), 1) if t.strip() and not t.lstrip().startswith("#")]
     if not lines:
         raise DimensionXError(f"--batch {batch} has no lines of the form `image@@prompt[@@motion]`")
     return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..config import MAX_SEED
 from ..directors.registry import get_director
 from ..errors import DimensionXError
 from ..imagefiles import check_image
@@ -18,7 +19,6 @@ from .loop import check_loop
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
 MAX_STEPS = 1000  # denoising steps: the scheduler's training timesteps
 MAX_GUIDANCE = 50.0  # classifier-free guidance scale
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 MAX_LORA_SCALE = 10.0  # multiplier of a director's B @ A
 UNCONDS = ("empty", "zero")  # unguided branch: embedding of the empty prompt (diffusers) or zeros (SAT, the orbit model)
 
@@ -53,18 +53,7 @@ def check_inputs(config: VideoConfig) -> None:
     if config.frames > MAX_FRAMES:
         raise DimensionXError(f"--frames {config.frames}: at most {MAX_FRAMES} (49 is the original setting, 145 the orbit's); "
                               "longer videos do not fit a GPU")
-    if not 1 <= config.steps <= MAX_STEPS:
-        raise DimensionXError(f"--steps {config.steps}: use 1 to {MAX_STEPS} (50 is the original setting)")
-    if not 0 < config.fps <= MAX_FPS:
-        raise DimensionXError(f"--fps {config.fps}: frames per second must be from 1 to {MAX_FPS} (8 is the original setting)")
-    if not math.isfinite(config.guidance) or config.guidance < 0:
-        raise DimensionXError(f"--guidance {config.guidance}: the guidance scale must be >= 0 (6 is the original setting; "
-                              "1 or less turns guidance off)")
-    if config.guidance > MAX_GUIDANCE:
-        raise DimensionXError(f"--guidance {config.guidance}: at most {MAX_GUIDANCE:g}; far above the original 6 the frames "
-                              "saturate into noise")
-    if not 0 <= config.seed <= MAX_SEED:
-        raise DimensionXError(f"--seed {config.seed}: use 0 to {MAX_SEED} (a torch generator's seed is 64-bit)")
+    check_sampling(config.steps, config.guidance, config.seed, config.fps)
     if config.lora_scale is not None and not (math.isfinite(config.lora_scale) and 0 <= config.lora_scale <= MAX_LORA_SCALE):
         raise DimensionXError(f"--lora-scale {config.lora_scale}: a multiplier of B@A from 0 to {MAX_LORA_SCALE:g} (the default "
                               "1/rank is 1/256 for official files; larger values overwhelm the base model)")
@@ -82,6 +71,22 @@ def check_inputs(config: VideoConfig) -> None:
     if out.suffix.lower() != ".mp4":
         raise DimensionXError(f"--out {out}: the video is written as an mp4, so name the file *.mp4 (e.g. {out.with_suffix('.mp4')})")
     check_video_encoder(f"--out {out}")
+
+
+def check_sampling(steps: int, guidance: float, seed: int, fps: int) -> None:
+    """The numbers of every generated video (``video``, ``orbit``, ``scene3d``, each video of ``scene4d``'s grid)."""
+    if not 1 <= steps <= MAX_STEPS:
+        raise DimensionXError(f"--steps {steps}: use 1 to {MAX_STEPS} (50 is the original setting)")
+    if not 0 < fps <= MAX_FPS:
+        raise DimensionXError(f"--fps {fps}: frames per second must be from 1 to {MAX_FPS} (8 is the original setting)")
+    if not math.isfinite(guidance) or guidance < 0:
+        raise DimensionXError(f"--guidance {guidance}: the guidance scale must be >= 0 (6 is the original setting; "
+                              "1 or less turns guidance off)")
+    if guidance > MAX_GUIDANCE:
+        raise DimensionXError(f"--guidance {guidance}: at most {MAX_GUIDANCE:g}; far above the original 6 the frames "
+                              "saturate into noise")
+    if not 0 <= seed <= MAX_SEED:
+        raise DimensionXError(f"--seed {seed}: use 0 to {MAX_SEED} (a torch generator's seed is 64-bit)")
 
 
 def check_gpus(processes: int, batch: bool = False) -> None:

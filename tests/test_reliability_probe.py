@@ -1,0 +1,201 @@
+"""Bad inputs found by a probe of every command and flag beyond issue #31's list (docs/reliability.md, "Probe"),
+through the real CLI: one line naming the input, the problem and the fix, exit 2, nothing written or replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_reliability import FAST_VIDEO, assert_refused, cli, files, work  # noqa: F401 - work is a fixture
+from test_reliability_train import scene as recon_scene  # noqa: F401 - a fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEO = ["--device", "cpu", "--motion", "orbit_left", *FAST_VIDEO]
+TINY_4D = ["--config", ROOT / "configs" / "fourd_tiny.yaml", "--out", "scene"]
+
+
+# ---- video ------------------------------------------------------------------------------------
+
+def test_an_empty_image_file_is_named(work):
+    (work / "empty.png").write_bytes(b"")
+    before = files(work)
+    result = cli("video", "empty.png", *VIDEO, "--out", "clip.mp4", cwd=work)
+    assert_refused(result, "input image empty.png cannot be read as an image (UnidentifiedImageError: the file is "
+                           "empty (0 bytes))", work, before)
+
+
+def test_an_empty_first_frame_of_a_frame_folder_is_named(work):
+    (work / "frames").mkdir()
+    (work / "frames" / "f0.png").write_bytes(b"")
+    for i in (1, 2, 3):
+        (work / "frames" / f"f{i}.png").write_bytes((work / "photo.png").read_bytes())
+    before = files(work)
+    result = cli("recon", "frames", "--out", "scene", "--device", "cpu", cwd=work)
+    assert_refused(result, "frame frames/f0.png cannot be read as an image (UnidentifiedImageError: the file is empty",
+                   work, before)
+
+
+def test_a_model_name_that_is_no_folder_nor_hub_id_is_named(work):
+    before = files(work)
+    result = cli("video", "photo.png", *VIDEO, "--model", "nosuchdir/", "--out", "clip.mp4", cwd=work)
+    assert_refused(result, "--model nosuchdir/ is neither an existing folder nor a hub id of the form owner/name", work, before)
+
+
+def test_a_symlink_as_out_is_not_replaced_without_overwrite(work):
+    os.symlink(work / "elsewhere" / "clip.mp4", work / "link.mp4")  # the user's link, to a folder not made yet
+    before = files(work)
+    result = cli("video", "photo.png", *VIDEO, "--out", "link.mp4", cwd=work)
+    assert_refused(result, "link.mp4 already exists: pass --overwrite to replace it", work, before)
+    assert os.readlink(work / "link.mp4") == str(work / "elsewhere" / "clip.mp4")
+
+
+@pytest.mark.parametrize("batch, out, message", [
+    (b"\xff\xfe\x00photo.png@@a photo\n", "videos", "--batch lines.txt is not a text file (invalid start byte at byte 0)"),
+    (b"photo.png@@a photo\n", "photo.png", "with --batch, --out is a folder for all the videos, not the file photo.png"),
+])
+def test_a_batch_file_that_is_no_text_or_an_out_that_is_a_file_is_refused(work, batch, out, message):
+    (work / "lines.txt").write_bytes(batch)
+    before = files(work)
+    result = cli("video", "--batch", "lines.txt", *VIDEO, "--out", out, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+def test_an_mp4_cut_by_the_file_size_limit_is_not_published(work, tiny_model_dir):
+    """imageio-ffmpeg never reads ffmpeg's exit status: a limit (`ulimit -f`) reached while encoding left a cut mp4
+    and a sidecar naming it, with exit 0."""
+    before = files(work)
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))  # the 9-frame mp4 is about 18 kB
+    result = subprocess.run([sys.executable, "-m", "dimensionx.cli", "video", "photo.png", *VIDEO, "--motion", "none",
+                             "--out", "clip.mp4"], cwd=work, capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert_refused(result, "cannot write clip.mp4: the file reached this process's file-size limit (`ulimit -f`); "
+                           "raise the limit (`ulimit -f unlimited`), then run the command again", work, before)
+
+
+# ---- render4d: flags checked before the scene loads --------------------------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--out", "r.mp4", "--device", "tpu"], "--device tpu is unknown: pass auto, cuda, cuda:N or cpu"),
+    (["--out", "r.mp4", "--fps", "100000"], "--fps 100000: frames per second must be from 1 to 240"),
+    (["--out", "r.mp4", "--frames", "100000000"], "--frames 100000000: a video of 1 to 3600 frames"),
+    (["--export", "ex", "--frames", "100000000"], "--frames 100000000: export 1 to 1000 times, one PLY each"),
+])
+def test_render4d_refuses_runaway_flags_before_the_scene_loads(work, flags, message):
+    (work / "scene").mkdir()  # no scene in it: each flag is refused before the scene would be read
+    before = files(work)
+    result = cli("render4d", "scene", *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+# ---- scene4d: every number checked before the first video -------------------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--steps", "0"], "--steps 0: use 1 to 1000"),
+    (["--seed", "-1"], "--seed -1: use 0 to 9223372036854775807"),
+    (["--time-frames", "100001"], "--time-frames 100001: every row and column of the grid is a CogVideoX video"),
+    (["--gpus", "0"], "--gpus 0: 1 or more processes"),
+    (["--iterations", "0"], "--iterations 0: the 4D fit needs at least 1 iteration"),
+    (["--init-points", "-1"], "--init-points -1: 1 or more"),
+    (["--render-frames", "100000000"], "--render-frames 100000000: a video of 1 to 3600 frames"),
+    (["--config", "fps.yaml"], "render_fps 0: frames per second must be from 1 to 240"),
+])
+def test_scene4d_refuses_numbers_out_of_range_before_any_work(work, flags, message):
+    (work / "fps.yaml").write_text(json.dumps({**{"model": "tiny", "device": "cpu"}, "render_fps": 0}))
+    before = files(work)
+    result = cli("scene4d", "photo.png", *TINY_4D, *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+def test_scene4d_names_a_photo_that_is_no_image_before_making_the_scene_folder(work):
+    (work / "notes.png").write_text("not an image")
+    before = files(work)
+    result = cli("scene4d", "notes.png", *TINY_4D, cwd=work)
+    assert_refused(result, "input image notes.png cannot be read as an image", work, before)
+
+
+# ---- recon, scene3d, make-dataset, orbit ----------------------------------------------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "-1"], "--seed -1: use 0 to 9223372036854775807"),
+    (["--orbit-degrees", "nan"], "--orbit-degrees nan: the orbit's sweep in degrees, more than 0 and at most 720"),
+    (["--max-size", "-1"], "--max-size -1: 0 or more"),
+    (["--max-gaussians", "-1"], "--max-gaussians -1: 0 or more"),
+    (["--orbit-frames", "100000000"], "--orbit-frames 100000000: 0 (no orbit video) to 3600"),
+    (["--iterations", "1000000000000"], "--iterations 1000000000000: at most 1000000"),
+    (["--config", "nan.yaml"], "lr_means nan: a finite number, 0 or more, is needed here"),
+    (["--config", "sift.yaml"], "sift_max_features 0: 1 or more"),
+])
+def test_recon_refuses_numbers_out_of_range_before_reading_the_video(work, flags, message):
+    (work / "nan.yaml").write_text("lr_means: .nan\n")
+    (work / "sift.yaml").write_text("sift_max_features: 0\n")
+    before = files(work)
+    result = cli("recon", "photo.png", "--out", "scene", "--device", "cpu", *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+def test_scene3d_refuses_a_reconstruction_setting_before_it_makes_the_video(work):
+    """It used to make the video (minutes on a GPU), then refuse the setting and leave the video behind."""
+    before = files(work)
+    result = cli("scene3d", "photo.png", *VIDEO[:4], "--model", "tiny", "--steps", "1", "--video-frames", "9",
+                 "--out", "scene", "--iterations", "0", cwd=work)
+    assert_refused(result, "--iterations 0: training needs at least 1 iteration", work, before)
+
+
+@pytest.fixture
+def scene(work, recon_scene) -> Path:
+    """A copy, in the working folder, of a recon scene folder (five splats and one camera)."""
+    import shutil
+
+    return Path(shutil.copytree(recon_scene, work / "scene"))
+
+
+@pytest.mark.parametrize("flags, damage, message", [
+    (["--seed", "-1"], None, "--seed -1: use a number from 0 to 9223372036854775807"),
+    ([], '"fl_x": NaN', "scene/transforms.json is not a usable transforms.json (ValueError('a camera matrix, the focal "
+                        "length or the width is not a finite positive number'))"),
+])
+def test_make_dataset_refuses_a_bad_seed_or_cameras_of_nan(work, scene, flags, damage, message):
+    if damage:
+        (scene / "transforms.json").write_text((scene / "transforms.json").read_text().replace('"fl_x": 60', damage))
+    before = files(work)
+    result = cli("make-dataset", "scene", "--out", "data", "--device", "cpu", "--motions", "orbit_left", "--clips", "1",
+                 "--frames", "3", "--size", "32x24", *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+def test_orbit_names_a_damaged_model_config(work):
+    (work / "model" / "transformer").mkdir(parents=True)
+    (work / "model" / "transformer" / "config.json").write_text("{not json")
+    before = files(work)
+    result = cli("orbit", "photo.png", "--model", "model", "--device", "cpu", cwd=work)
+    assert_refused(result, "--model model: model/transformer/config.json is damaged (JSONDecodeError: ", work, before)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--session-ttl-minutes", "nan"], "--session-ttl-minutes nan: more than 0 and at most 525600 (the default is 120)"),
+    (["--session-ttl-minutes", "-5"], "--session-ttl-minutes -5.0: more than 0"),
+    (["--max-image-megapixels", "inf"], "--max-image-megapixels inf: more than 0 and at most 300"),
+    (["--max-upload-mb", "0"], "--max-upload-mb 0.0: more than 0"),
+])
+def test_app_refuses_limits_out_of_range_before_it_serves(work, flags, message):
+    """A negative lifetime served the page (every session folder swept at once); NaN ended in a traceback."""
+    before = files(work)
+    result = cli("app", "--model", "tiny", "--port", "0", "--share-dir", "share", *flags, cwd=work)
+    assert_refused(result, message, work, before)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--share-dir", "photo.png"], "--share-dir photo.png: photo.png is a file, not a folder"),
+    (["--share-dir", "photo.png/sessions"], "--share-dir photo.png/sessions: photo.png is a file, not a folder"),
+    (["--recon-config", "bad.yaml"], "config file bad.yaml has settings that ReconConfig does not know: steps"),
+])
+def test_app_refuses_a_share_dir_under_a_file_or_a_bad_stage_config_before_it_serves(work, flags, message):
+    (work / "bad.yaml").write_text("steps: many\n")
+    before = files(work)
+    result = cli("app", "--model", "tiny", "--port", "0", *flags, cwd=work)
+    assert_refused(result, message, work, before)

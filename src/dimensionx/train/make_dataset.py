@@ -22,12 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import remove_leftover_temps, write_json
-<<<<<<< HEAD
 from ..camerafiles import OPENGL_FROM_OPENCV, focal_x
-from ..config import config_to_dict
-=======
 from ..config import MAX_SEED, config_to_dict
->>>>>>> wt-probe
 from ..directors.camera_paths import MOTIONS, camera_path, look_at, rotation
 from ..errors import DimensionXError
 from ..outputs import atomic_dir, check_output_dir, finish_output_dir, is_output_dir, start_output_dir
@@ -204,13 +200,9 @@ def read_cameras(path: Path) -> tuple[np.ndarray, float, int]:
         c2w = np.stack([np.asarray(f["transform_matrix"], dtype=np.float64).reshape(4, 4) @ OPENGL_FROM_OPENCV
                         for f in frames])
         width = int(fields["w"])
-<<<<<<< HEAD
         focal = focal_x(fields, width)
-=======
-        focal = float(fields["fl_x"]) if "fl_x" in fields else 0.5 * width / np.tan(0.5 * float(fields["camera_angle_x"]))
         if not (np.isfinite(c2w).all() and math.isfinite(focal) and focal > 0 and width > 0):
             raise ValueError("a camera matrix, the focal length or the width is not a finite positive number")
->>>>>>> wt-probe
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise DimensionXError(f"{path} is not a usable transforms.json ({exc!r}): re-run `dimensionx recon`") from None
     return c2w, focal, width

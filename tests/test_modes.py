@@ -52,6 +52,10 @@ def test_mode_config_rejects_impossible_knobs():
         ModeConfig(cache_interval=0)
     with pytest.raises(DimensionXError, match="offload_blocks_per_group=0"):
         ModeConfig(offload_blocks_per_group=0)
+    for tile in [(0, 360), (240, -8), (240, 100), (56, 360), (240,), (240.0, 360), "240x360", (True, 360)]:
+        with pytest.raises(DimensionXError, match=r"mode_settings.vae_tile .*: give \[height, width\] in pixels, each a multiple of 8 and at least 64"):
+            ModeConfig(vae_tile=tile)
+    assert ModeConfig(vae_tile=[64, 512]).vae_tile == [64, 512]  # a YAML list
 
 
 def test_apply_mode_on_cpu_leaves_the_pipeline_stock(tiny_model_dir):

@@ -11,6 +11,8 @@ from ..models.hub import DEFAULT_MODEL
 LORA_MODES = ("auto", "fused", "adapters")
 ATTENTION_KERNELS = ("sdpa", "sage")  # ModeConfig.attention
 STEP_CACHES = ("taylorseer", "dbcache")  # ModeConfig.step_cache
+VAE_STRIDE = 8  # pixels per latent cell of CogVideoX's VAE: a tile's side is a multiple of it
+VAE_TILE_MIN = 64  # px: the smallest tile side ModeConfig.vae_tile takes (8 latent cells)
 DBCACHE_MISSING = ("mode_settings.step_cache dbcache runs cache-dit's DBCache, which is not installed: "
                    "pip install 'dimensionx[dbcache]' (cache-dit 1.5), or set step_cache: taylorseer")
 
@@ -61,6 +63,10 @@ class ModeConfig:
                 f"cache_back_blocks={self.cache_back_blocks}, cache_taylor_order={self.cache_taylor_order}): the threshold, "
                 "the back blocks and the order need at least 0, the front blocks at least 1 (defaults 0.08, 8, 0 and 1)"
             )
+        tile = tuple(self.vae_tile) if isinstance(self.vae_tile, (list, tuple)) else ()
+        if len(tile) != 2 or not all(type(v) is int and v >= VAE_TILE_MIN and v % VAE_STRIDE == 0 for v in tile):
+            raise DimensionXError(f"mode_settings.vae_tile {self.vae_tile!r}: give [height, width] in pixels, each a multiple "
+                                  f"of {VAE_STRIDE} and at least {VAE_TILE_MIN} (default [240, 360])")
         if self.cache_interval < 1 or self.cache_warmup_steps < 0 or self.offload_blocks_per_group < 1:
             raise DimensionXError(
                 f"ModeConfig(cache_interval={self.cache_interval}, cache_warmup_steps={self.cache_warmup_steps}, "

@@ -236,6 +236,9 @@ def test_the_app_binds_to_loopback_unless_told_and_warns_when_told(caplog):
         assert not caplog.records
         check_host(parsed("--host", "0.0.0.0"))
     assert "serves the app to every machine" in caplog.text
+    for host in ("999.1.1.1", "no-such-host.invalid", "192.0.2.1"):  # not an IP, a name that does not resolve, TEST-NET-1
+        with pytest.raises(DimensionXError, match=rf"^--host {host} is not an address of this machine \(.+\): use 127\.0\.0\.1"):
+            check_host(parsed("--host", host))
 
 
 @pytest.mark.parametrize("make, message", [

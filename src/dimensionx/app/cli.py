@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import socket
 
 from ..config import config_from_args, default_help
 from ..errors import DimensionXError
@@ -35,7 +36,15 @@ def register(commands) -> None:
 
 
 def check_host(config: AppConfig) -> None:
-    """Warns when the app listens beyond this machine: anyone who reaches the port can run jobs."""
+    """Refuses a ``--host`` that is not an address of this machine (the server would log the error and run on,
+    serving nothing); warns when the app listens beyond this machine: anyone who reaches the port can run jobs."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(config.host, None, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address[0], 0))  # any free port: only the address is checked here
+    except OSError as exc:  # socket.gaierror for a name that does not resolve
+        raise DimensionXError(f"--host {config.host} is not an address of this machine ({exc.strerror or exc}): use "
+                              "127.0.0.1 (the default) for this machine only, or 0.0.0.0 for every network") from None
     if not is_loopback(config.host):
         log.warning("WARNING: --host %s serves the app to every machine that can reach port %d; it has no login. "
                     "Use the default 127.0.0.1 (with an SSH tunnel) unless this network is trusted.", config.host, config.port)

@@ -152,3 +152,19 @@ def test_missing_tensors_are_named_up_to_six_then_an_ellipsis(state, dropped):
         build_transformer(config, {k: v for k, v in conversion.state.items() if k not in names})
     listed = ", ".join(names[:6]) + (" ..." if dropped > 6 else "")
     assert f"(missing: {listed}). The names are diffusers'" in str(error.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", r"is empty \(0 bytes\): the download is incomplete"),
+    (bytes(range(7, 200)), r"is not a PyTorch checkpoint: it is neither torch.save's zip archive nor a pickle \(it starts with b'\\x07"),
+])
+def test_an_empty_or_foreign_file_is_named_for_what_it_is(tmp_path, content, message):
+    """Not "holds Python objects beyond tensors" (the pickle refusal) for bytes that are no pickle at all."""
+    path = tmp_path / MODEL_STATES
+    path.write_bytes(content)
+    with pytest.raises(DimensionXError, match=message):
+        load_sat_state(path)
+    torch.save({"module": {"w": torch.zeros(2)}}, path)  # both formats' openings pass the check
+    assert load_sat_state(path)[1]["w"].shape == (2,)
+    torch.save({"module": {"w": torch.zeros(2)}}, path, _use_new_zipfile_serialization=False)
+    assert load_sat_state(path)[1]["w"].shape == (2,)

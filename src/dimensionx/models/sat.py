@@ -135,11 +135,22 @@ def find_model_states(source: str | Path) -> Path:
     raise DimensionXError(f"{source} holds neither `latest` nor {MODEL_STATES}: pass the SAT checkpoint folder or the .pt file")
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6: a zip archive
+PICKLE_PROTO = b"\x80"  # the legacy format (and a bare pickle) opens with the pickle protocol opcode
+
+
 def load_sat_state(source: str | Path, trust_pickle: bool = False) -> tuple[Path, dict[str, torch.Tensor]]:
     """Tensors of a SAT/DeepSpeed checkpoint (the ``"module"`` dict); loaded without running pickled code
     unless ``trust_pickle``."""
     path = find_model_states(source)
     logger.info("reading %s (%.1f GB)", path, path.stat().st_size / 1e9)
+    with open(path, "rb") as file:
+        head = file.read(len(ZIP_MAGIC))
+    if not head:
+        raise DimensionXError(f"{path} is empty (0 bytes): the download is incomplete; download it again")
+    if head != ZIP_MAGIC and head[:1] != PICKLE_PROTO:
+        raise DimensionXError(f"{path} is not a PyTorch checkpoint: it is neither torch.save's zip archive nor a pickle "
+                              f"(it starts with {head!r}); download it again, or pass the SAT folder holding `latest`")
     try:
         saved = _torch_load(path, trust_pickle)
     except pickle.UnpicklingError as exc:

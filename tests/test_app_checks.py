@@ -62,6 +62,14 @@ def test_a_file_that_is_no_image_is_refused_by_the_type_rule(tmp_path):
     (tmp_path / "cut.png").write_bytes(whole.read_bytes()[:60])
     with pytest.raises(DimensionXError, match=r"^the uploaded file cut\.png is not an image \(damaged or cut short\): upload a photo"):
         check_image_upload(tmp_path / "cut.png", max_mb=1, max_megapixels=100)
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)  # a PNG whose header claims 900 MP
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    with pytest.raises(DimensionXError, match=r"^the uploaded file bomb\.png is not an image \(more pixels than any photo"):
+        check_image_upload(tmp_path / "bomb.png", max_mb=1, max_megapixels=100)
 
 
 @pytest.mark.parametrize("missing", [None, ""])

@@ -34,7 +34,9 @@ def check_image_upload(path: str | Path | None, max_mb: float, max_megapixels: f
                                       f"the limit is {max_megapixels:g} MP: upload a smaller photo")
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        why = "no image format we read" if isinstance(exc, UnidentifiedImageError) else "damaged or cut short"
+        why = ("no image format we read" if isinstance(exc, UnidentifiedImageError) else
+               "more pixels than any photo, a decompression bomb" if isinstance(exc, Image.DecompressionBombError) else
+               "damaged or cut short")
         raise DimensionXError(f"the uploaded file {path.name} is not an image ({why}): "
                               f"upload a photo ({', '.join(IMAGE_SUFFIXES)})") from None
     return path

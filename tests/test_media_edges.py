@@ -1,4 +1,4 @@
-"""The file modules at their edges: NTSC frame rates through PyAV, the size where images start being reduced,
+"""The file modules at their edges: the fps range and NTSC frame rates through PyAV, the size where images start being reduced,
 and atomic_dir's default of never replacing."""
 
 from __future__ import annotations
@@ -19,6 +19,30 @@ def test_pyav_keeps_an_ntsc_frame_rate_exactly(monkeypatch, tmp_path):
     videofiles.write_video(frames, tmp_path / "ntsc.mp4", fps=30000 / 1001)
     _, fps = videofiles.read_frames(tmp_path / "ntsc.mp4")
     assert fps == pytest.approx(30000 / 1001, abs=1e-9)  # 29.97002997..., not 29.97
+
+
+@pytest.mark.parametrize("fps, whole, allowed", [
+    (1, True, True), (240, True, True), (0, True, False), (0.5, True, False), (241, True, False),  # --fps, render_fps
+    (1e-3, False, True), (29.97, False, True), (240.0, False, True), (0.0, False, False), (-1.0, False, False),
+    (240.01, False, False), (float("nan"), False, False), (float("nan"), True, False), (float("inf"), False, False),
+])
+def test_check_fps_at_its_edges(fps, whole, allowed):
+    """Whole-number settings (``--fps``, ``render_fps``) start at 1, recon's float ``orbit_fps`` above 0; both end at 240."""
+    assert videofiles.MAX_FPS == 240
+    if allowed:
+        videofiles.check_fps(fps, "orbit_fps", whole=whole)
+    else:
+        with pytest.raises(DimensionXError, match=rf"^orbit_fps {fps}: frames per second must be "):
+            videofiles.check_fps(fps, "orbit_fps", whole=whole)
+
+
+def test_check_fps_names_the_setting_and_its_default():
+    with pytest.raises(DimensionXError) as refused:
+        videofiles.check_fps(0, "render_fps", default=12)
+    assert str(refused.value) == "render_fps 0: frames per second must be from 1 to 240 (default 12)"
+    with pytest.raises(DimensionXError) as refused:
+        videofiles.check_fps(0.0, "orbit_fps", whole=False, default=30.0)
+    assert str(refused.value) == "orbit_fps 0.0: frames per second must be more than 0 and at most 240 (default 30)"
 
 
 @pytest.mark.parametrize("width, height, reduced", [(4000, 4000, (4000, 4000)), (4001, 4000, (2001, 2000))])

@@ -234,7 +234,7 @@ def test_a_read_only_data_folder_with_pre_encode_is_refused_before_the_run_folde
     (["--size", "4096x4096", "--frames", "1000"], "--size 4096x4096 with --frames 1000: rendering a clip needs about "
                                                   "750.0 GiB, more than the"),
     (["--jitter", "nan"], "--jitter nan: use a number from 0 to 90.0 (the default is 5)"),
-    (["--fps", "100000"], "--fps 100000: use a number from 1 to 240 (the default is 8)"),
+    (["--fps", "100000"], "--fps 100000: frames per second must be from 1 to 240 (default 8)"),
     (["--clips", "0"], "--clips 0: use a number from 1 to 1000 (the default is 8)"),
 ])
 def test_make_dataset_refuses_runaway_sizes_before_reading_the_scene(scene, tmp_path, flags, message):

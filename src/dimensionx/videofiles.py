@@ -26,6 +26,16 @@ MAX_RENDER_FRAMES = 3600  # frames of a rendered mp4 (render4d, recon's orbit), 
 FULL_DISK_BYTES = 1 << 20  # free bytes below which an encoder that stopped early is taken to have filled the disk
 
 
+def check_fps(fps: float, name: str, whole: bool = True, default: float | None = None) -> None:
+    """Refuses frames per second above :data:`MAX_FPS` or too low for an mp4. ``name``: the setting as the user
+    typed it (``--fps``, ``render_fps``); ``whole``: an int setting, from 1, else a rate above 0 (e.g. 29.97 or
+    0.5); ``default``: the setting's default, named in the message. NaN is refused."""
+    allowed, rule = (fps >= 1, f"from 1 to {MAX_FPS}") if whole else (fps > 0, f"more than 0 and at most {MAX_FPS}")
+    if not (allowed and fps <= MAX_FPS):
+        raise DimensionXError(f"{name} {fps}: frames per second must be {rule}"
+                              + (f" (default {default:g})" if default is not None else ""))
+
+
 def check_sidecar(sidecar: str | Path, data) -> None:
     """Refuses a video's JSON sidecar (``data``, read from ``sidecar``) that records another mp4 than the one
     beside it (same stem): a run killed between the two renames of :func:`atomic_files` leaves the new video

@@ -121,7 +121,7 @@ def run_render4d(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..errors import DimensionXError
     from ..outputs import check_writable
-    from ..videofiles import MAX_FPS, check_video_encoder, write_video
+    from ..videofiles import check_fps, check_video_encoder, write_video
     from .render4d import SceneRenderer
 
     folder = Path(args.scene)
@@ -134,9 +134,7 @@ def run_render4d(args: argparse.Namespace) -> int:
         return 0
     frames = FourDConfig.render_frames if args.frames is None else args.frames
     check_render_frames("--frames", frames)
-    if not 1 <= args.fps <= MAX_FPS:
-        raise DimensionXError(f"--fps {args.fps}: frames per second must be from 1 to {MAX_FPS} "
-                              f"(default {FourDConfig.render_fps})")
+    check_fps(args.fps, "--fps", default=FourDConfig.render_fps)
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise DimensionXError(f"--out {out}: the render is an mp4, name it *.mp4")

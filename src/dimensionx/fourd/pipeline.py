@@ -44,7 +44,7 @@ from ..models.hub import MAX_FRAMES
 from ..outputs import atomic_dir, check_output_dir, finish_output_dir, start_output_dir
 from ..video.image import check_size
 from ..video.inputs import check_sampling
-from ..videofiles import MAX_FPS, check_video_encoder, read_frames, write_video
+from ..videofiles import check_fps, check_video_encoder, read_frames, write_video
 from .config import OFFSET_REFERENCES, FourDConfig, check_render_frames
 from .grid import Clock, Grid, consistency, contact_sheet, generate_rows, generate_temporal, refine, time_values
 from .shard import NO_SHARD, Shard
@@ -179,9 +179,7 @@ def check_fit_numbers(config: FourDConfig) -> None:
     if not 0 <= config.sh_degree <= 3:
         raise DimensionXError(f"sh_degree {config.sh_degree}: gsplat renders spherical harmonics of degree 0 to 3")
     check_render_frames("--render-frames", config.render_frames)
-    if not 1 <= config.render_fps <= MAX_FPS:
-        raise DimensionXError(f"render_fps {config.render_fps}: frames per second must be from 1 to {MAX_FPS} "
-                              f"(default {FourDConfig.render_fps})")
+    check_fps(config.render_fps, "render_fps", default=FourDConfig.render_fps)
 
 
 def check_cameras(path: str, views: int) -> None:

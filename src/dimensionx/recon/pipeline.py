@@ -19,7 +19,7 @@ from ..config import MAX_SEED, config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
 from ..outputs import atomic_dir, check_output_dir
-from ..videofiles import MAX_FPS, MAX_RENDER_FRAMES, check_video_encoder, write_video
+from ..videofiles import MAX_RENDER_FRAMES, check_fps, check_video_encoder, write_video
 from .cameras import (
     Cameras,
     cameras_from_transforms,
@@ -183,8 +183,7 @@ def check_inputs(config: ReconConfig, in_memory: bool = False) -> None:
             raise DimensionXError(f"{flag} {value}: 0 or more (0: keep all)")
     if config.orbit_frames is not None and not 0 <= config.orbit_frames <= MAX_RENDER_FRAMES:
         raise DimensionXError(f"--orbit-frames {config.orbit_frames}: 0 (no orbit video) to {MAX_RENDER_FRAMES}")
-    if not 0 < config.orbit_fps <= MAX_FPS:
-        raise DimensionXError(f"orbit_fps {config.orbit_fps}: frames per second must be from 1 to {MAX_FPS}")
+    check_fps(config.orbit_fps, "orbit_fps", whole=False, default=ReconConfig.orbit_fps)
     if config.orbit_degrees is not None and not (math.isfinite(config.orbit_degrees) and 0 < config.orbit_degrees <= 720):
         raise DimensionXError(f"--orbit-degrees {config.orbit_degrees}: the orbit's sweep in degrees, more than 0 and at "
                               "most 720 (e.g. 360), or leave it out")

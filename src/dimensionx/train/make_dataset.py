@@ -27,7 +27,7 @@ from ..config import MAX_SEED, config_to_dict
 from ..directors.camera_paths import MOTIONS, camera_path, look_at, rotation
 from ..errors import DimensionXError
 from ..outputs import atomic_dir, check_output_dir, finish_output_dir, is_output_dir, start_output_dir
-from ..videofiles import check_video_encoder, MAX_FPS, write_video
+from ..videofiles import check_fps, check_video_encoder, write_video
 from .config import DatasetConfig
 
 log = logging.getLogger(__name__)
@@ -162,11 +162,12 @@ def check_inputs(config: DatasetConfig) -> tuple[list[str], tuple[int, int], np.
         raise DimensionXError(f"--size {config.size}: each side from 8 to {MAX_SIDE} px (training resizes clips to the "
                               "model's 720x480 anyway), e.g. 720x480")
     for flag, value, low, high in (("--clips", config.clips, 1, MAX_CLIPS), ("--frames", config.frames, 2, MAX_CLIP_FRAMES),
-                                   ("--fps", config.fps, 1, MAX_FPS), ("--jitter", config.jitter, 0, MAX_JITTER),
+                                   ("--jitter", config.jitter, 0, MAX_JITTER),
                                    ("--seed", config.seed, 0, MAX_SEED)):
         if not (math.isfinite(value) and low <= value <= high):
             raise DimensionXError(f"{flag} {value}: use a number from {low} to {high} (the default is "
                                   f"{getattr(DatasetConfig, flag[2:]):g})")
+    check_fps(config.fps, "--fps", default=DatasetConfig.fps)
     try:
         background = np.array([float(v) for v in config.background.split(",")], dtype=np.float32)
         assert background.shape == (3,) and ((background >= 0) & (background <= 1)).all()  # NaN fails too

@@ -11,7 +11,7 @@ from ..errors import DimensionXError
 from ..imagefiles import check_image
 from ..models.hub import MAX_FRAMES
 from ..outputs import check_writable
-from ..videofiles import MAX_FPS, check_video_encoder
+from ..videofiles import check_fps, check_video_encoder
 from .config import VideoConfig
 from .image import FITS, check_size
 from .loop import check_loop
@@ -77,8 +77,7 @@ def check_sampling(steps: int, guidance: float, seed: int, fps: int) -> None:
     """The numbers of every generated video (``video``, ``orbit``, ``scene3d``, each video of ``scene4d``'s grid)."""
     if not 1 <= steps <= MAX_STEPS:
         raise DimensionXError(f"--steps {steps}: use 1 to {MAX_STEPS} (50 is the original setting)")
-    if not 0 < fps <= MAX_FPS:
-        raise DimensionXError(f"--fps {fps}: frames per second must be from 1 to {MAX_FPS} (8 is the original setting)")
+    check_fps(fps, "--fps", default=VideoConfig.fps)
     if not math.isfinite(guidance) or guidance < 0:
         raise DimensionXError(f"--guidance {guidance}: the guidance scale must be >= 0 (6 is the original setting; "
                               "1 or less turns guidance off)")

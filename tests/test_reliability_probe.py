@@ -18,6 +18,7 @@ from test_reliability_train import scene as recon_scene  # noqa: F401 - a fixtur
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ["--device", "cpu", "--motion", "orbit_left", *FAST_VIDEO]
 TINY_4D = ["--config", ROOT / "configs" / "fourd_tiny.yaml", "--out", "scene"]
+HOLDOUT_RULE = "pass K >= 2 to hold out every K-th frame or view for evaluation, or 0 to hold out none"  # recon's and scene4d's
 
 
 # ---- video ------------------------------------------------------------------------------------
@@ -102,10 +103,15 @@ def test_render4d_refuses_runaway_flags_before_the_scene_loads(work, flags, mess
     (["--iterations", "0"], "--iterations 0: the 4D fit needs at least 1 iteration"),
     (["--init-points", "-1"], "--init-points -1: 1 or more"),
     (["--render-frames", "100000000"], "--render-frames 100000000: a video of 1 to 3600 frames"),
-    (["--config", "fps.yaml"], "render_fps 0: frames per second must be from 1 to 240"),
+    (["--config", "fps.yaml"], "render_fps 0: frames per second must be from 1 to 240 (default 12)"),
+    (["--config", "half.yaml"], "invalid setting for FourDConfig in half.yaml: Value '0.5' of type 'float' could not be "
+                                "converted to Integer"),  # whole frames per second, as the grid's videos
+    (["--config", "holdout.yaml"], f"holdout 1: {HOLDOUT_RULE}"),
 ])
 def test_scene4d_refuses_numbers_out_of_range_before_any_work(work, flags, message):
     (work / "fps.yaml").write_text(json.dumps({**{"model": "tiny", "device": "cpu"}, "render_fps": 0}))
+    (work / "half.yaml").write_text(json.dumps({**{"model": "tiny", "device": "cpu"}, "render_fps": 0.5}))
+    (work / "holdout.yaml").write_text(json.dumps({**{"model": "tiny", "device": "cpu"}, "holdout": 1}))
     before = files(work)
     result = cli("scene4d", "photo.png", *TINY_4D, *flags, cwd=work)
     assert_refused(result, message, work, before)
@@ -129,10 +135,13 @@ def test_scene4d_names_a_photo_that_is_no_image_before_making_the_scene_folder(w
     (["--iterations", "1000000000000"], "--iterations 1000000000000: at most 1000000"),
     (["--config", "nan.yaml"], "lr_means nan: a finite number, 0 or more, is needed here"),
     (["--config", "sift.yaml"], "sift_max_features 0: 1 or more"),
+    (["--config", "fps.yaml"], "orbit_fps 0.0: frames per second must be more than 0 and at most 240 (default 30)"),
+    (["--holdout", "1"], f"--holdout 1: {HOLDOUT_RULE}"),
 ])
 def test_recon_refuses_numbers_out_of_range_before_reading_the_video(work, flags, message):
     (work / "nan.yaml").write_text("lr_means: .nan\n")
     (work / "sift.yaml").write_text("sift_max_features: 0\n")
+    (work / "fps.yaml").write_text("orbit_fps: 0\n")
     before = files(work)
     result = cli("recon", "photo.png", "--out", "scene", "--device", "cpu", *flags, cwd=work)
     assert_refused(result, message, work, before)

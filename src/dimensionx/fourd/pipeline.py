@@ -42,6 +42,7 @@ from ..errors import DimensionXError
 from ..imagefiles import check_image
 from ..models.hub import MAX_FRAMES
 from ..outputs import atomic_dir, check_output_dir, finish_output_dir, start_output_dir
+from ..splats.metrics import check_holdout
 from ..video.image import check_size
 from ..video.inputs import check_sampling
 from ..videofiles import check_fps, check_video_encoder, read_frames, write_video
@@ -170,12 +171,10 @@ def check_fit_numbers(config: FourDConfig) -> None:
     if config.iterations is not None and config.iterations < 1:
         raise DimensionXError(f"--iterations {config.iterations}: the 4D fit needs at least 1 iteration (or leave it "
                               "out for the mode's default)")
-    for name, value, low in (("--max-size", config.max_size, 0), ("--init-points", config.init_points, 1),
-                             ("holdout", config.holdout, 0)):
+    for name, value, low in (("--max-size", config.max_size, 0), ("--init-points", config.init_points, 1)):
         if value < low:
             raise DimensionXError(f"{name} {value}: {low} or more (default {getattr(FourDConfig, name.lstrip('-').replace('-', '_'))})")
-    if config.holdout == 1:
-        raise DimensionXError("holdout 1 would hold out every view: pass K >= 2 to hold out every K-th view, or 0")
+    check_holdout(config.holdout, "holdout")
     if not 0 <= config.sh_degree <= 3:
         raise DimensionXError(f"sh_degree {config.sh_degree}: gsplat renders spherical harmonics of degree 0 to 3")
     check_render_frames("--render-frames", config.render_frames)

@@ -34,7 +34,7 @@ from .diskspace import disk_space_checked
 from ..splats.export import write_ply, write_splat
 from .frames import load_footage, save_pngs
 from ..splats.gaussians import init_splats, random_points
-from ..splats.metrics import LPIPS_NOTE
+from ..splats.metrics import LPIPS_NOTE, check_holdout
 from ..splats.render import RASTERIZE_MODES, scene_scale
 from .sfm import camera_prior, frame_names, recover_cameras, save_images
 from .train import Runner, Scene, split_holdout
@@ -190,8 +190,7 @@ def check_inputs(config: ReconConfig, in_memory: bool = False) -> None:
     if not 0 <= config.seed <= MAX_SEED:
         raise DimensionXError(f"--seed {config.seed}: use 0 to {MAX_SEED}")
     check_finite_settings(config)
-    if config.holdout < 0 or config.holdout == 1:
-        raise DimensionXError(f"--holdout {config.holdout} is invalid: pass K >= 2 to hold out every K-th frame, or 0")
+    check_holdout(config.holdout, "--holdout")
     if config.cameras and not Path(config.cameras).is_file():
         raise DimensionXError(f"--cameras {config.cameras} does not exist: pass a transforms.json, or drop --cameras")
     if config.rasterize_mode not in RASTERIZE_MODES:

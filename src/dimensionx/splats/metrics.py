@@ -9,7 +9,17 @@ from __future__ import annotations
 import torch
 from pytorch_msssim import ssim as _ssim
 
+from ..errors import DimensionXError
+
 LPIPS_NOTE = "LPIPS not computed: it needs pretrained AlexNet/VGG weights that this project does not download"
+
+
+def check_holdout(every: int, name: str) -> None:
+    """The held-out images of a 3D or 4D fit: every ``every``-th frame (recon) or view (scene4d) is only evaluated,
+    0 holds none out; 1 (all of them) and negative values are refused. ``name``: the setting as the user typed it."""
+    if every < 0 or every == 1:
+        raise DimensionXError(f"{name} {every}: pass K >= 2 to hold out every K-th frame or view for evaluation, or 0 "
+                              "to hold out none (1 would hold out all of them)")
 
 
 def psnr(image: torch.Tensor, target: torch.Tensor) -> float:

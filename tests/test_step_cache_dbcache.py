@@ -30,6 +30,7 @@ from dimensionx.video.config import ModeConfig, VideoConfig
 from dimensionx.video.dbcache import enable_dbcache, import_cache_dit
 from dimensionx.video.generator import load_generator, resolve_directors
 from dimensionx.video.image import fit_image
+from dimensionx.video.modes import start_video
 from dimensionx.video.noise import prefetch_step_noise
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("cache_dit") is None,
@@ -64,7 +65,8 @@ def pipeline(tiny_model_dir, config: ModeConfig | None = None):
 
 
 def denoise(pipe, image, steps: int = STEPS, callback=None) -> torch.Tensor:
-    """[1, F_latent, C, H/8, W/8] final latents of one video."""
+    """[1, F_latent, C, H/8, W/8] final latents of one video, started as the product's callers start one."""
+    start_video(pipe)
     return pipe(image=image, prompt="a red barn", height=64, width=96, num_frames=9, num_inference_steps=steps,
                 generator=torch.Generator().manual_seed(0), output_type="latent", callback_on_step_end=callback).frames
 
@@ -122,7 +124,8 @@ def test_a_cache_that_always_skips_runs_the_warm_up_and_then_every_interval_th_s
 
 def test_each_video_starts_afresh_also_after_a_cancelled_or_shorter_one(tiny_model_dir, image):
     """In one process, a video equals the first video of a freshly built cached pipeline: after a full
-    video, after one cancelled mid-way (as the app's Cancel does, by raising from a step), after a 2-step one."""
+    video, after one cancelled mid-way (as the app's Cancel does, by raising from a step; only start_video's
+    reset clears what it left), after a 2-step one."""
     fresh = denoise(pipeline(tiny_model_dir, LOOSE), image)
     pipe = pipeline(tiny_model_dir, LOOSE)
     assert torch.equal(denoise(pipe, image), fresh)

@@ -16,11 +16,10 @@ Only this transformer changes; no class, global or environment variable:
   ``__call__`` of the pipeline's class (every CogVideoX pipeline of the process) to reset its state
   at each call; given a transformer it replaces ``forward`` of this instance only and keeps its state
   until :func:`cache_dit.refresh_context` starts it afresh.
-- :class:`ResetEachVideo`, a diffusers hook on the transformer, does that at the first step of every
-  video: the step whose timestep does not fall below the last one's (timesteps fall within a video;
-  a stage that runs several videos step by step at the same timestep thus never reuses one video's
-  residual for another), so a cancelled video leaves nothing to the next one; and again when the
-  pipeline resets its stateful hooks after a video, which frees the cached residuals.
+- :class:`ResetEachVideo`, a stateful diffusers hook on the transformer, does that whenever the pipeline
+  resets its stateful hooks: before every video (:func:`~dimensionx.video.modes.start_video`, which every
+  caller of the pipeline runs first), so a cancelled video leaves nothing to the next one, and after a
+  finished video, which frees the cached residuals.
 - Importing cache-dit sets ``FFPA_CUDA_ALLOW_SMALL_D`` (for an attention kernel not used here) and
   replaces ``logging.Logger.warning_once`` / ``info_once``: :func:`import_cache_dit` puts back what
   was there.
@@ -31,7 +30,6 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
 from diffusers.hooks import HookRegistry, ModelHook
 
 from ..errors import DimensionXError
@@ -86,27 +84,19 @@ def import_cache_dit():
 
 
 class ResetEachVideo(ModelHook):
-    """Starts cache-dit's state on the transformer afresh at the first step of each video, and after each video."""
+    """Starts cache-dit's state on the transformer afresh when the pipeline resets its stateful hooks (before and
+    after each video)."""
 
     _is_stateful = True
 
     def __init__(self, refresh):
         super().__init__()
         self.refresh = refresh  # cache_dit.refresh_context
-        self.last_timestep: float | None = None
-
-    def pre_forward(self, module, *args, **kwargs):
-        timestep = float(torch.as_tensor(kwargs["timestep"] if "timestep" in kwargs else args[2]).flatten()[0])  # [B], [] or a number
-        if self.last_timestep is None or timestep >= self.last_timestep:
-            self.refresh(module)
-        self.last_timestep = timestep
-        return args, kwargs
 
     def reset_state(self, module):
         self.refresh(module)
         # refresh_context (cache-dit 1.5.3) leaves the manager's current context on the one it replaced, whose
-        # TaylorSeer state (4 tensors of the hidden states' size) would live on until the next video's first step
+        # TaylorSeer state (4 tensors of the hidden states' size) would live on until the next video
         for name in module._context_names:
             module._context_manager.set_context(name)
-        self.last_timestep = None
         return module

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from test_reliability import FAST_VIDEO, assert_refused, cli, files, work  # noqa: F401 - work is a fixture
+from test_reliability_train import TINY_TRAIN, clips  # noqa: F401 - clips is a fixture
 from test_reliability_train import scene as recon_scene  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,15 +69,59 @@ def test_a_batch_file_that_is_no_text_or_an_out_that_is_a_file_is_refused(work, 
     assert_refused(result, message, work, before)
 
 
+SIZE_LIMIT = "the file reached this process's file-size limit (`ulimit -f`); raise the limit (`ulimit -f unlimited`), then "
+
+
+def under_size_limit(limit: int | None, *args, cwd: Path, cache: Path | None = None) -> subprocess.CompletedProcess:
+    """The CLI with a file-size limit of ``limit`` bytes (`ulimit -f`; None: none) and, if given, the model cache ``cache``."""
+    setlimit = None if limit is None else lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return subprocess.run([sys.executable, "-m", "dimensionx.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, preexec_fn=setlimit, env={**os.environ, **({"DIMENSIONX_CACHE": str(cache)} if cache else {})})
+
+
 def test_an_mp4_cut_by_the_file_size_limit_is_not_published(work, tiny_model_dir):
     """imageio-ffmpeg never reads ffmpeg's exit status: a limit (`ulimit -f`) reached while encoding left a cut mp4
     and a sidecar naming it, with exit 0."""
     before = files(work)
-    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))  # the 9-frame mp4 is about 18 kB
-    result = subprocess.run([sys.executable, "-m", "dimensionx.cli", "video", "photo.png", *VIDEO, "--motion", "none",
-                             "--out", "clip.mp4"], cwd=work, capture_output=True, text=True, timeout=300, preexec_fn=limit)
-    assert_refused(result, "cannot write clip.mp4: the file reached this process's file-size limit (`ulimit -f`); "
-                           "raise the limit (`ulimit -f unlimited`), then run the command again", work, before)
+    result = under_size_limit(4000, "video", "photo.png", *VIDEO, "--motion", "none", "--out", "clip.mp4", cwd=work)  # the mp4: ~18 kB
+    assert_refused(result, f"cannot write clip.mp4: {SIZE_LIMIT}run the command again", work, before)
+
+
+def test_a_first_build_of_the_tiny_model_under_a_file_size_limit_is_one_line_and_leaves_none_of_it(work, tmp_path):
+    """Its writers raise their own types for EFBIG (tokenizers' `Exception`, `SafetensorError`): a traceback. A 4 kB
+    limit stops tokenizer.json, 200 kB the transformer's safetensors (336 kB); then a run without a limit builds it."""
+    cache = tmp_path / "cache"
+    before = files(work)
+    for limit in (4000, 200_000):
+        result = under_size_limit(limit, "video", "photo.png", *VIDEO, "--motion", "none", "--out", "clip.mp4", cwd=work,
+                                  cache=cache)
+        assert_refused(result, f"cannot write {cache / 'tiny-v1' / 'CogVideoX-tiny-I2V'}: {SIZE_LIMIT}run the command "
+                               "again", work, before)
+        assert [path for path in cache.rglob("*") if not path.is_dir()] == []
+    result = under_size_limit(None, "video", "photo.png", *VIDEO, "--motion", "none", "--out", "clip.mp4", cwd=work,
+                              cache=cache)
+    assert result.returncode == 0 and (work / "clip.mp4").is_file(), result.stderr[-2000:]
+
+
+def test_a_first_build_of_the_tiny_directors_under_a_file_size_limit_is_one_line(work, tmp_path, tiny_model_dir):
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_model_dir, cache / "tiny-v1" / tiny_model_dir.name)
+    before = files(work)
+    result = under_size_limit(5000, "video", "photo.png", *VIDEO, "--out", "clip.mp4", cwd=work, cache=cache)  # each ~10 kB
+    assert_refused(result, f"cannot write {cache / 'tiny-v1' / 'loras'}: {SIZE_LIMIT}run the command again", work, before)
+    assert sorted(path.name for path in (cache / "tiny-v1").iterdir()) == [tiny_model_dir.name]
+
+
+@pytest.mark.parametrize("limit", [5000, 20_000])  # the LoRA's safetensors (~10 kB), torch.save's optimizer.bin (~30 kB)
+def test_train_names_the_file_size_limit_met_while_checkpointing(work, clips, tiny_model_dir, limit):
+    """safetensors' error names EFBIG only in its text, torch.save's not at all: train reported the disk's free space."""
+    result = under_size_limit(limit, "train", *TINY_TRAIN, "--data", clips, "--output-dir", "run", "--max-steps", 2,
+                              "--checkpoint-every", 1, cwd=work)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    error = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert error == [f"dimensionx train: error: cannot write checkpoint run/checkpoints/step_000001: {SIZE_LIMIT}run "
+                     "the command again"], result.stderr[-2000:]  # no checkpoint to resume from: the run folder is gone
+    assert not (work / "run").exists()
 
 
 # ---- render4d: flags checked before the scene loads --------------------------------------------

@@ -184,9 +184,9 @@ def test_a_full_disk_while_checkpointing_leaves_no_partial_checkpoint(clips, tmp
                                 after="ls -A disk/run/checkpoints > listing.txt")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     error = [line for line in result.stderr.splitlines() if ": error: " in line]
-    assert len(error) == 1 and re.match(r"dimensionx train: error: checkpoint disk/run/checkpoints/step_00000\d could "
-                                        r"not be written \(.*No space left on device.*\): free some space, then continue "
-                                        r"with --resume latest", error[0]), error
+    assert len(error) == 1 and re.fullmatch(r"dimensionx train: error: cannot write checkpoint disk/run/checkpoints/"
+                                            r"step_00000\d: no space left on the device; free some space or choose an "
+                                            r"output folder on another disk, then continue with --resume latest", error[0]), error
     assert (tmp_path / "listing.txt").read_text().split() == ["step_000001"]  # the complete one, no .step_*.partial
 
 

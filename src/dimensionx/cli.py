@@ -5,7 +5,6 @@ that needs them, so ``--help`` answers at once."""
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import signal
 import sys
@@ -13,6 +12,7 @@ import sys
 from . import __version__
 from . import scenes
 from .app import cli as app_cli
+from .diskerrors import DISK_FULL, cannot_write
 from .errors import DimensionXError
 from .fourd import cli as fourd_cli
 from .orbit import cli as orbit_cli
@@ -22,13 +22,6 @@ from .recon import cli as recon_cli
 from .train import cli as train_cli
 from .video import cli as video_cli
 
-FREE_SPACE = "free some space or choose an output folder on another disk"
-DISK_FULL = {  # OSErrors of the machine, not of the command: what happened, and the fix
-    errno.ENOSPC: ("no space left on the device", FREE_SPACE),
-    errno.EDQUOT: ("the disk quota is used up", FREE_SPACE),
-    errno.EROFS: ("the file system is read-only", "choose an output folder on a writable disk"),
-    errno.EFBIG: ("the file reached this process's file-size limit (`ulimit -f`)", "raise the limit (`ulimit -f unlimited`)"),
-}
 STAGES = (video_cli, orbit_cli, models_cli, recon_cli, train_cli, scenes, fourd_cli, app_cli)
 
 
@@ -58,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if exc.errno not in DISK_FULL:
             raise
         where = exc.filename or getattr(args, "out", None) or getattr(args, "output_dir", None) or "the output"
-        problem, fix = DISK_FULL[exc.errno]
-        print(f"dimensionx {args.command}: error: cannot write {where}: {problem}; {fix}, then run the "
-              "command again (its temporary files were removed)", file=sys.stderr)
+        print(f"dimensionx {args.command}: error: {cannot_write(where, exc.errno)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C or kill, also while importing or loading a model
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT

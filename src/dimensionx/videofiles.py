@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import resource
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from .atomic import atomic_file, file_sha256
+from .diskerrors import reached_size_limit
 from .errors import DimensionXError
 from .imagefiles import IMAGE_SUFFIXES, open_image
 
@@ -89,8 +89,7 @@ def _check_encoded(tmp: Path, path: Path, frames: int) -> None:
         held = None
     if held == frames:
         return
-    size, limit = tmp.stat().st_size, resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY and size >= limit:
+    if reached_size_limit(tmp):
         raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))  # no file name: the CLI names the command's output
     if shutil.disk_usage(tmp.parent).free < FULL_DISK_BYTES:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

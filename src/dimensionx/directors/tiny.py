@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..diskerrors import as_os_errors
 from ..models.tiny import TINY_LORA_RANK, ensure_tiny_model, tiny_cache_dir
 from ..outputs import atomic_dir
 from .lora import LORA_TARGETS, save_lora
@@ -17,7 +18,7 @@ def tiny_lora_dir() -> Path:
     model_dir = ensure_tiny_model()
     lora_dir = tiny_cache_dir() / "loras"
     if not lora_dir.is_dir():
-        with atomic_dir(lora_dir, overwrite=True) as tmp:
+        with atomic_dir(lora_dir, overwrite=True) as tmp, as_os_errors(lora_dir):
             write_tiny_loras(model_dir, tmp)
     return lora_dir
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..diskerrors import as_os_errors
 from ..outputs import atomic_dir
 
 TINY_SEED = 0
@@ -34,11 +35,12 @@ def tiny_cache_dir() -> Path:
 
 
 def ensure_tiny_model(frames: int = 49) -> Path:
-    """Builds and saves the tiny pipeline made for ``frames`` frames once; returns the pipeline folder."""
+    """Builds and saves the tiny pipeline made for ``frames`` frames once; returns the pipeline folder. A write the
+    machine refuses (a full disk, a file-size limit) is raised as its ``OSError``, and no part of the folder is left."""
     root = tiny_cache_dir()
     model_dir = root / ("CogVideoX-tiny-I2V" if frames == 49 else f"CogVideoX-tiny-I2V-{frames}f")
     if not (model_dir / "model_index.json").is_file():
-        with atomic_dir(model_dir, overwrite=True) as tmp:
+        with atomic_dir(model_dir, overwrite=True) as tmp, as_os_errors(model_dir):
             build_tiny_pipeline(frames).save_pretrained(tmp)
     return model_dir
 

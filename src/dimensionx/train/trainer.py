@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -34,6 +35,7 @@ from tqdm import tqdm
 from ..atomic import atomic_file, file_sha256, write_json
 from ..config import config_to_dict
 from ..directors.lora import save_lora
+from ..diskerrors import DISK_FULL, cannot_write, machine_errno, reached_size_limit
 from ..errors import DimensionXError
 from ..models import resolve_model
 from ..models.hub import MAX_FRAMES
@@ -572,12 +574,17 @@ def save_checkpoint(accelerator, out: Path, step: int, rng: torch.Generator, con
                         "grad_accumulation": config.grad_accumulation, "seed": config.seed, "rank": config.rank,
                         "files": written}, partial / STATE_FILE)
     except BaseException as exc:  # a full disk, a signal: no half-written checkpoint stays
+        code = machine_errno(exc) or (errno.EFBIG if reached_size_limit(*partial.rglob("*")) else None)  # torch.save's has none
         shutil.rmtree(partial, ignore_errors=True)
+        # without an earlier checkpoint the run folder is removed (remove_unstarted_run): there is nothing to resume
+        then = "continue with --resume latest" if any((out / CHECKPOINTS).glob("step_*")) else "run the command again"
+        if isinstance(exc, Exception) and code in DISK_FULL:
+            raise DimensionXError(cannot_write(f"checkpoint {final}", code, then)) from None
         if isinstance(exc, Exception) and not isinstance(exc, (OSError, DimensionXError)):
             free = shutil.disk_usage(out).free
             raise DimensionXError(f"checkpoint {final} could not be written ({type(exc).__name__}: "
                                   f"{' '.join(str(exc).split())}; {free / 2**20:.0f} MiB free on its disk): free some "
-                                  f"space, then continue with --resume latest") from None
+                                  f"space, then {then}") from None
         raise
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)

@@ -262,7 +262,7 @@ class App:
         """Checks the upload, then queues ``generate`` (the page waits for the job, or finds its result later)."""
         asked = self.ask(session_id, image, form)
         return self.jobs.submit(session_id, GENERATE, lambda: self.generate(session_id, asked.photo, form), int(form.steps),
-                                ("preparing the model and directors", "decoding and writing the video"), asked)
+                                ("preparing the model and directors", "decoding and writing the video"), asked=asked)
 
     def submit_scene(self, session_id: str, video: str | Path | None, iterations: int | None = None) -> Job:
         """Checks the video, then queues ``build_scene``."""

@@ -4,8 +4,9 @@ Every job button submits its job to the app's own queue (``jobs.Jobs``: one work
 the accelerator) and then waits for it with a Gradio event that streams the job's place, ETA and
 progress into the page. A page that goes away drops only its wait; the job runs on. A
 browser keeps its session through reloads (``access.py``'s cookie): the page restores the
-session's newest results on load, polls for a job that finishes while it was away, and lists
-earlier results under *History*. Every error and every cancel ends in one sentence in the page
+session's newest results on load, with the photo and form its newest job was asked with (also a failed
+one), polls for a job that finishes while it was away, and lists earlier results under *History*, where
+picking one shows it again with its photo and form. Every error and every cancel ends in one sentence in the page
 (``#notice``) and leaves the results shown as they were; a job that fails or is cancelled while no
 page waits for it is told once, by the next page of the session that opens or polls.
 """

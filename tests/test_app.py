@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from dimensionx.app.access import COOKIE, folder_name
-from dimensionx.app.callbacks import App, VideoForm, form_from_config
+from dimensionx.app.callbacks import ASKED, App, Asked, VideoForm, form_from_config
 from dimensionx.app.config import AppConfig
 from dimensionx.app.jobs import CANCELLED, Bar, JobCancelled, Jobs
 from dimensionx.app.sessions import ROOT_MARKER, SESSION_MARKER, Sessions
@@ -131,8 +131,8 @@ def test_build_4d_scene_with_a_frame_per_time_for_the_viewer(tiny_cache, tmp_pat
         positions = np.fromfile(frame, dtype=SPLAT_RECORD)["position"]  # sorted by size x opacity in the .splat
         expected = read_ply(ply)["means"].numpy()
         np.testing.assert_allclose(np.sort(positions, axis=0), np.sort(expected, axis=0), atol=1e-5)
-    assert result.photo == folder / "photo.png" and result.photo.read_bytes() == photo.read_bytes()  # kept for a reload
-    assert result.form == VideoForm(prompt="a flag", seed=5, mode="exact")
+    assert result.asked == Asked(folder / "photo.png", VideoForm(prompt="a flag", seed=5, mode="exact"))  # kept for a reload
+    assert result.asked.photo.read_bytes() == photo.read_bytes()
     assert app4d.result(SESSION, result.name) == result  # recorded: a reloaded page shows it again, with its photo and form
 
 
@@ -504,7 +504,29 @@ def test_a_cancelled_waiting_job_leaves_no_files(app, generated):
     assert app.jobs.cancel("session-waits") and waiting.state == "cancelled"
     hold.set()
     assert blocker.finished.wait(30)
-    assert not (app.sessions.root / "session-waits").exists() or not list((app.sessions.root / "session-waits").glob("video-*"))
+    assert not list((app.sessions.root / "session-waits").glob("video-*"))
+    asked = app.restored("session-waits")  # a reloaded page gets its photo and form back, to press Generate again
+    assert asked.form == FORM and asked.photo.read_bytes() == photo.read_bytes()
+
+
+def test_a_reload_after_a_failed_job_gives_back_its_photo_and_form_not_an_earlier_ones(app, generated, tmp_path):
+    photo, _ = generated
+    other = tmp_path / "other.png"  # the photo of the job that fails: not the one of the session's video
+    Image.new("RGB", (96, 64), (30, 140, 200)).save(other)
+    assert app.restored("session-retry") is None  # a new session: the page keeps its defaults
+    done = app.submit_generate("session-retry", photo, FORM)
+    assert done.finished.wait(300) and done.state == "done", done.error
+    wrong = VideoForm(prompt="a barn at night", motion="z_zoom_in", seed=11, steps=3, frames=10)  # 4k+1 frames: fails in the job
+    failed = app.submit_generate("session-retry", other, wrong)
+    assert failed.finished.wait(300) and failed.state == "failed"
+    asked = app.restored("session-retry")
+    assert asked.form == wrong and asked.photo.read_bytes() == other.read_bytes()
+    assert asked.photo.parent == app.sessions.root / "session-retry" / ASKED  # outside the failed job's folder, which is gone
+    assert [p.name for p in (app.sessions.root / "session-retry").glob("video-*")] == ["video-001"]
+
+    only = app.submit_generate("session-only-failed", other, wrong)  # a session whose only job failed
+    assert only.finished.wait(300) and only.state == "failed"
+    assert app.restored("session-only-failed") == Asked(app.sessions.root / "session-only-failed" / ASKED / asked.photo.name, wrong)
 
 
 @pytest.fixture(scope="module")
@@ -515,6 +537,27 @@ def server(app):
     demo = launch(app, block=False)
     yield app, urlparse(demo.local_url)
     demo.close()
+
+
+FORM_LABELS = {"prompt": "Prompt", "motion": "Director", "mix_with": "Mix with", "mix_weight": "Weight of the first director",
+               "then": "Then switch to", "switch_step": "at denoising step", "seed": "Seed", "steps": "Steps",
+               "guidance": "Guidance", "frames": "Frames (4k+1)", "mode": "Speed mode"}  # the form's fields as the page names them
+
+
+def page(client, api_name: str, *args) -> list[tuple[str | None, object]]:
+    """What an event of the page sets: (the field's label, its value) for each field it sets."""
+    returns = client.view_api(print_info=False, return_format="dict")["named_endpoints"][api_name]["returns"]
+    return [(r["label"], value) for r, value in zip(returns, client.predict(*args, api_name=api_name))]
+
+
+def photo_and_form(shown: list[tuple[str | None, object]]) -> tuple[np.ndarray, VideoForm]:
+    """The photo box's pixels [H, W, 3] and the form in what an event set."""
+    fields = dict(shown)
+    return np.asarray(Image.open(fields["Photo"]).convert("RGB")), VideoForm(**{f: fields[label] for f, label in FORM_LABELS.items()})
+
+
+def pixels(photo: Path) -> np.ndarray:
+    return np.asarray(Image.open(photo).convert("RGB"))
 
 
 def get(url, path: str, cookie: str | None = None) -> int:
@@ -578,9 +621,13 @@ def test_a_job_that_fails_with_no_page_open_is_told_once_by_the_next_page(server
     def notices(api_name: str) -> list[str]:
         return [value for value in client.predict(api_name=api_name) if isinstance(value, str) and value.startswith("⚠")]
 
-    wrong_frames = app.submit_generate(session, generated[0], dataclasses.replace(FORM, frames=10))  # fails in the job
+    wrong = dataclasses.replace(FORM, prompt="a barn at night", seed=11, frames=10)
+    wrong_frames = app.submit_generate(session, generated[0], wrong)  # fails in the job
     assert wrong_frames.finished.wait(300) and wrong_frames.state == "failed"
-    told = notices("/on_open")  # the page opens again: the failure, once, in the page's words
+    opened = page(client, "/on_open")  # the page opens again: the failure, once, in the page's words
+    told = [value for _, value in opened if isinstance(value, str) and value.startswith("⚠")]
+    photo, form = photo_and_form(opened)  # and the session's only job's photo and form, to fix Frames and press Generate again
+    assert form == wrong and np.array_equal(photo, pixels(generated[0]))
     assert len(told) == 1 and told[0].startswith("⚠ Generate did not finish: ") and "4k+1" in told[0], told
     assert "*Frames*" in told[0] and "--" not in told[0] and str(app.sessions.root) not in told[0]
     assert notices("/on_open") == []  # a second reload says nothing more
@@ -590,6 +637,26 @@ def test_a_job_that_fails_with_no_page_open_is_told_once_by_the_next_page(server
     assert notices("/on_poll") == ["⚠ Build 3D scene did not finish: the job failed (ZeroDivisionError); the app keeps "
                                    "serving, and its log has the details"]
     assert notices("/on_poll") == [] and notices("/on_open") == []
+
+
+def test_history_gives_back_an_earlier_results_photo_and_form(server, generated, tmp_path):
+    from gradio_client import Client
+
+    app, url = server
+    client = Client(url.geturl(), verbose=False)
+    session = folder_name("connection:" + client.session_hash)
+    other = tmp_path / "other.png"
+    Image.new("RGB", (96, 64), (30, 140, 200)).save(other)
+    tweaked = VideoForm(prompt="a barn in snow", motion="z_zoom_in", seed=13, steps=3, frames=9)
+    first, second = app.generate(session, generated[0], FORM), app.generate(session, other, tweaked)
+    photo, form = photo_and_form(page(client, "/on_open"))
+    assert form == tweaked and np.array_equal(photo, pixels(other))  # a reload: the newest video's
+    picked = page(client, "/on_history", first.video.parent.name)  # the earlier result: its video, photo and settings
+    photo, form = photo_and_form(picked)
+    assert form == FORM and np.array_equal(photo, pixels(generated[0]))
+    assert np.array_equal(read_frames(dict(picked)["Video"])[0], read_frames(first.video)[0])
+    photo, form = photo_and_form(page(client, "/on_history", second.video.parent.name))
+    assert form == tweaked and np.array_equal(photo, pixels(other))
 
 
 def test_an_upload_over_the_limit_is_refused_by_the_server(server):

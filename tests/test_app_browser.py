@@ -4,7 +4,8 @@ Each thing a user relies on is a browser check: a reload mid-Generate still show
 page whose Generate waits behind another session's job sees its place and an ETA, and after a
 reload the waiting job still runs and its video arrives; Cancel removes a waiting job; a fake PNG, a fake video, a bad
 settings file and a cancel each end in one sentence and leave the finished video in place; a Generate that fails while
-the tab is closed is told once by the reopened page; the 3D viewer draws the scene (a screenshot of its canvas is not
+the tab is closed is told once by the reopened page, which shows its photo and form; picking the first video in History
+brings back its photo and form; the 3D viewer draws the scene (a screenshot of its canvas is not
 near-uniform); the 4D viewer's time slider changes the picture, and a reload shows that scene with its photo and
 prompt; another session's file URL is refused. Screenshots go to $DIMENSIONX_ARTIFACTS (default
 test-artifacts/app/); docs/app.png is one of them.
@@ -142,6 +143,24 @@ def set_steps(driver, steps: int) -> None:
     field.send_keys(str(steps), Keys.TAB)
 
 
+def pick_in_history(driver, name: str) -> None:
+    """Picks the History entry of the job folder ``name`` as a user does: open the list, click the entry."""
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.CSS_SELECTOR, "#history input")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", field)
+    field.click()
+    entries = "[...document.querySelectorAll('#history li[data-testid=dropdown-option]')]"
+    wait_for(driver, f"{entries}.some(li => li.innerText.includes({json.dumps(name + ':')}))", 10, f"{name} in the History list")
+    entry = driver.execute_script(f"return {entries}.find(li => li.innerText.includes(arguments[0]))", name + ":")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'nearest'})", entry)
+    entry.click()
+
+
+FORM_VALUES = ("[document.querySelector('#prompt textarea').value, document.querySelector('#form-frames input').value,"
+               " document.querySelector('#photo img') !== null]")  # what the tests read of the form: prompt, Frames, a photo
+
+
 def notice(driver) -> str:
     return driver.execute_script("return document.querySelector('#notice').innerText")
 
@@ -277,6 +296,8 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     told = wait_for(browser, "(t => /Generate did not finish: Frames 10: CogVideoX makes 4k\\+1 frames/.test(t) && t)"
                              "(document.querySelector('#notice').innerText)", 60, "the reopened page telling the failed Generate")
     assert "--" not in told and str(share) not in told, told
+    open_advanced(browser)  # the failed job's photo and form are back, to fix *Frames* and press Generate again
+    wait_for(browser, f"JSON.stringify({FORM_VALUES}) == '[\"a lighthouse\",\"10\",true]'", 10, "the failed job's photo and form")
     shot(browser, "3-failed-while-away")
     time.sleep(POLL_SECONDS + 1)  # the page's waits after its load and a poll have run since: the news stays to be read
     assert "Generate did not finish: Frames 10: CogVideoX makes 4k+1 frames" in notice(browser), notice(browser)
@@ -284,12 +305,22 @@ def test_reload_queue_errors_and_cancel_in_chromium(app, browser):
     wait_for(browser, VIDEO_READY, 60, "the reloaded page")  # its notice comes with the restored video: told again, or empty
     wait_for(browser, "document.querySelector('#notice').innerText === ''", 30, "a second reload not telling the failure again")
 
-    # Cancel with nothing running, then Cancel mid-run: one sentence each, the finished video stays
+    # History: the first video's photo and settings come back in place of the failed job's (its Frames 9, not 10)
+    browser.execute_script("[...document.querySelectorAll('#photo button')].find(b => b.getAttribute('aria-label') == 'Remove Image')"
+                           ".click()")
+    wait_for(browser, "document.querySelector('#photo img') === null", 10, "the photo box emptied")
+    pick_in_history(browser, "video-001")
+    open_advanced(browser)
+    wait_for(browser, f"JSON.stringify({FORM_VALUES}) == '[\"a red barn in a field\",\"9\",true]' && {VIDEO_READY}", 30,
+             "the first video's photo and form, from History")
+    finished = browser.execute_script(f"return {VIDEO}.src")
+    shot(browser, "3-picked-in-history")
+
+    # Cancel with nothing running, then Cancel mid-run (of the picked video's photo and form): one sentence each, the
+    # video shown stays
     browser.find_element(By.ID, "cancel").click()
     wait_for(browser, "document.querySelector('#notice').innerText.includes('Nothing of this page is running')", 10,
              "Cancel while idle answered")
-    upload(browser, "#photo", REPO / "assets" / "barn.png")
-    wait_for(browser, "document.querySelector('#photo img') !== null", 30, "the photo again")
     set_steps(browser, CANCELLED_STEPS)
     with slowed(share.parent):
         browser.find_element(By.ID, "generate").click()
@@ -336,7 +367,7 @@ def moving_scene4d(session: Path, clip: Path) -> None:
     in time (the tiny model's 4D fit barely moves in a run a CPU affords), recorded as the app records its jobs."""
     import torch
 
-    from dimensionx.app.callbacks import Scene4DResult, VideoForm, save_result, viewer_frames
+    from dimensionx.app.callbacks import Asked, Scene4DResult, VideoForm, save_result, viewer_frames
     from dimensionx.fourd.store import save_scene
     from dimensionx.splats.gaussians import init_splats
     from test_fourd_export import cubic_field
@@ -355,7 +386,7 @@ def moving_scene4d(session: Path, clip: Path) -> None:
     shutil.copyfile(REPO / "assets" / "snowman.png", folder / "photo.png")
     result = Scene4DResult(folder.name, folder / "orbit.mp4", folder / "orbit.mp4", [folder / "scene4d" / "transforms.json"],
                            {"psnr": None}, "4D scene (synthetic, moving)", frames, times, folder / "scene4d" / "transforms.json",
-                           folder / "photo.png", VideoForm(prompt="a snowman in a garden", seed=3))
+                           Asked(folder / "photo.png", VideoForm(prompt="a snowman in a garden", seed=3)))
     save_result(result, session, folder)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import filecmp
+import hashlib
 import json
 import logging
 import shutil
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_json
+from ..atomic import atomic_file, write_json
 from ..config import load_config
 from ..directors.registry import DIRECTORS
 from ..directors.weights import find_director_file
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 NO_DIRECTOR = "none"
 DEFAULT_DIRECTOR = "orbit_left"  # picked when a preset names no motion
 RESULT = "result.json"  # written by the app into a job's folder once the job has finished: what a reloaded page restores
-PATH_FIELDS = ("video", "sidecar", "photo", "folder", "viewer", "cameras", "downloads", "orbit", "timelapse")  # paths in results
+ASKED = "asked"  # in a session folder: the photos its jobs were asked with, named by their content's hash
+PATH_FIELDS = ("video", "sidecar", "folder", "viewer", "cameras", "downloads", "orbit", "timelapse")  # paths in results
 GENERATE, BUILD, BUILD4D = "Generate", "Build 3D scene", "Build 4D scene"  # the job buttons: the kinds of jobs
 METRICS_SHOWN = ("psnr", "ssim", "n_gaussians", "frames_registered", "frames_used", "holdout_frames",
                  "reprojection_error_px", "iterations", "seconds", "device")
@@ -98,11 +100,19 @@ class DirectorCard:
 
 
 @dataclasses.dataclass
+class Asked:
+    """What a Generate or Build 4D scene was asked with. A page shows it again in the photo box and the form: after a
+    reload (also of a job that failed or was cancelled) and when a result is picked in History, to tweak and run again."""
+
+    photo: Path  # the session's copy of the input photo
+    form: VideoForm  # the settings, seed included
+
+
+@dataclasses.dataclass
 class VideoResult:
     video: Path  # the mp4
     sidecar: Path  # its JSON settings (no server paths)
-    photo: Path  # the input photo, kept beside the video
-    form: VideoForm  # the settings that made it
+    asked: Asked  # the photo (kept beside the video) and the form that made it
     summary: str
 
 
@@ -128,12 +138,16 @@ class Scene4DResult:
     viewer: list[Path]  # one .splat per time: what the page's viewer plays
     times: list[float]  # the time of each in [0, 1]
     cameras: Path  # the scene's transforms.json: the viewer starts at the first camera
-    photo: Path | None = None  # the input photo, kept beside the scene (a reloaded page shows it again)
-    form: VideoForm | None = None  # the form when Build 4D scene was pressed (its prompt, seed and speed mode made the scene)
+    asked: Asked  # the photo (kept beside the scene) and the form (its prompt, seed and speed mode made the scene)
 
 
 Result = VideoResult | SceneResult | Scene4DResult
 RESULT_KINDS = {cls.__name__: cls for cls in (VideoResult, SceneResult, Scene4DResult)}
+
+
+def asked_of(result: Result) -> Asked | None:
+    """What the job of ``result`` was asked with; None for a 3D scene (asked with a video only)."""
+    return None if isinstance(result, SceneResult) else result.asked
 
 
 def save_result(result: Result, session: Path, folder: Path) -> None:
@@ -143,10 +157,11 @@ def save_result(result: Result, session: Path, folder: Path) -> None:
             return str(value.relative_to(session))
         if isinstance(value, list):
             return [plain(v) for v in value]
-        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return value
 
-    write_json({"kind": type(result).__name__, **{f.name: plain(getattr(result, f.name)) for f in dataclasses.fields(result)}},
-               folder / RESULT)
+    write_json({"kind": type(result).__name__, **plain(result)}, folder / RESULT)
 
 
 def load_result(session: Path, folder: Path) -> Result:
@@ -157,7 +172,7 @@ def load_result(session: Path, folder: Path) -> Result:
     def restored(name, value):
         if name in PATH_FIELDS and value is not None:
             return [session / v for v in value] if isinstance(value, list) else session / value
-        return VideoForm(**value) if name == "form" and value is not None else value
+        return Asked(session / value["photo"], VideoForm(**value["form"])) if name == "asked" else value
 
     return cls(**{name: restored(name, value) for name, value in record.items()})
 
@@ -230,11 +245,24 @@ class App:
             shutil.rmtree(out, ignore_errors=True)
             raise
 
+    def ask(self, session_id: str, image: str | Path | None, form: VideoForm) -> Asked:
+        """The checked upload, copied into the session's ``ASKED`` folder (outside the job's folder, which a job that fails
+        or is cancelled removes), and the form: what a job is asked with, and what a reloaded page shows of it."""
+        photo = check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
+        with photo.open("rb") as data:
+            digest = hashlib.file_digest(data, "sha256").hexdigest()[:32]
+        kept = self.sessions.folder(session_id) / ASKED / f"{digest}{photo.suffix.lower()}"
+        if not kept.is_file():  # the same photo again (a retry): its copy is there
+            kept.parent.mkdir(mode=PRIVATE, exist_ok=True)
+            with atomic_file(kept) as tmp:
+                shutil.copyfile(photo, tmp)
+        return Asked(kept, form)
+
     def submit_generate(self, session_id: str, image: str | Path | None, form: VideoForm) -> Job:
         """Checks the upload, then queues ``generate`` (the page waits for the job, or finds its result later)."""
-        check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
-        return self.jobs.submit(session_id, GENERATE, lambda: self.generate(session_id, image, form), int(form.steps),
-                                ("preparing the model and directors", "decoding and writing the video"))
+        asked = self.ask(session_id, image, form)
+        return self.jobs.submit(session_id, GENERATE, lambda: self.generate(session_id, asked.photo, form), int(form.steps),
+                                ("preparing the model and directors", "decoding and writing the video"), asked=asked)
 
     def submit_scene(self, session_id: str, video: str | Path | None, iterations: int | None = None) -> Job:
         """Checks the video, then queues ``build_scene``."""
@@ -244,9 +272,9 @@ class App:
 
     def submit_scene4d(self, session_id: str, image: str | Path | None, form: VideoForm) -> Job:
         """Checks the upload, then queues ``build_scene4d``."""
-        check_image_upload(image, self.config.max_upload_mb, self.config.max_image_megapixels)
-        return self.jobs.submit(session_id, BUILD4D, lambda: self.build_scene4d(session_id, image, form),
-                                stages=("preparing the model", "between stages (decoding, cameras, writing)"))
+        asked = self.ask(session_id, image, form)
+        return self.jobs.submit(session_id, BUILD4D, lambda: self.build_scene4d(session_id, asked.photo, form),
+                                stages=("preparing the model", "between stages (decoding, cameras, writing)"), asked=asked)
 
     def generate(self, session_id: str, image: str | Path | None, form: VideoForm) -> VideoResult:
         """Checks the upload, then renders one video into a fresh folder of the session."""
@@ -265,7 +293,7 @@ class App:
             video = generate_video(config, self._video_generator(config))
             sidecar = video.with_suffix(".json")
             write_json(without_server_paths(json.loads(sidecar.read_text())), sidecar)
-            result = VideoResult(video, sidecar, kept, form,
+            result = VideoResult(video, sidecar, Asked(kept, form),
                                  f"{config.frames} frames of `{config.motion}`, seed {config.seed}, {config.steps} steps")
             save_result(result, self.sessions.root / session_id, out)
         return result
@@ -325,7 +353,7 @@ class App:
                                    [*sorted(scene.glob("*.ply")), *sorted(scene.glob("*.safetensors")), scene / "transforms.json",
                                     folder / "metrics.json", folder / "grid" / "contact_sheet.png"],
                                    shown, f"4D scene, PSNR {shown['psnr'] or float('nan'):.1f} dB",
-                                   viewer, times, scene / "transforms.json", kept, form)
+                                   viewer, times, scene / "transforms.json", Asked(kept, form))
             save_result(result, self.sessions.root / session_id, folder)
         return result
 
@@ -359,6 +387,14 @@ class App:
             results.pop(type(result), None)
             results[type(result)] = result
         return results
+
+    def restored(self, session_id: str) -> Asked | None:
+        """The photo and form a reloaded page shows: those the session's newest job was asked with (also one that waits,
+        failed or was cancelled), else those of its newest result that has them."""
+        job = self.jobs.newest(session_id)
+        if job is not None and job.asked is not None and job.asked.photo.is_file():
+            return job.asked
+        return next(filter(None, map(asked_of, reversed(self.latest(session_id).values()))), None)
 
     def load_settings(self, sidecar: str | Path | None) -> VideoForm:
         """The form that reproduces an uploaded sidecar."""

@@ -69,6 +69,7 @@ class Job:
     bar: Bar | None = None
     since: float = 0.0  # the queue's clock when it was queued, then when the last piece began
     told: bool = False  # its failure or cancel has been shown in a page
+    asked: Any = None  # what it was asked with, as the app records it (``callbacks.Asked``): a reloaded page shows it
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     finished: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -120,7 +121,7 @@ class Jobs:
         self._worker: threading.Thread | None = None
 
     def submit(self, session: str, what: str, run: Callable[[], Any], steps: int | None = None,
-               stages: tuple[str, str] = ("starting", "finishing")) -> Job:
+               stages: tuple[str, str] = ("starting", "finishing"), asked: Any = None) -> Job:
         """Queues ``run`` for the session; refuses a second job while one of the session waits or runs."""
         with self._cond:
             busy = self._last.get(session)
@@ -130,7 +131,7 @@ class Jobs:
             if len(self._waiting) >= self.max_waiting:
                 raise DimensionXError(f"the queue is full ({len(self._waiting)} jobs wait for the accelerator): "
                                       "try again in a few minutes")
-            job = Job(f"job-{next(self._ids)}", session, what, run, steps, stages, since=self._clock())
+            job = Job(f"job-{next(self._ids)}", session, what, run, steps, stages, since=self._clock(), asked=asked)
             self._last[session] = job
             self._waiting.append(job)
             if self._worker is None:
@@ -253,6 +254,10 @@ class Jobs:
                 return None
             job.told = True
             return job
+
+    def newest(self, session: str) -> Job | None:
+        """The session's newest job, in whatever state."""
+        return self._last.get(session)
 
     def current(self, session: str) -> Job | None:
         """The session's job waiting or running, if any."""

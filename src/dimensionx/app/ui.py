@@ -4,8 +4,9 @@ Every job button submits its job to the app's own queue (``jobs.Jobs``: one work
 the accelerator) and then waits for it with a Gradio event that streams the job's place, ETA and
 progress into the page. A page that goes away drops only its wait; the job runs on. A
 browser keeps its session through reloads (``access.py``'s cookie): the page restores the
-session's newest results on load, polls for a job that finishes while it was away, and lists
-earlier results under *History*. Every error and every cancel ends in one sentence in the page
+session's newest results on load, with the photo and form its newest job was asked with (also a failed
+one), polls for a job that finishes while it was away, and lists earlier results under *History*, where
+picking one shows it again with its photo and form. Every error and every cancel ends in one sentence in the page
 (``#notice``) and leaves the results shown as they were; a job that fails or is cancelled while no
 page waits for it is told once, by the next page of the session that opens or polls.
 """
@@ -27,8 +28,8 @@ from starlette.middleware import Middleware
 
 from ..errors import DimensionXError
 from .access import SessionFiles, session_of
-from .callbacks import (BUILD, BUILD4D, GENERATE, NO_DIRECTOR, App, DirectorCard, Scene4DResult, SceneResult, VideoForm,
-                        VideoResult, check_scene_video)
+from .callbacks import (BUILD, BUILD4D, GENERATE, NO_DIRECTOR, App, Asked, DirectorCard, Scene4DResult, SceneResult,
+                        VideoForm, VideoResult, asked_of, check_scene_video)
 from .jobs import FAILED, Bar, Job, Jobs, Status
 from .previews import write_previews
 from .uploads import check_image_upload
@@ -283,6 +284,10 @@ def build_ui(app: App) -> gr.Blocks:
 
         shows = {VideoResult: video_shown, SceneResult: scene_shown, Scene4DResult: scene4d_shown}
 
+        def asked_shown(asked: Asked | None) -> dict:
+            """The photo and form a job was asked with, back in the photo box and the form (nothing for None)."""
+            return {} if asked is None else {image: str(asked.photo), **{form[n]: getattr(asked.form, n) for n in FORM_FIELDS}}
+
         def history_shown(session: str) -> dict:
             entries = app.history(session)
             return {history: gr.Dropdown(choices=entries, value=None), shown: [name for _, name in entries]}
@@ -347,18 +352,17 @@ def build_ui(app: App) -> gr.Blocks:
             if not name:
                 return {}
             result = app.result(session_of(request), name)
-            return shows[type(result)](result)
+            return {**shows[type(result)](result), **asked_shown(asked_of(result))}  # its photo and form: tweak, run again
 
         @in_page
         def on_open(request: gr.Request):
-            """A page load: the session's newest results, its form and photo, its history."""
+            """A page load: the session's newest results, the photo and form of its newest job, its history."""
             app.sessions.sweep()  # expired sessions go even when no job runs
             session = session_of(request)
             updates = history_shown(session)
-            for result in app.latest(session).values():  # the newest last: its photo and form are the page's
+            for result in app.latest(session).values():
                 updates.update(shows[type(result)](result))
-                if isinstance(result, (VideoResult, Scene4DResult)) and result.photo and result.form:
-                    updates.update({image: str(result.photo), **{form[n]: getattr(result.form, n) for n in FORM_FIELDS}})
+            updates.update(asked_shown(app.restored(session)))
             current = app.jobs.current(session)  # a job the page before a reload waited for: this page waits for it
             failed = app.jobs.untold(session)  # a job that failed or was cancelled while no page waited for it
             return {**updates, running: running_line(session), notice: in_words(ended(failed)) if failed else "",
@@ -421,7 +425,7 @@ def build_ui(app: App) -> gr.Blocks:
         image.upload(on_photo, image, {notice}, queue=False).then(emptied_if_refused, notice, image, queue=False)
         upload.upload(on_clip, upload, {notice}, queue=False).then(emptied_if_refused, notice, upload, queue=False)
         quiet = {"queue": False, "show_progress": "hidden"}  # leaves a running job's progress bars alone
-        history.select(on_history, history, everything - {image, *form_inputs}, **quiet)
+        history.select(on_history, history, everything, **quiet)
         opened = demo.load(on_open, None, everything | {job}, api_name="on_open", **quiet)
         for kind, _, _, outputs, _, name in kinds:  # the reloaded page's bar for the session's job, of whichever kind
             opened = opened.then(waiting(kind), job, outputs, api_name=f"rewait_{name}", **waits)

@@ -529,6 +529,19 @@ def test_a_reload_after_a_failed_job_gives_back_its_photo_and_form_not_an_earlie
     assert app.restored("session-only-failed") == Asked(app.sessions.root / "session-only-failed" / ASKED / asked.photo.name, wrong)
 
 
+def test_a_result_recorded_before_the_asked_record_still_loads_with_its_photo_and_form(app, generated):
+    photo, _ = generated
+    done = app.submit_generate("session-old-record", photo, FORM)
+    assert done.finished.wait(300) and done.state == "done", done.error
+    record = next((app.sessions.root / "session-old-record").glob("video-*/result.json"))
+    new = json.loads(record.read_text())
+    old = {k: v for k, v in new.items() if k != "asked"} | {"photo": new["asked"]["photo"], "form": new["asked"]["form"]}
+    record.write_text(json.dumps(old))  # the layout written until 2026-12-07: photo and form side by side
+    result = app.result("session-old-record", record.parent.name)
+    assert result.asked.form == FORM and result.asked.photo.read_bytes() == photo.read_bytes()
+    assert app.latest("session-old-record")[type(result)].asked == result.asked  # what a reload falls back on
+
+
 @pytest.fixture(scope="module")
 def server(app):
     from dimensionx.app.ui import launch

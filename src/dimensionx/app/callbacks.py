@@ -138,7 +138,7 @@ class Scene4DResult:
     viewer: list[Path]  # one .splat per time: what the page's viewer plays
     times: list[float]  # the time of each in [0, 1]
     cameras: Path  # the scene's transforms.json: the viewer starts at the first camera
-    asked: Asked  # the photo (kept beside the scene) and the form (its prompt, seed and speed mode made the scene)
+    asked: Asked | None  # the photo (kept beside the scene) and the form (its prompt, seed and speed mode made the scene)
 
 
 Result = VideoResult | SceneResult | Scene4DResult
@@ -168,11 +168,16 @@ def load_result(session: Path, folder: Path) -> Result:
     """The result a job recorded in ``folder/RESULT`` (paths back inside the session folder)."""
     record = json.loads((folder / RESULT).read_text())
     cls = RESULT_KINDS[record.pop("kind")]
+    if "form" in record:  # written before 2026-12-07's Asked record: photo and form side by side (photo None in 4D)
+        photo, form = record.pop("photo", None), record.pop("form")
+        record["asked"] = {"photo": photo, "form": form} if photo and form else None
 
     def restored(name, value):
         if name in PATH_FIELDS and value is not None:
             return [session / v for v in value] if isinstance(value, list) else session / value
-        return Asked(session / value["photo"], VideoForm(**value["form"])) if name == "asked" else value
+        if name == "asked" and value is not None:
+            return Asked(session / value["photo"], VideoForm(**value["form"]))
+        return value
 
     return cls(**{name: restored(name, value) for name, value in record.items()})
 

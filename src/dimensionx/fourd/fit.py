@@ -89,7 +89,7 @@ def split_views(k: int, every: int) -> tuple[list[int], list[int]]:
     holdout = list(range(1, k, every)) if every > 0 else []
     train = [i for i in range(k) if i not in holdout]
     if len(train) < 2:
-        raise DimensionXError(f"--holdout {every} leaves {len(train)} of {k} views to train on: pass a larger --holdout or 0")
+        raise DimensionXError(f"holdout {every} leaves {len(train)} of {k} views to train on: set a larger holdout (every K-th view) or 0")
     return train, holdout
 
 

@@ -25,6 +25,7 @@ from dimensionx.recon.sfm import (
     recover_cameras,
     repair,
     sequential_pairs,
+    long_steps,
     step_jumps,
     unregistered_runs,
 )
@@ -119,6 +120,25 @@ def test_a_step_three_times_the_median_with_ordinary_image_change_is_a_jump():
     low = ReconConfig(jump_ratio=1.5)
     assert step_jumps(steps([1, 1, 8]), 90.0, low) == [(2, 3)]
     assert step_jumps(steps([0.1, 8]), 90.0, low) == []  # fewer than 4 cameras: no median to trust
+
+
+@pytest.mark.parametrize("shown", [2, 3])
+def test_a_video_showing_every_frame_two_or_three_times_has_the_steps_of_the_video_itself(shown):
+    """Frame-rate conversion by repetition (the shared plate montage shows each frame twice): the repeats are
+    steps of no motion and no image change; the real steps must keep their ratios to the footage's pace, so the
+    same long steps and jumps are found, not every step (a median of the repeats' ~0)."""
+    rotation, change = [1, 1.2, 0.9, 3.6, 1, 1.1, 1], [1, 1.1, 0.9, 1, 1, 1, 1.2]
+    once = steps(rotation, change)
+    repeat = [0.0004] * (shown - 1)  # SfM places a repeated frame a hair from its original
+    twice = steps(sum(([r] + repeat for r in rotation), []), sum(([c] + [0.0] * (shown - 1) for c in change), []))
+    real = slice(0, None, shown)  # the steps between distinct frames
+    np.testing.assert_allclose(twice.motion_ratios()[real], once.motion_ratios())
+    np.testing.assert_allclose(twice.ratios()[real], once.ratios())
+    assert long_steps(once, ReconConfig()) == [(3, 4)]
+    assert long_steps(twice, ReconConfig()) == [(3 * shown, 3 * shown + 1)]
+    config = ReconConfig(jump_ratio=3.0)
+    assert step_jumps(once, 90.0, config) == [(3, 4)]
+    assert step_jumps(twice, 90.0, config) == [(3 * shown, 3 * shown + 1)]
 
 
 def test_on_an_orbit_a_radial_step_is_a_jump_at_a_lower_ratio():

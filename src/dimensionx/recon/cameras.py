@@ -22,6 +22,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from ..camerafiles import OPENGL_FROM_OPENCV, focal_x
 from ..errors import DimensionXError
 from ..splats.render import camera_centers
+from .frames import DUPLICATE_CHANGE
 
 if TYPE_CHECKING:
     import pycolmap
@@ -183,11 +184,18 @@ class PathSteps:
     still_degrees: float = 0.0  # a turn under this ...
     still_distance: float = 0.0  # ... or a move under this (world units) shifts the image too little to jump
 
+    def paced(self) -> np.ndarray:
+        """[C - 1] the steps whose image changed: the footage's pace. A repeated frame (a frame-doubled or paused
+        video) is no step of it: the medians the ratios below divide by are taken over the paced steps only, else
+        a video with every frame doubled has a median step of 0 and every real step looks long."""
+        return self.image_change > DUPLICATE_CHANGE
+
     def motion_ratios(self) -> np.ndarray:
         """[C - 1] each step against the median step (rotation or distance, the larger); a rotation or a distance
         under its still floor counts as none (a near-static shot; a tripod pan's jittering centres)."""
-        turn = np.where(self.rotation_degrees > self.still_degrees, _relative(self.rotation_degrees), 0.0)
-        move = np.where(self.distance > self.still_distance, _relative(self.distance), 0.0)
+        paced = self.paced()
+        turn = np.where(self.rotation_degrees > self.still_degrees, _relative(self.rotation_degrees, paced), 0.0)
+        move = np.where(self.distance > self.still_distance, _relative(self.distance, paced), 0.0)
         return np.maximum(turn, move)
 
     def ratios(self) -> np.ndarray:
@@ -197,15 +205,16 @@ class PathSteps:
 
     def change_ratios(self) -> np.ndarray:
         """[C - 1] each image change against the median change."""
-        return _relative(self.image_change)
+        return _relative(self.image_change, self.paced())
 
     def radius_ratios(self) -> np.ndarray:
         """[C - 1] each camera's distance from the centres' mean over the previous camera's."""
         return self.radius[1:] / np.maximum(self.radius[:-1], 1e-12)
 
 
-def _relative(x: np.ndarray) -> np.ndarray:
-    return x / max(float(np.median(x)), 1e-12)
+def _relative(x: np.ndarray, paced: np.ndarray) -> np.ndarray:
+    """``x`` against its median over the ``paced`` steps (:meth:`PathSteps.paced`; all of them if none is)."""
+    return x / max(float(np.median(x[paced] if paced.any() else x)), 1e-12)
 
 
 def path_steps(cameras: Cameras, thumbs: np.ndarray, still: tuple[float, float] = (0.0, 0.0)) -> PathSteps:

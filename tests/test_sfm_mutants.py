@@ -205,7 +205,8 @@ def test_the_motion_prior_comes_from_the_flags_else_from_the_video_sidecar(tmp_p
 def test_a_split_is_repaired_on_smaller_copies_and_the_path_reports_each_repair(tmp_path, monkeypatch):
     """16 views of an arc at 256 x 192, view 5 replaced by noise: SfM (on 192 px copies) registers 15 (94%:
     a split under the 95% target, above the 90% floor). The repair samples source frames 2-8 around it,
-    finds nothing new to match (no reader, every pair matched) and stops; the jump smoothing runs on the
+    finds nothing new to match (no reader, every pair matched) and stops; mapping again for low parallax
+    registers no more, so the first round is kept; the jump smoothing runs on the
     result and is reported. The cameras and frames are the full-size ones."""
     viewmats, K = arc_cameras(16, 60.0), intrinsics(256, 192)
     images = render_views(splat_scene(), viewmats, K, 256, 192)
@@ -226,6 +227,8 @@ def test_a_split_is_repaired_on_smaller_copies_and_the_path_reports_each_repair(
     assert result.path["repairs"] == [
         "split around frames 2-8: added 0 frame(s) of the shot there and matched each window's frames with each other "
         "(nothing new to match: stopped)",
+        "mapped again with the settings for low parallax (LOW_PARALLAX): 15 of 16 sampled frames in the largest of 1 "
+        "model(s); no better than the round before (15): not kept",  # a noise frame registers with no settings
         "jump at frames 3-4: bundle adjustment with a smooth-path prior around it (4 cameras each side): step there "
         "9.0 -> 5.0 degrees, ratio to the median 3.50 -> 1.20, largest step 9.0 -> 6.0 degrees, reprojection error "
         "0.40 -> 0.45 px: kept"]

@@ -91,6 +91,8 @@ class ReconConfig:
     ba_global_ratio: float = 1.4  # global bundle adjustment when the model grew by this factor (COLMAP: 1.1)
     init_min_tri_angle: float = 4.0  # degrees; the first pair's triangulation angle (COLMAP: 16, too wide
     # for a zoom or a slow dolly, whose frames see the scene from nearly one point)
+    low_parallax_retry: bool = True  # a shot still split after the repairs is mapped once more with the
+    # incremental mapper's settings for low parallax (sfm.LOW_PARALLAX: a dolly or a zoom, frames shown twice)
     mapper: str = "incremental"  # "incremental" (COLMAP's mapper) or "global" (GLOMAP, pycolmap.global_mapping)
     ba_refinements: int = 1  # bundle-adjustment rounds after filtering / re-triangulating (COLMAP: 2 local, 5 global)
 

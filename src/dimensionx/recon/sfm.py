@@ -94,7 +94,8 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     added and matched with each other, and the model is mapped again (features and matches of earlier
     rounds are kept). After ``sfm_repairs`` rounds the best round wins (most of the sampled frames
     registered, then fewest long steps and jumps); frames it did
-    not use are removed again. A model holding fewer than ``min_registered_fraction`` of the sampled
+    not use are removed again. A shot still split then is mapped once more from the same matches with
+    :data:`LOW_PARALLAX` (``low_parallax_retry``), kept if it is better. A model holding fewer than ``min_registered_fraction`` of the sampled
     frames is refused (frames added by repairs help it but do not count). Then each remaining jump is smoothed by bundle adjustment with a smooth-path
     prior (``smooth_jumps``, see ``pathprior``). With ``sfm_max_size`` below the frames' size, SfM
     sees smaller copies (in a temporary folder beside ``image_dir``) and the cameras are scaled back to the frames.
@@ -132,10 +133,8 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
                      registered, len(names), len(models))
             if registered < 3:
                 break
-            cameras = cameras_from_reconstruction(rec, names)
+            score, cameras, far = judge(rec, names, footage, sampled, config)
             breaks = unregistered_runs(cameras.frame_ids, len(names))
-            far = far_steps(cameras, footage, points_of(rec), config)
-            score = (int(np.isin(footage.source_ids[cameras.frame_ids], sampled).sum()), -len(far), registered)
             if best is None or score > best[0]:
                 best = (score, rec, len(models), footage.source_ids.copy())
             split = bool(breaks) and registered < config.target_registered_fraction * len(names)
@@ -149,6 +148,22 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
                     footage.source_ids, extra)} <= matched:
                 repairs[-1] += " (nothing new to match: stopped)"
                 break
+        if config.low_parallax_retry and config.mapper == "incremental" and (
+                best is None or best[0][0] < config.target_registered_fraction * len(sampled)):
+            # still split however it was repaired: the frames may see the scene from nearly one point (a dolly,
+            # a zoom, frames shown twice), which COLMAP's mapper defaults refuse to start from or to add
+            names = frame_names(footage.source_ids)
+            models = map_incrementally(database, sfm_dir, Path(work) / "sparse_low_parallax", config, len(names),
+                                       "SfM, low parallax", low_parallax=True)
+            rec = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
+            if rec is not None and rec.num_reg_images() >= 3:
+                score = judge(rec, names, footage, sampled, config)[0]
+                kept = best is None or score > best[0]
+                repairs.append(f"mapped again with the settings for low parallax (LOW_PARALLAX): {score[0]} of "
+                               f"{len(sampled)} sampled frames in the largest of {len(models)} model(s)"
+                               + ("" if kept else f"; no better than the round before ({best[0][0]}): not kept"))
+                if kept:
+                    best = (score, rec, len(models), footage.source_ids.copy())
     if best is None:
         check_registered(0, len(sampled), 0, footage, config)
     (sampled_registered, _, _), rec, models_found, ids = best
@@ -174,6 +189,15 @@ def recover_cameras(footage: Footage, image_dir: Path, config: ReconConfig, prio
     path["repairs"] = repairs
     path["jump_repair"] = jump_repair  # [before, after] figures of the smooth-path adjustment, or None
     return SfmResult(rec, cameras, points, colors, models_found, float(rec.compute_mean_reprojection_error()), path)
+
+
+def judge(rec: pycolmap.Reconstruction, names: list[str], footage: Footage, sampled: np.ndarray, config: ReconConfig):
+    """A mapping's score (the shot's sampled frames it holds, then fewest long steps and jumps, then frames), its
+    cameras and its far steps: the best round of :func:`recover_cameras` is the one of the highest score."""
+    cameras = cameras_from_reconstruction(rec, names)
+    far = far_steps(cameras, footage, points_of(rec), config)
+    score = (int(np.isin(footage.source_ids[cameras.frame_ids], sampled).sum()), -len(far), rec.num_reg_images())
+    return score, cameras, far
 
 
 def run_sfm(images: np.ndarray, names: list[str], image_dir: Path, config: ReconConfig) -> SfmResult:
@@ -435,11 +459,21 @@ def match_pairs(database: Path, pairs: list[tuple[str, str]], pairs_file: Path) 
     pycolmap.match_image_pairs(database, pairing_options=pairing, device=pycolmap.Device.cpu)
 
 
+LOW_PARALLAX = {  # COLMAP mapper settings for frames that see the scene from nearly one point (its defaults in brackets)
+    "init_max_forward_motion": 0.9999,  # a first pair moving straight ahead is taken (0.95: a dolly or zoom is refused)
+    "abs_pose_min_num_inliers": 15,  # a frame registers from 15 matches to the model (30)
+    "abs_pose_min_inlier_ratio": 0.1,  # ... that are 10% of its matches (25%)
+    "filter_min_tri_angle": 0.5,  # degrees: points seen under smaller angles are kept (1.5)
+}
+LOW_PARALLAX_TRIANGULATION_DEGREES = 0.5  # the triangulator's smallest angle (1.5), as filter_min_tri_angle
+
+
 def map_incrementally(
-    database: Path, image_dir: Path, out: Path, config: ReconConfig, frames: int = 0, desc: str = "SfM"
+    database: Path, image_dir: Path, out: Path, config: ReconConfig, frames: int = 0, desc: str = "SfM",
+    low_parallax: bool = False,
 ) -> dict[int, pycolmap.Reconstruction]:
     """COLMAP's mapper over the matched ``frames``; the incremental one shows a bar of the frames it has
-    registered (the app shows it too, with an ETA)."""
+    registered (the app shows it too, with an ETA). ``low_parallax``: with :data:`LOW_PARALLAX`."""
     out.mkdir()
     if config.mapper == "global":  # GLOMAP: rotation averaging, global positioning, one bundle adjustment
         options = pycolmap.GlobalPipelineOptions()
@@ -452,6 +486,10 @@ def map_incrementally(
     options.ba_global_frames_ratio = options.ba_global_points_ratio = config.ba_global_ratio
     options.ba_local_max_refinements = options.ba_global_max_refinements = config.ba_refinements
     options.mapper.init_min_tri_angle = config.init_min_tri_angle
+    if low_parallax:
+        for name, value in LOW_PARALLAX.items():
+            setattr(options.mapper, name, value)
+        options.triangulation.min_angle = LOW_PARALLAX_TRIANGULATION_DEGREES
     with tqdm(total=frames, desc=desc, unit="frame", disable=not config.progress or not frames) as bar:
         return pycolmap.incremental_mapping(database, image_dir, out, options,
                                             initial_image_pair_callback=lambda: bar.update(2),

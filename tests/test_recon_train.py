@@ -97,6 +97,30 @@ def test_holdout_split_and_its_error():
         split_holdout(3, 2)
 
 
+def test_a_frame_repeating_a_held_out_frame_is_not_trained_on():
+    """A video showing each frame twice: the held-out frame's twin must not be a training frame, or the
+    held-out PSNR scores a frame the splats were fitted to. Checked through fit_splats, as recon calls it."""
+    from dimensionx.recon.cameras import Cameras
+    from dimensionx.recon.frames import thumbnails
+    from dimensionx.recon.pipeline import fit_splats
+
+    truth = splat_scene(100, seed=1)
+    viewmats, K = arc_cameras(8, 60.0), intrinsics(WIDTH, HEIGHT)
+    images = render_views(truth, viewmats, K, WIDTH, HEIGHT)  # [8] distinct views
+    shown_twice = np.repeat(images, 2, axis=0)  # [16]: 0 0 1 1 2 2 ...
+    cameras = Cameras([f"frame_{i:05d}.png" for i in range(16)], np.arange(16), np.repeat(viewmats, 2, axis=0),
+                      np.repeat(K[None], 16, axis=0), WIDTH, HEIGHT)
+    config = for_device(ReconConfig(progress=False, holdout=4, sh_degree=0, densify=False, iterations=1), "cpu")
+    points = truth["means"].numpy()
+    runner = fit_splats(config, shown_twice, cameras, points, np.full((100, 3), 128, np.uint8), torch.device("cpu"))
+    assert runner.scene.holdout_ids == [0, 4, 8, 12]
+    assert runner.scene.train_ids == [2, 3, 6, 7, 10, 11, 14, 15]  # 1, 5, 9 and 13 repeat a held-out frame
+    distinct = thumbnails(images)
+    assert split_holdout(8, 4, distinct) == split_holdout(8, 4)  # no repeats: the plain split
+    with pytest.raises(DimensionXError, match="--holdout 2 leaves 0 of 4 registered frames"):
+        split_holdout(4, 2, thumbnails(shown_twice[:4]))  # 0 0 1 1: both training frames are twins
+
+
 def test_initial_scales_are_nearest_neighbour_distances():
     grid = np.stack(np.meshgrid(*[np.arange(4.0)] * 3), -1).reshape(-1, 3) * 0.5  # 0.5-unit lattice
     assert np.allclose(nearest_neighbour_scales(grid), 0.5)

@@ -32,7 +32,7 @@ from .cameras import (
 from .config import ReconConfig, for_device
 from .diskspace import disk_space_checked
 from ..splats.export import write_ply, write_splat
-from .frames import load_footage, save_pngs
+from .frames import load_footage, save_pngs, thumbnails
 from ..splats.gaussians import init_splats, random_points
 from ..splats.metrics import LPIPS_NOTE, check_holdout
 from ..splats.render import RASTERIZE_MODES, scene_scale
@@ -142,7 +142,7 @@ def fit_splats(config: ReconConfig, images: np.ndarray, cameras: Cameras, points
     """Trains splats from the [P, 3] ``points`` / uint8 ``colors`` on the frames ``images`` [T, H, W, 3] uint8
     of the ``cameras`` (every ``holdout``-th held out); ``config`` is already resolved and checked for ``device``
     (``for_device``, ``check_device_settings``)."""
-    train_ids, holdout_ids = split_holdout(len(cameras), config.holdout)
+    train_ids, holdout_ids = split_holdout(len(cameras), config.holdout, thumbnails(images[cameras.frame_ids]))
     scene = Scene(
         images=torch.as_tensor(images[cameras.frame_ids], device=device).float() / 255.0,
         viewmats=torch.as_tensor(cameras.viewmats, dtype=torch.float32, device=device),

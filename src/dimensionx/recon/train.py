@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..errors import DimensionXError
 from .config import ReconConfig
+from .frames import DUPLICATE_CHANGE
 from ..splats.densify import SyncFreeDefaultStrategy
 from ..splats.loss import LossAndGradient
 from ..splats.metrics import psnr, ssim
@@ -55,10 +56,19 @@ class Scene:
         return self.images.shape[1]
 
 
-def split_holdout(n: int, every: int) -> tuple[list[int], list[int]]:
-    """Every ``every``-th camera (0, every, 2 every, ...) is held out; ``every`` = 0 holds none out."""
+def split_holdout(n: int, every: int, thumbs: torch.Tensor | None = None) -> tuple[list[int], list[int]]:
+    """Every ``every``-th camera (0, every, 2 every, ...) is held out; ``every`` = 0 holds none out. With ``thumbs``
+    ([n, D], the frames' :func:`~.frames.thumbnails`), a frame that repeats a held-out one (a video showing each
+    frame twice, a pause: a change of at most ``DUPLICATE_CHANGE``) is not trained on either: trained on, the
+    twin would make the held-out score a training score."""
     holdout = list(range(0, n, every)) if every > 0 else []
     train = [i for i in range(n) if i not in set(holdout)]
+    if thumbs is not None and holdout and train:
+        change = (thumbs[train][:, None] - thumbs[holdout][None]).abs().mean(dim=2)  # [train, holdout]
+        twins = (change <= DUPLICATE_CHANGE).any(dim=1).tolist()
+        if any(twins):
+            log.info("%d frame(s) repeating a held-out frame are not trained on", sum(twins))
+        train = [i for i, twin in zip(train, twins) if not twin]
     if len(train) < 2:
         raise DimensionXError(
             f"--holdout {every} leaves {len(train)} of {n} registered frames to train on: "

@@ -64,3 +64,16 @@ def test_atomic_dir_without_overwrite_never_replaces(tmp_path):
 def test_32bit_integer_pixels_above_16_bits_saturate_at_white():
     pixels = np.array([[0, 255, 256, 65535, 65536, 1 << 20, -5]], dtype=np.int32)
     assert imagefiles.to_uint8(pixels).tolist() == [[0, 0, 1, 255, 255, 255, 0]]
+
+
+def test_a_seed_is_taken_from_0_to_the_largest_64_bit_one_torch_takes():
+    import torch
+
+    from dimensionx.config import MAX_SEED, check_seed
+
+    for seed in (0, MAX_SEED):
+        check_seed(seed)
+        torch.Generator().manual_seed(seed)  # the reference: what every stage seeds with
+    for seed in (-1, MAX_SEED + 1):
+        with pytest.raises(DimensionXError, match=rf"^--seed {seed}: use 0 to {MAX_SEED} "):
+            check_seed(seed)

@@ -18,6 +18,12 @@ T = TypeVar("T")
 MAX_SEED = 2**63 - 1  # largest seed of any stage: torch.Generator.manual_seed takes 64-bit seeds
 
 
+def check_seed(seed: int) -> None:
+    """``--seed`` of any stage: 0 to :data:`MAX_SEED`."""
+    if not 0 <= seed <= MAX_SEED:
+        raise DimensionXError(f"--seed {seed}: use 0 to {MAX_SEED} (a torch generator's seed is 64-bit)")
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> T:
     """Builds a ``cls`` instance from its defaults, an optional YAML/JSON file and overrides.
 

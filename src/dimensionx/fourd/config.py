@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ..errors import DimensionXError
 from ..models.hub import DEFAULT_MODEL
 from ..videofiles import MAX_RENDER_FRAMES
+
 OFFSET_REFERENCES = ("mean", "key", "none")  # offset_reference: the grid's times, the key row's time, absolute offsets
 
 

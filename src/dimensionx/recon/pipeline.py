@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..atomic import remove_leftover_temps, write_json
-from ..config import MAX_SEED, config_to_dict
+from ..config import check_seed, config_to_dict
 from ..device import resolve_device
 from ..errors import DimensionXError
 from ..outputs import atomic_dir, check_output_dir
@@ -187,8 +187,7 @@ def check_inputs(config: ReconConfig, in_memory: bool = False) -> None:
     if config.orbit_degrees is not None and not (math.isfinite(config.orbit_degrees) and 0 < config.orbit_degrees <= 720):
         raise DimensionXError(f"--orbit-degrees {config.orbit_degrees}: the orbit's sweep in degrees, more than 0 and at "
                               "most 720 (e.g. 360), or leave it out")
-    if not 0 <= config.seed <= MAX_SEED:
-        raise DimensionXError(f"--seed {config.seed}: use 0 to {MAX_SEED}")
+    check_seed(config.seed)
     check_finite_settings(config)
     check_holdout(config.holdout, "--holdout")
     if config.cameras and not Path(config.cameras).is_file():

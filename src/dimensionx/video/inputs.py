@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..config import MAX_SEED
+from ..config import check_seed
 from ..directors.registry import get_director
 from ..errors import DimensionXError
 from ..imagefiles import check_image
@@ -84,8 +84,7 @@ def check_sampling(steps: int, guidance: float, seed: int, fps: int) -> None:
     if guidance > MAX_GUIDANCE:
         raise DimensionXError(f"--guidance {guidance}: at most {MAX_GUIDANCE:g}; far above the original 6 the frames "
                               "saturate into noise")
-    if not 0 <= seed <= MAX_SEED:
-        raise DimensionXError(f"--seed {seed}: use 0 to {MAX_SEED} (a torch generator's seed is 64-bit)")
+    check_seed(seed)
 
 
 def check_gpus(processes: int, batch: bool = False) -> None:
